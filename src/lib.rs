@@ -1,0 +1,12 @@
+//! modelsign: AI models as OCI artifacts, one layer per file, signed so that one
+//! component can be verified without the rest. See `docs/ARCHITECTURE.md`.
+
+pub mod digest;
+pub mod error;
+pub mod folder;
+pub mod oci;
+pub mod progress;
+pub mod reference;
+pub mod target;
+
+pub use error::{Error, Result};
