@@ -161,6 +161,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
                 }
                 this.hasher.update(new);
                 if this.hasher.len() > this.size {
+                    buf.set_filled(before);
                     return Poll::Ready(Err(std::io::Error::other(Error::SizeMismatch {
                         what: this.what.clone(),
                         expected: this.size,
