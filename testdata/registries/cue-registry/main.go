@@ -3,13 +3,15 @@
 //
 // ocimem lists referrers with only mediaType/size/digest; the OCI spec wants
 // artifactType (or the config's media type) and the manifest's annotations,
-// so this wrapper fills them in from the stored manifests and applies the
-// ?artifactType= filter (answering with OCI-Filters-Applied).
+// so this wrapper fills them in from the stored manifests, applies the
+// ?artifactType= filter (answering with OCI-Filters-Applied) and answers an
+// empty list as "manifests":[] rather than null.
 //
 // It prints "listening on 127.0.0.1:PORT" on stdout once it accepts connections.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -19,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"cuelabs.dev/go/oci/ociregistry"
@@ -44,9 +47,11 @@ func (r filledRegistry) Referrers(ctx context.Context, repo string, dig ociregis
 			data, _ := io.ReadAll(rd)
 			rd.Close()
 			var m struct {
-				ArtifactType string            `json:"artifactType"`
-				Config       struct{ MediaType string `json:"mediaType"` } `json:"config"`
-				Annotations  map[string]string `json:"annotations"`
+				ArtifactType string `json:"artifactType"`
+				Config       struct {
+					MediaType string `json:"mediaType"`
+				} `json:"config"`
+				Annotations map[string]string `json:"annotations"`
 			}
 			if json.Unmarshal(data, &m) == nil {
 				d.ArtifactType = m.ArtifactType
@@ -64,6 +69,16 @@ func (r filledRegistry) Referrers(ctx context.Context, repo string, dig ociregis
 	return ociregistry.SliceSeq(out)
 }
 
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	flag.Parse()
@@ -73,12 +88,25 @@ func main() {
 	}
 	srv := ociserver.New(filledRegistry{ocimem.New()}, nil)
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if at := req.URL.Query().Get("artifactType"); at != "" && strings.Contains(req.URL.Path, "/referrers/") {
+		log.Printf("%s %s", req.Method, req.URL)
+		if !strings.Contains(req.URL.Path, "/referrers/") {
+			srv.ServeHTTP(w, req)
+			return
+		}
+		if at := req.URL.Query().Get("artifactType"); at != "" {
 			w.Header().Set("OCI-Filters-Applied", "artifactType")
 			req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, at))
 		}
-		log.Printf("%s %s", req.Method, req.URL)
-		srv.ServeHTTP(w, req)
+		// ociserver writes "manifests":null for an empty list; the spec wants [].
+		rec := &recorder{header: http.Header{}, code: http.StatusOK}
+		srv.ServeHTTP(rec, req)
+		body := bytes.Replace(rec.body.Bytes(), []byte(`"manifests":null`), []byte(`"manifests":[]`), 1)
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.code)
+		w.Write(body)
 	})
 	fmt.Printf("listening on %s\n", l.Addr())
 	os.Stdout.Sync()

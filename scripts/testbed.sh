@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Installs the test bed: real registries and peer tools the integration tests run against.
+#
+#   scripts/testbed.sh            # install into ${MODELSIGN_TESTBED:-<repo>/.testbed}
+#   . "$MODELSIGN_TESTBED/env"    # PATH and MODELSIGN_TESTBED for the tests
+#
+# Idempotent: every step checks a stamp and its outputs first, so a warm run takes a second.
+# Needs root (apt-get), Debian 12, and the package registries only. See docs/TESTING.md.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TB="${MODELSIGN_TESTBED:-$REPO/.testbed}"
+mkdir -p "$TB"
+TB="$(cd "$TB" && pwd)"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { echo "testbed: $*" >&2; }
+die() { echo "testbed: ERROR: $*" >&2; exit 1; }
+# stamp_ok NAME KEY: the step NAME already ran with this KEY
+stamp_ok() { [[ -f "$TB/stamps/$1" && "$(cat "$TB/stamps/$1")" == "$2" ]]; }
+stamp_set() { mkdir -p "$TB/stamps"; printf '%s' "$2" >"$TB/stamps/$1"; }
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+# ---------------------------------------------------------------------------
+# 1. System packages (Debian 12): distribution 2.8, skopeo, htpasswd, curl, jq, time, openssl.
+# ---------------------------------------------------------------------------
+# command-or-file : package
+SYSTEM_NEEDS=(
+  "docker-registry:docker-registry"
+  "skopeo:skopeo"
+  "htpasswd:apache2-utils"
+  "curl:curl"
+  "jq:jq"
+  "/usr/bin/time:time"
+  "openssl:openssl"
+  "dpkg-deb:dpkg"
+  "/usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring"
+  "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
+)
+missing=()
+for need in "${SYSTEM_NEEDS[@]}"; do
+  what="${need%%:*}" pkg="${need##*:}"
+  if [[ "$what" == /* ]]; then [[ -e "$what" ]] && continue
+  else command -v "$what" >/dev/null 2>&1 && continue; fi
+  missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  apt_install() { $SUDO apt-get install -y -q --no-install-recommends "$@" >"$TB/apt-install.log" 2>&1; }
+  if ! apt_install "${missing[@]}"; then
+    log "apt-get update (package lists missing or stale)"
+    $SUDO apt-get update -q >"$TB/apt-update.log" 2>&1 || { cat "$TB/apt-update.log" >&2; die "apt-get update failed"; }
+    apt_install "${missing[@]}" || { tail -30 "$TB/apt-install.log" >&2; die "apt-get install ${missing[*]} failed"; }
+  fi
+fi
+
+# ---------------------------------------------------------------------------
+# 2. Packages from newer suites, unpacked into the test bed (never installed into the system):
+#    oras (sid), cosign (trixie), Go 1.23 and the Go sources of the registries we build.
+#    A private apt state directory; the mirror URI is the one the system's own sources name.
+# ---------------------------------------------------------------------------
+DEBS=(
+  oras/sid
+  cosign/trixie
+  golang-1.23-go/bookworm-backports
+  golang-1.23-src/bookworm-backports
+  golang-github-google-go-containerregistry-dev/trixie
+  golang-github-cue-labs-oci-dev/trixie
+  golang-github-opencontainers-image-spec-dev/bookworm-backports
+  golang-github-opencontainers-go-digest-dev/trixie
+)
+ROOT="$TB/root"
+mirror_uri() {
+  local uri=""
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    # first deb822 stanza that is not the security archive
+    uri="$(awk 'BEGIN{RS=""} /Types:[^\n]*deb/ && !/debian-security/ {
+                 if (match($0, /URIs:[ \t]*[^ \t\n]+/)) { s=substr($0, RSTART, RLENGTH); sub(/URIs:[ \t]*/, "", s); print s; exit } }' \
+            /etc/apt/sources.list.d/debian.sources)"
+  fi
+  if [[ -z "$uri" ]]; then
+    uri="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+           | awk '$1=="deb" && !/security/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' | head -n1)"
+  fi
+  [[ -n "$uri" ]] || die "cannot find the Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+  printf '%s' "$uri"
+}
+debs_key="${DEBS[*]}"
+if stamp_ok debs "$debs_key" && [[ -x "$ROOT/usr/bin/oras" && -x "$ROOT/usr/bin/cosign" && -x "$ROOT/usr/lib/go-1.23/bin/go" ]]; then
+  :
+else
+  APTDIR="$TB/apt"
+  mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$TB/debs"
+  uri="$(mirror_uri)"
+  {
+    for suite in bookworm-backports trixie sid; do
+      echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main"
+    done
+  } >"$APTDIR/sources.list"
+  PAPT=(apt-get -q
+    -o "Dir::Etc::SourceList=$APTDIR/sources.list"
+    -o "Dir::Etc::SourceParts=/nonexistent"
+    -o "Dir::State::Lists=$APTDIR/lists"
+    -o "Dir::Cache=$APTDIR/cache"
+    -o "Dir::State::status=/dev/null"
+    -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
+    -o "Acquire::Languages=none"
+    -o "APT::Sandbox::User=root"
+    -o "Debug::NoLocking=1")
+  if ! ls "$APTDIR/lists/"*_sid_*Packages* >/dev/null 2>&1 || ! ls "$APTDIR/lists/"*_trixie_*Packages* >/dev/null 2>&1; then
+    log "private apt update (bookworm-backports, trixie, sid)"
+    "${PAPT[@]}" update >"$TB/apt-private-update.log" 2>&1 || { tail -20 "$TB/apt-private-update.log" >&2; die "private apt-get update failed"; }
+  fi
+  log "downloading ${#DEBS[@]} packages from newer suites"
+  rm -f "$TB/debs/"*.deb
+  if ! (cd "$TB/debs" && "${PAPT[@]}" download "${DEBS[@]}" >"$TB/apt-private-download.log" 2>&1); then
+    log "download failed; refreshing the private package lists"
+    "${PAPT[@]}" update >"$TB/apt-private-update.log" 2>&1 || { tail -20 "$TB/apt-private-update.log" >&2; die "private apt-get update failed"; }
+    (cd "$TB/debs" && "${PAPT[@]}" download "${DEBS[@]}" >"$TB/apt-private-download.log" 2>&1) \
+      || { tail -20 "$TB/apt-private-download.log" >&2; die "apt-get download failed"; }
+  fi
+  rm -rf "$ROOT"; mkdir -p "$ROOT"
+  for deb in "$TB/debs/"*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+  rm -rf "$APTDIR/cache/archives/"*.deb
+  stamp_set debs "$debs_key"
+fi
+mkdir -p "$TB/bin"
+ln -sfn ../root/usr/bin/oras "$TB/bin/oras"
+ln -sfn ../root/usr/bin/cosign "$TB/bin/cosign"
+
+# ---------------------------------------------------------------------------
+# 3. Our two small Go registries (sources in testdata/registries/), GOPATH mode, offline.
+# ---------------------------------------------------------------------------
+GOROOT_TB="$ROOT/usr/lib/go-1.23"
+go_key="$(cat "$REPO"/testdata/registries/*/main.go | sha256sum | cut -c1-16) $debs_key"
+if stamp_ok go "$go_key" && [[ -x "$TB/bin/gcr-registry" && -x "$TB/bin/cue-registry" ]]; then
+  :
+else
+  GOSRC="$TB/gosrc"
+  rm -rf "$GOSRC"; mkdir -p "$GOSRC/src/modelsign-testbed"
+  cp -r "$REPO"/testdata/registries/*/ "$GOSRC/src/modelsign-testbed/"
+  for prog in gcr-registry cue-registry; do
+    log "go build $prog"
+    (cd "$GOSRC/src/modelsign-testbed/$prog" &&
+      env GOROOT="$GOROOT_TB" GO111MODULE=off GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
+          GOPATH="$GOSRC:$ROOT/usr/share/gocode" GOCACHE="$TB/gocache" CGO_ENABLED=0 \
+          "$GOROOT_TB/bin/go" build -trimpath -o "$TB/bin/$prog.tmp" . ) || die "go build $prog failed"
+    mv -f "$TB/bin/$prog.tmp" "$TB/bin/$prog"
+  done
+  stamp_set go "$go_key"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Python venv: model_signing (OpenSSF reference signer), pyopenssl it needs, cryptography
+#    for scripts/token-server.py.
+# ---------------------------------------------------------------------------
+PY_REQS=(model-signing==1.1.1 pyopenssl cryptography)
+py_key="${PY_REQS[*]}"
+VENV="$TB/venv"
+if stamp_ok venv "$py_key" && [[ -x "$VENV/bin/model_signing" ]] && "$VENV/bin/python" -c 'import OpenSSL, cryptography' 2>/dev/null; then
+  :
+else
+  log "python venv + pip install ${PY_REQS[*]}"
+  rm -rf "$VENV"
+  PY="${PYTHON:-python3}"
+  if ! "$PY" -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    log "apt-get install python3-venv"
+    $SUDO apt-get install -y -q --no-install-recommends python3-venv >"$TB/apt-install.log" 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1; $SUDO apt-get install -y -q --no-install-recommends python3-venv >"$TB/apt-install.log" 2>&1; } \
+      || die "cannot install python3-venv"
+    /usr/bin/python3 -m venv "$VENV" || die "python3 -m venv failed"
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_REQS[@]}" >"$TB/pip.log" 2>&1 \
+    || { tail -30 "$TB/pip.log" >&2; die "pip install failed"; }
+  "$VENV/bin/model_signing" --help >/dev/null || die "model_signing does not run"
+  stamp_set venv "$py_key"
+fi
+ln -sfn ../venv/bin/model_signing "$TB/bin/model_signing"
+ln -sfn ../venv/bin/python "$TB/bin/testbed-python"
+
+# ---------------------------------------------------------------------------
+# 5. The environment file the tests and scripts/test.sh source.
+# ---------------------------------------------------------------------------
+cat >"$TB/env.tmp" <<EOF
+# written by scripts/testbed.sh
+export MODELSIGN_TESTBED="$TB"
+export PATH="$TB/bin:\$PATH"
+EOF
+mv -f "$TB/env.tmp" "$TB/env"
+
+# Quick sanity check of every tool (cheap; catches a half-installed tree).
+for tool in docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing"; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing after install: $tool"
+done
+log "ready in $TB (source $TB/env)"
