@@ -4,7 +4,9 @@
 pub mod digest;
 pub mod error;
 pub mod folder;
+pub mod modelpack;
 pub mod oci;
+pub mod ops;
 pub mod progress;
 pub mod reference;
 pub mod target;

@@ -1,46 +1,244 @@
-//! An OCI image-layout folder (`oci-layout`, `index.json`, `blobs/sha256/`).
+//! An OCI image-layout folder (`oci-layout`, `index.json`, `blobs/sha256/`), for
+//! air-gapped sites and offline verification.
+//!
+//! Blobs are written to a temporary file in `blobs/sha256/`, checked against their digest
+//! while being written, and renamed into place. `index.json` is rewritten whole (temporary
+//! file + rename) under an exclusive lock on `index.json.lock`, so concurrent writers
+//! never lose each other's entries. Tags are index entries annotated with
+//! `org.opencontainers.image.ref.name`; referrers are untagged index entries whose
+//! manifest has a `subject` (this is how oras-go's layout store finds them too).
 
+use std::fs;
+use std::io::{SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
-use crate::oci::{Descriptor, Manifest};
-use crate::progress::Progress;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{BlobReader, BlobSource, PushedManifest};
+use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::oci::{self, ANNOTATION_REF_NAME, Descriptor, Index, Manifest};
+use crate::progress::{Progress, Skipped};
+
+use super::{BlobReader, BlobSource, MAX_MANIFEST_SIZE, PushedManifest};
+
+const OCI_LAYOUT: &str = "oci-layout";
+const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 pub struct Layout {
     root: PathBuf,
 }
 
 impl Layout {
-    pub async fn open(path: &Path, _create: bool) -> Result<Self> {
-        Ok(Layout { root: path.to_path_buf() })
+    /// Opens a layout folder; with `create`, makes it (and its `oci-layout` and empty
+    /// `index.json`) when missing.
+    pub async fn open(path: &Path, create: bool) -> Result<Self> {
+        let layout = Layout { root: path.to_path_buf() };
+        let marker = path.join(OCI_LAYOUT);
+        if marker.is_file() {
+            return Ok(layout);
+        }
+        if !create {
+            return Err(Error::NotFound { target: layout.describe(), what: "an OCI layout (no oci-layout file)".into() });
+        }
+        fs::create_dir_all(path.join("blobs/sha256")).map_err(|e| Error::io(path, e))?;
+        write_atomically(&marker, OCI_LAYOUT_CONTENT)?;
+        if !path.join("index.json").exists() {
+            write_atomically(&path.join("index.json"), &Index::empty().to_bytes())?;
+        }
+        Ok(layout)
     }
+
     pub fn describe(&self) -> String {
         format!("layout {}", self.root.display())
     }
-    pub async fn resolve(&self, _selector: &str) -> Result<Descriptor> {
-        todo!()
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
     }
-    pub async fn fetch_manifest(&self, _selector: &str) -> Result<(String, Vec<u8>)> {
-        todo!()
+
+    fn read_index(&self) -> Result<Index> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        Index::parse(&bytes, &format!("{}/index.json", self.root.display()))
     }
-    pub async fn fetch_blob(&self, _desc: &Descriptor, _offset: u64) -> Result<BlobReader> {
-        todo!()
+
+    /// Runs `change` on `index.json` under the layout's lock and writes the result.
+    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
+        let lock_path = self.root.join("index.json.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let mut index = self.read_index()?;
+        change(&mut index);
+        write_atomically(&self.root.join("index.json"), &index.to_bytes())
+        // The lock is released when `lock` is dropped.
     }
-    pub async fn blob_exists(&self, _desc: &Descriptor) -> Result<bool> {
-        todo!()
+
+    pub async fn resolve(&self, selector: &str) -> Result<Descriptor> {
+        let index = self.read_index()?;
+        if let Ok(digest) = selector.parse::<Digest>() {
+            if let Some(d) = index.manifests.iter().find(|d| d.digest == digest) {
+                return Ok(without_ref_name(d));
+            }
+            // Not listed (a referrer written by another tool): describe the blob itself.
+            let path = self.blob_path(&digest);
+            let bytes = read_limited(&path, MAX_MANIFEST_SIZE)
+                .map_err(|_| Error::NotFound { target: self.describe(), what: format!("manifest {digest}") })?;
+            let media_type = oci::sniff_media_type(&bytes).unwrap_or_else(|| oci::MEDIA_TYPE_IMAGE_MANIFEST.into());
+            return Ok(Descriptor::of_bytes(media_type, &bytes));
+        }
+        index
+            .manifests
+            .iter()
+            .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(selector))
+            .map(without_ref_name)
+            .ok_or_else(|| Error::NotFound { target: self.describe(), what: format!("tag `{selector}`") })
     }
-    pub async fn push_blob(&self, _desc: &Descriptor, _source: &BlobSource<'_>, _progress: &dyn Progress) -> Result<()> {
-        todo!()
+
+    pub async fn fetch_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
+        let desc = self.resolve(selector).await?;
+        if desc.size > MAX_MANIFEST_SIZE {
+            return Err(Error::InvalidContent { what: format!("manifest {}", desc.digest), reason: "larger than 4 MiB".into() });
+        }
+        let path = self.blob_path(&desc.digest);
+        let bytes = read_limited(&path, MAX_MANIFEST_SIZE).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { target: self.describe(), what: format!("manifest {}", desc.digest) },
+            _ => Error::io(&path, e),
+        })?;
+        Ok((desc.media_type, bytes))
     }
-    pub async fn push_manifest(&self, _bytes: &[u8], _media_type: &str, _tag: Option<&str>) -> Result<PushedManifest> {
-        todo!()
+
+    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
+        let path = self.blob_path(&desc.digest);
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { target: self.describe(), what: format!("blob {}", desc.digest) },
+            _ => Error::io(&path, e),
+        })?;
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset)).await.map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Box::pin(file))
     }
-    pub async fn push_referrer(&self, _bytes: &[u8], _manifest: &Manifest) -> Result<Descriptor> {
-        todo!()
+
+    pub async fn blob_exists(&self, desc: &Descriptor) -> Result<bool> {
+        match fs::metadata(self.blob_path(&desc.digest)) {
+            Ok(m) => Ok(m.is_file() && m.len() == desc.size),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(self.blob_path(&desc.digest), e)),
+        }
     }
-    pub async fn referrers(&self, _subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        todo!()
+
+    pub async fn push_blob(&self, desc: &Descriptor, source: &BlobSource<'_>, progress: &dyn Progress) -> Result<()> {
+        let label = desc.annotations.get(oci::ANNOTATION_TITLE).cloned().unwrap_or_else(|| desc.digest.to_string());
+        if self.blob_exists(desc).await? {
+            progress.skip(&desc.digest, &label, desc.size, Skipped::Exists);
+            return Ok(());
+        }
+        let final_path = self.blob_path(&desc.digest);
+        let dir = final_path.parent().expect("blob path has a parent");
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", desc.digest.hex()))
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        let (std_file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(std_file);
+        progress.start(&desc.digest, &label, desc.size);
+        let reader = source.open(desc).await?;
+        let mut reader = VerifyingReader::new(reader, desc.digest.clone(), desc.size, label.clone(), Hasher::new());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf).await.map_err(|e| Error::io(&label, e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).await.map_err(|e| Error::io(&*tmp_path, e))?;
+            progress.advance(&desc.digest, n as u64);
+        }
+        file.flush().await.map_err(|e| Error::io(&*tmp_path, e))?;
+        drop(file);
+        tmp_path.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
+        progress.finish(&desc.digest);
+        Ok(())
     }
+
+    pub async fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
+        let mut desc = Descriptor::of_bytes(media_type, bytes);
+        if let Ok(m) = Manifest::parse(bytes, "manifest") {
+            desc.artifact_type = m.artifact_type.clone();
+        }
+        self.push_blob(&desc, &BlobSource::Bytes(bytes), &crate::progress::NoProgress).await?;
+        let entry = desc.clone();
+        self.update_index(|index| {
+            match tag {
+                Some(tag) => {
+                    index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+                    let mut tagged = entry;
+                    tagged.annotations.insert(ANNOTATION_REF_NAME.into(), tag.to_string());
+                    index.manifests.push(tagged);
+                }
+                None => {
+                    if !index.manifests.iter().any(|d| d.digest == entry.digest) {
+                        index.manifests.push(entry);
+                    }
+                }
+            }
+        })?;
+        Ok(PushedManifest { descriptor: desc, subject_indexed: true })
+    }
+
+    pub async fn push_referrer(&self, bytes: &[u8], manifest: &Manifest) -> Result<Descriptor> {
+        let media_type = manifest.media_type.as_deref().unwrap_or(oci::MEDIA_TYPE_IMAGE_MANIFEST);
+        self.push_manifest(bytes, media_type, None).await?;
+        Ok(manifest.descriptor(bytes))
+    }
+
+    pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        let index = self.read_index()?;
+        let mut out: Vec<Descriptor> = Vec::new();
+        for entry in &index.manifests {
+            if entry.digest == subject.digest || !entry.is_manifest() || out.iter().any(|d| d.digest == entry.digest) {
+                continue;
+            }
+            let path = self.blob_path(&entry.digest);
+            let Ok(bytes) = read_limited(&path, MAX_MANIFEST_SIZE) else { continue };
+            if Digest::of(&bytes) != entry.digest {
+                continue;
+            }
+            if let Ok(m) = Manifest::parse(&bytes, "manifest")
+                && m.subject.as_ref().is_some_and(|s| s.digest == subject.digest)
+            {
+                out.push(m.descriptor(&bytes));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn without_ref_name(d: &Descriptor) -> Descriptor {
+    let mut d = d.clone();
+    d.annotations.remove(ANNOTATION_REF_NAME);
+    d
+}
+
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let meta = fs::metadata(path)?;
+    if meta.len() > limit {
+        return Err(std::io::Error::other(format!("{} is larger than {limit} bytes", path.display())));
+    }
+    fs::read(path)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".modelsign-").suffix(".partial").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }

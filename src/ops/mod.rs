@@ -1,0 +1,4 @@
+//! The operations, one module per command. Each takes targets and options and returns a
+//! serialisable report; only `cli` prints.
+
+pub mod push;

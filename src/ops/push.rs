@@ -1,0 +1,180 @@
+//! `push`: a model folder (or one file) becomes a ModelPack artifact with one raw layer
+//! per file. Files are hashed in parallel first (a raw layer's digest is the file's
+//! SHA-256), then only the blobs the target lacks are uploaded, streamed from disk.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::folder::{self, ScanOptions};
+use crate::modelpack::{self, ModelDescriptor, ModelFs, ModelPackConfig};
+use crate::oci::{ANNOTATION_TITLE, Descriptor, Manifest};
+use crate::progress::{Progress, Skipped};
+use crate::target::{BlobSource, Target};
+
+/// How to pack a folder.
+#[derive(Debug, Clone, Default)]
+pub struct PackOptions {
+    pub scan: ScanOptions,
+    /// `descriptor.name`; defaults to the folder's name.
+    pub name: Option<String>,
+    /// `descriptor.version`; defaults to the tag pushed to.
+    pub version: Option<String>,
+    /// Hashing threads (default: one per core).
+    pub threads: Option<usize>,
+}
+
+/// A packed model: the manifest and where each blob's bytes are.
+#[derive(Debug, Clone)]
+pub struct PackedModel {
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    pub config_bytes: Vec<u8>,
+    /// Each layer with the file that holds its bytes.
+    pub layers: Vec<(Descriptor, PathBuf)>,
+}
+
+/// Scans and hashes a folder and builds its ModelPack manifest. Reads every file once.
+pub fn pack(path: &Path, options: &PackOptions, default_version: Option<&str>, progress: &dyn Progress) -> Result<PackedModel> {
+    let model = folder::scan(path, &options.scan)?;
+    if model.files.is_empty() {
+        return Err(Error::InvalidInput(format!("{}: no files to push", path.display())));
+    }
+    let threads = options.threads.unwrap_or_else(folder::default_threads);
+    let digests = folder::hash_files(&model.files, threads, progress)?;
+
+    let mut layers = Vec::with_capacity(model.files.len());
+    for (file, digest) in model.files.iter().zip(digests) {
+        let class = modelpack::classify(&file.path, file.size);
+        let mut desc = Descriptor::new(class.media_type, digest, file.size);
+        desc.annotations.insert(modelpack::ANNOTATION_FILEPATH.into(), file.path.clone());
+        desc.annotations.insert(ANNOTATION_TITLE.into(), file.path.clone());
+        if class.guessed {
+            desc.annotations.insert(modelpack::ANNOTATION_UNTESTED.into(), "true".into());
+        }
+        layers.push((desc, file.source.clone()));
+    }
+
+    let name = options.name.clone().or_else(|| {
+        let base = if model.single_file { path.file_stem().map(|n| n.to_owned()) } else { path.canonicalize().ok()?.file_name().map(|n| n.to_owned()) };
+        base.and_then(|n| n.to_str().map(str::to_string))
+    });
+    let mut config = model
+        .files
+        .iter()
+        .find(|f| f.path == "config.json" && f.size < (1 << 20))
+        .and_then(|f| std::fs::read(&f.source).ok())
+        .map(|b| modelpack::read_hf_config(&b))
+        .unwrap_or_default();
+    config.format = modelpack::infer_format(model.files.iter().map(|f| (f.path.as_str(), f.size)));
+    let descriptor = ModelDescriptor {
+        created_at: Some(created_at()),
+        name,
+        version: options.version.clone().or_else(|| default_version.map(str::to_string)),
+        ..ModelDescriptor::default()
+    };
+    let config = ModelPackConfig {
+        descriptor,
+        config,
+        modelfs: ModelFs { fs_type: "layers".into(), diff_ids: layers.iter().map(|(d, _)| d.digest.clone()).collect() },
+    };
+    let config_bytes = config.to_bytes();
+    let config_desc = Descriptor::of_bytes(modelpack::CONFIG_MEDIA_TYPE, &config_bytes);
+    let manifest = Manifest::new(Some(modelpack::ARTIFACT_TYPE.into()), config_desc, layers.iter().map(|(d, _)| d.clone()).collect());
+    let manifest_bytes = manifest.to_bytes();
+    Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers })
+}
+
+/// `createdAt`: now, or `SOURCE_DATE_EPOCH` for reproducible artifacts.
+fn created_at() -> String {
+    let time = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap_or_else(SystemTime::now);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// One component as pushed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedComponent {
+    pub path: String,
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// False when the target already had the blob.
+    pub uploaded: bool,
+}
+
+/// What `push` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub config: Descriptor,
+    pub components: Vec<PushedComponent>,
+    pub bytes_uploaded: u64,
+}
+
+/// Uploads a packed model: config and missing layers (`concurrency` at once), then the manifest under `tag`.
+pub async fn upload(
+    target: &Target,
+    packed: &PackedModel,
+    tag: Option<&str>,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<(Descriptor, Vec<bool>)> {
+    let config = &packed.manifest.config;
+    if !target.blob_exists(config).await? {
+        target.push_blob(config, &BlobSource::Bytes(&packed.config_bytes), progress).await?;
+    }
+    let uploaded: Vec<bool> = futures_util::stream::iter(packed.layers.iter().map(|(desc, path)| async move {
+        let label = desc.annotations.get(ANNOTATION_TITLE).map(String::as_str).unwrap_or("");
+        if target.blob_exists(desc).await? {
+            progress.skip(&desc.digest, label, desc.size, Skipped::Exists);
+            return Ok::<bool, Error>(false);
+        }
+        target.push_blob(desc, &BlobSource::File(path), progress).await?;
+        Ok(true)
+    }))
+    .buffered(concurrency.max(1))
+    .try_collect()
+    .await?;
+    let media_type = packed.manifest.media_type.as_deref().unwrap_or(crate::oci::MEDIA_TYPE_IMAGE_MANIFEST);
+    let pushed = target.push_manifest(&packed.manifest_bytes, media_type, tag).await?;
+    Ok((pushed.descriptor, uploaded))
+}
+
+/// Builds the report of a finished push.
+pub fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, uploaded: &[bool]) -> PushReport {
+    let components: Vec<PushedComponent> = packed
+        .layers
+        .iter()
+        .zip(uploaded)
+        .map(|((d, _), up)| PushedComponent {
+            path: d.annotations.get(modelpack::ANNOTATION_FILEPATH).cloned().unwrap_or_default(),
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            size: d.size,
+            uploaded: *up,
+        })
+        .collect();
+    let bytes_uploaded = components.iter().filter(|c| c.uploaded).map(|c| c.size).sum();
+    PushReport {
+        reference,
+        digest: manifest.digest.clone(),
+        media_type: manifest.media_type.clone(),
+        size: manifest.size,
+        config: packed.manifest.config.clone(),
+        components,
+        bytes_uploaded,
+    }
+}
