@@ -2,3 +2,8 @@
 //! serialisable report; only `cli` prints.
 
 pub mod push;
+pub mod components;
+pub mod pull;
+pub mod attach;
+pub mod copy;
+pub mod discover;

@@ -1,0 +1,137 @@
+//! The components of a model manifest: their paths, checked for safety before anything is
+//! written, and selected by glob.
+
+use std::collections::HashSet;
+
+use globset::{Glob, GlobSetBuilder};
+
+use crate::error::{Error, Result};
+use crate::modelpack::ANNOTATION_FILEPATH;
+use crate::oci::{ANNOTATION_TITLE, Descriptor, Manifest};
+
+/// A layer with the relative path it is written to.
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub path: String,
+    pub descriptor: Descriptor,
+}
+
+/// The path a layer names: `org.cncf.model.filepath`, else `org.opencontainers.image.title`.
+pub fn layer_path(desc: &Descriptor) -> Option<&str> {
+    desc.annotations.get(ANNOTATION_FILEPATH).or_else(|| desc.annotations.get(ANNOTATION_TITLE)).map(String::as_str)
+}
+
+/// Why a relative path may not be written, if it may not.
+pub fn unsafe_path_reason(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        Some("empty path")
+    } else if path.contains('\0') {
+        Some("contains a NUL byte")
+    } else if path.contains('\\') {
+        Some("contains a backslash")
+    } else if path.starts_with('/') {
+        Some("absolute path")
+    } else if path.len() >= 2 && path.as_bytes()[1] == b':' && path.as_bytes()[0].is_ascii_alphabetic() {
+        Some("drive-letter path")
+    } else if path.split('/').any(|c| c == "..") {
+        Some("contains `..`")
+    } else if path.split('/').any(|c| c.is_empty() || c == ".") {
+        Some("empty or `.` path component")
+    } else {
+        None
+    }
+}
+
+/// The components of a manifest, every path checked: no absolute path, `..`, backslash,
+/// NUL, repeated path, or file that is also another's folder. Fails on the first bad one
+/// so that nothing is written for a manifest that names any.
+pub fn components(manifest: &Manifest, what: &str) -> Result<Vec<Component>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(manifest.layers.len());
+    for layer in &manifest.layers {
+        let path = layer_path(layer).ok_or_else(|| Error::InvalidContent {
+            what: what.to_string(),
+            reason: format!("layer {} has no {ANNOTATION_FILEPATH} or {ANNOTATION_TITLE} annotation", layer.digest),
+        })?;
+        if let Some(reason) = unsafe_path_reason(path) {
+            return Err(Error::UnsafePath { what: what.to_string(), path: path.to_string(), reason: reason.into() });
+        }
+        if !seen.insert(path.to_string()) {
+            return Err(Error::UnsafePath { what: what.to_string(), path: path.to_string(), reason: "repeats another component's path".into() });
+        }
+        out.push(Component { path: path.to_string(), descriptor: layer.clone() });
+    }
+    for c in &out {
+        let mut prefix = c.path.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if seen.contains(parent) {
+                return Err(Error::UnsafePath {
+                    what: what.to_string(),
+                    path: c.path.clone(),
+                    reason: format!("`{parent}` is both a file and a folder"),
+                });
+            }
+            prefix = parent;
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the components matching any of `patterns` (all when there are none). A pattern
+/// matching nothing is an error, so a typo does not silently select nothing.
+pub fn select(components: Vec<Component>, patterns: &[String]) -> Result<Vec<Component>> {
+    if patterns.is_empty() {
+        return Ok(components);
+    }
+    let mut globs = Vec::new();
+    for p in patterns {
+        let g = Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?;
+        globs.push((p, g.compile_matcher()));
+    }
+    for (p, m) in &globs {
+        if !components.iter().any(|c| m.is_match(&c.path)) {
+            return Err(Error::InvalidInput(format!("`{p}` matches no component")));
+        }
+    }
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        set.add(Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?);
+    }
+    let set = set.build().map_err(|e| Error::InvalidInput(e.to_string()))?;
+    Ok(components.into_iter().filter(|c| set.is_match(&c.path)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn manifest(paths: &[&str]) -> Manifest {
+        let layers = paths
+            .iter()
+            .map(|p| {
+                let mut d = Descriptor::new("x", Digest::of(p.as_bytes()), 1);
+                d.annotations.insert(ANNOTATION_FILEPATH.into(), p.to_string());
+                d
+            })
+            .collect();
+        Manifest::new(None, Descriptor::new("c", Digest::of(b""), 0), layers)
+    }
+
+    #[test]
+    fn refuses_unsafe_paths() {
+        for bad in ["/etc/passwd", "../x", "a/../../x", "a\\b", "a\0b", "", "a//b", "./a", "C:x"] {
+            assert!(components(&manifest(&[bad]), "m").is_err(), "{bad:?} accepted");
+        }
+        assert!(components(&manifest(&["a", "a"]), "m").is_err());
+        assert!(components(&manifest(&["a", "a/b"]), "m").is_err());
+        assert_eq!(components(&manifest(&["a b/é.txt", "c..d"]), "m").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn selects_by_glob() {
+        let all = components(&manifest(&["a.txt", "w/x.safetensors"]), "m").unwrap();
+        assert_eq!(select(all.clone(), &["*.safetensors".into()]).unwrap().len(), 1);
+        assert!(select(all, &["nomatch".into()]).is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! `copy`: an artifact and all its referrers, recursively, from one target to another.
+//! Blobs the destination has are skipped, blobs on the same registry are mounted, and
+//! the rest stream from source to destination, checked against their digest on the way.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Index, Manifest};
+use crate::progress::{Progress, Skipped};
+use crate::target::{BlobSource, Target};
+
+/// Referrers of referrers are followed this deep.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    pub digest: Option<Digest>,
+    pub manifests: usize,
+    pub referrers: usize,
+    pub blobs_copied: usize,
+    pub blobs_mounted: usize,
+    pub blobs_skipped: usize,
+    pub bytes_copied: u64,
+}
+
+struct Copier<'a> {
+    src: &'a Target,
+    dst: &'a Target,
+    concurrency: usize,
+    progress: &'a dyn Progress,
+    visited: Mutex<HashSet<Digest>>,
+    report: Mutex<CopyReport>,
+}
+
+/// Copies what `selector` names in `src` to `dst` (tagged `tag` there), with every referrer.
+pub async fn copy(src: &Target, dst: &Target, selector: &str, tag: Option<&str>, concurrency: usize, progress: &dyn Progress) -> Result<CopyReport> {
+    let copier = Copier { src, dst, concurrency, progress, visited: Mutex::new(HashSet::new()), report: Mutex::new(CopyReport::default()) };
+    let (desc, bytes) = src.fetch_manifest(selector).await?;
+    copier.copy_node(&desc, &bytes, tag, 0).await?;
+    let mut report = copier.report.into_inner().expect("copy report lock");
+    report.digest = Some(desc.digest);
+    Ok(report)
+}
+
+impl Copier<'_> {
+    fn copy_node<'s>(&'s self, desc: &'s Descriptor, bytes: &'s [u8], tag: Option<&'s str>, depth: usize) -> futures_util::future::BoxFuture<'s, Result<()>> {
+        Box::pin(async move {
+            if !self.visited.lock().expect("visited lock").insert(desc.digest.clone()) {
+                return Ok(());
+            }
+            let what = format!("manifest {} in {}", desc.digest, self.src.describe());
+            let subject = if desc.is_index() {
+                let index = Index::parse(bytes, &what)?;
+                for child in &index.manifests {
+                    let (child_desc, child_bytes) = self.src.fetch_manifest(&child.digest.to_string()).await?;
+                    self.copy_node(&child_desc, &child_bytes, None, depth).await?;
+                }
+                index.subject
+            } else {
+                let manifest = Manifest::parse(bytes, &what)?;
+                let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
+                let transfers: Vec<_> = blobs.into_iter().map(|b| self.copy_blob(b)).collect();
+                futures_util::stream::iter(transfers).buffer_unordered(self.concurrency.max(1)).try_collect::<Vec<()>>().await?;
+                manifest.subject.clone()
+            };
+            match subject {
+                Some(_) if !desc.is_index() => {
+                    let manifest = Manifest::parse(bytes, &what)?;
+                    self.dst.push_referrer(bytes, &manifest).await?;
+                    self.report.lock().expect("report lock").referrers += 1;
+                }
+                _ => {
+                    self.dst.push_manifest(bytes, &desc.media_type, tag).await?;
+                }
+            }
+            self.report.lock().expect("report lock").manifests += 1;
+            if depth < MAX_DEPTH {
+                for r in self.src.referrers(desc).await? {
+                    let (r_desc, r_bytes) = self.src.fetch_manifest(&r.digest.to_string()).await?;
+                    self.copy_node(&r_desc, &r_bytes, None, depth + 1).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn copy_blob(&self, desc: &Descriptor) -> Result<()> {
+        let label = crate::ops::components::layer_path(desc).unwrap_or("").to_string();
+        let label = if label.is_empty() { desc.digest.to_string() } else { label };
+        if self.dst.blob_exists(desc).await? {
+            self.progress.skip(&desc.digest, &label, desc.size, Skipped::Exists);
+            self.report.lock().expect("report lock").blobs_skipped += 1;
+            return Ok(());
+        }
+        if self.dst.mount_blob(desc, self.src).await? {
+            self.progress.skip(&desc.digest, &label, desc.size, Skipped::Mounted);
+            self.report.lock().expect("report lock").blobs_mounted += 1;
+            return Ok(());
+        }
+        self.dst.push_blob(desc, &BlobSource::Target(self.src), self.progress).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::NotFound { target: self.src.describe(), what: format!("blob {} ({label})", desc.digest) },
+            other => other,
+        })?;
+        let mut report = self.report.lock().expect("report lock");
+        report.blobs_copied += 1;
+        report.bytes_copied += desc.size;
+        Ok(())
+    }
+}
+

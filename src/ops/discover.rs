@@ -1,0 +1,60 @@
+//! `discover`: the tree of referrers of an artifact. Each referrer's manifest is read, so
+//! its artifact type and annotations come from the manifest itself, never from an index
+//! entry alone (cosign 2.5 writes the config media type there).
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::oci::{Annotations, Descriptor, Manifest};
+use crate::target::Target;
+
+const MAX_DEPTH: usize = 8;
+
+/// One artifact in the referrers tree.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrerNode {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "Annotations::is_empty")]
+    pub annotations: Annotations,
+    pub referrers: Vec<ReferrerNode>,
+}
+
+/// The referrers of `subject`, each with its own referrers.
+pub fn referrers_tree<'a>(target: &'a Target, subject: &'a Descriptor, depth: usize) -> BoxFuture<'a, Result<Vec<ReferrerNode>>> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        if depth >= MAX_DEPTH {
+            return Ok(out);
+        }
+        for entry in target.referrers(subject).await? {
+            let (desc, bytes) = target.fetch_manifest(&entry.digest.to_string()).await?;
+            let manifest = Manifest::parse(&bytes, &format!("referrer {}", desc.digest))?;
+            // A manifest that does not name this subject is not its referrer, whatever an index says.
+            if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
+                continue;
+            }
+            let referrers = referrers_tree(target, &desc, depth + 1).await?;
+            out.push(ReferrerNode {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                size: desc.size,
+                artifact_type: Some(manifest.effective_artifact_type().to_string()),
+                annotations: manifest.annotations.clone(),
+                referrers,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Counts the nodes of a tree.
+pub fn count(nodes: &[ReferrerNode]) -> usize {
+    nodes.iter().map(|n| 1 + count(&n.referrers)).sum()
+}

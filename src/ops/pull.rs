@@ -1,0 +1,264 @@
+//! `pull`: writes selected components of a model into a folder. Every byte is checked
+//! against the layer's size and digest while it streams into a partial file under
+//! `DIR/.modelsign-partial/`; only a file that matched is renamed into place. A pull cut
+//! short keeps its partial file and the next pull resumes it with a Range request.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::folder;
+use crate::oci::{Descriptor, Manifest};
+use crate::progress::{Progress, Skipped};
+use crate::target::Target;
+
+use super::components::Component;
+
+/// The folder, under the output folder, that holds downloads in progress.
+pub const PARTIAL_DIR: &str = ".modelsign-partial";
+const ATTEMPTS: u32 = 4;
+
+/// One component as pulled.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PulledComponent {
+    pub path: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// False when the file was already there with the right digest.
+    pub downloaded: bool,
+}
+
+/// What `pull` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub output: PathBuf,
+    pub components: Vec<PulledComponent>,
+    pub bytes_downloaded: u64,
+}
+
+/// Fetches the manifest a reference names; refuses an index (a model is one manifest).
+pub async fn fetch_model_manifest(target: &Target, selector: &str) -> Result<(Descriptor, Manifest)> {
+    let (desc, bytes) = target.fetch_manifest(selector).await?;
+    if desc.is_index() {
+        return Err(Error::InvalidInput(format!("`{selector}` in {} is an image index, not a model manifest", target.describe())));
+    }
+    let manifest = Manifest::parse(&bytes, &format!("manifest {} in {}", desc.digest, target.describe()))?;
+    Ok((desc, manifest))
+}
+
+/// Refuses to write `path` under `dir` if an existing part of it is a symlink or not a folder.
+fn check_no_symlink(dir: &Path, path: &str) -> Result<()> {
+    let mut current = dir.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        current.push(part);
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::UnsafePath {
+                    what: format!("output folder {}", dir.display()),
+                    path: path.to_string(),
+                    reason: format!("`{}` is a symlink; refusing to write through it", current.display()),
+                });
+            }
+            Ok(m) if i + 1 < parts.len() && !m.is_dir() => {
+                return Err(Error::UnsafePath {
+                    what: format!("output folder {}", dir.display()),
+                    path: path.to_string(),
+                    reason: format!("`{}` exists and is not a folder", current.display()),
+                });
+            }
+            Ok(m) if i + 1 == parts.len() && m.is_dir() => {
+                return Err(Error::UnsafePath {
+                    what: format!("output folder {}", dir.display()),
+                    path: path.to_string(),
+                    reason: format!("`{}` exists and is a folder", current.display()),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io(&current, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dest` already holds exactly the component's bytes.
+fn up_to_date(dest: &Path, desc: &Descriptor) -> Result<bool> {
+    match std::fs::metadata(dest) {
+        Ok(m) if m.is_file() && m.len() == desc.size => Ok(folder::hash_file(dest, None)?.0 == desc.digest),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(dest, e)),
+    }
+}
+
+/// Writes `components` of the model into `dir`. All paths are checked before anything is written.
+pub async fn pull_components(
+    target: &Target,
+    dir: &Path,
+    components: &[Component],
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<PulledComponent>> {
+    for c in components {
+        check_no_symlink(dir, &c.path)?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let partial_dir = dir.join(PARTIAL_DIR);
+
+    // One download per digest; components sharing content are copied from it.
+    let mut by_digest: BTreeMap<Digest, Vec<&Component>> = BTreeMap::new();
+    for c in components {
+        by_digest.entry(c.descriptor.digest.clone()).or_default().push(c);
+    }
+    let results: Vec<Vec<PulledComponent>> = futures_util::stream::iter(by_digest.into_values().map(|group| {
+        let partial_dir = partial_dir.clone();
+        async move { pull_group(target, dir, &partial_dir, &group, progress).await }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .try_collect()
+    .await?;
+    // Leave no empty bookkeeping folder behind.
+    let _ = std::fs::remove_dir(&partial_dir);
+    let mut out: Vec<PulledComponent> = results.into_iter().flatten().collect();
+    out.sort_by(|a, b| folder::component_order(&a.path, &b.path));
+    Ok(out)
+}
+
+async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&Component], progress: &dyn Progress) -> Result<Vec<PulledComponent>> {
+    let desc = &group[0].descriptor;
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for c in group {
+        let dest = dir.join(&c.path);
+        if up_to_date(&dest, desc)? {
+            progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
+            out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: false });
+        } else {
+            missing.push((*c, dest));
+        }
+    }
+    let Some(((first, first_dest), rest)) = missing.split_first() else { return Ok(out) };
+    std::fs::create_dir_all(partial_dir).map_err(|e| Error::io(partial_dir, e))?;
+    let partial = partial_dir.join(desc.digest.hex());
+    download(target, desc, &first.path, &partial, progress).await?;
+    for (c, dest) in rest {
+        let copy = partial_dir.join(format!("{}.copy", desc.digest.hex()));
+        std::fs::copy(&partial, &copy).map_err(|e| Error::io(&copy, e))?;
+        place(&copy, dir, &c.path, dest)?;
+    }
+    place(&partial, dir, &first.path, first_dest)?;
+    for (c, _) in &missing {
+        out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: true });
+    }
+    Ok(out)
+}
+
+/// Renames a checked file into place, re-checking the path just before.
+fn place(from: &Path, dir: &Path, path: &str, dest: &Path) -> Result<()> {
+    check_no_symlink(dir, path)?;
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(from, dest).map_err(|e| Error::io(dest, e))
+}
+
+/// Downloads a blob into `partial`, resuming what is already there, and returns once the
+/// file holds exactly the blob. A digest or size mismatch deletes the partial file; a
+/// transfer error keeps it for the next attempt.
+pub async fn download(target: &Target, desc: &Descriptor, label: &str, partial: &Path, progress: &dyn Progress) -> Result<()> {
+    let mut hasher = Hasher::new();
+    let mut offset = match std::fs::metadata(partial) {
+        Ok(m) if m.len() <= desc.size => m.len(),
+        Ok(_) => {
+            std::fs::remove_file(partial).map_err(|e| Error::io(partial, e))?;
+            0
+        }
+        Err(_) => 0,
+    };
+    if offset > 0 {
+        // Resume: the bytes already there count toward the digest.
+        let mut f = std::fs::File::open(partial).map_err(|e| Error::io(partial, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(partial, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        offset = hasher.len();
+    }
+    progress.start(&desc.digest, label, desc.size);
+    progress.restart(&desc.digest, offset);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match transfer(target, desc, label, partial, &mut hasher, progress).await {
+            Ok(()) => break,
+            Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. })) => {
+                let _ = std::fs::remove_file(partial);
+                return Err(e);
+            }
+            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+                progress.note(&format!("{label}: {e}; resuming at byte {}", hasher.len()));
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let actual = hasher.clone().finish();
+    if hasher.len() != desc.size {
+        let _ = std::fs::remove_file(partial);
+        return Err(Error::SizeMismatch { what: label.to_string(), expected: desc.size, actual: hasher.len() });
+    }
+    if actual != desc.digest {
+        let _ = std::fs::remove_file(partial);
+        return Err(Error::DigestMismatch { what: label.to_string(), expected: desc.digest.clone(), actual });
+    }
+    progress.finish(&desc.digest);
+    Ok(())
+}
+
+fn is_transient(e: &Error) -> bool {
+    matches!(e, Error::Io { .. } | Error::Unreachable { .. } | Error::Registry { status: 500.., .. })
+}
+
+/// One attempt: appends from `hasher.len()` to the end of the blob.
+async fn transfer(target: &Target, desc: &Descriptor, label: &str, partial: &Path, hasher: &mut Hasher, progress: &dyn Progress) -> Result<()> {
+    let offset = hasher.len();
+    if offset == desc.size {
+        return Ok(());
+    }
+    let mut reader = target.fetch_blob(desc, offset).await?;
+    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Error::io(partial, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let result = async {
+        loop {
+            let n = reader.read(&mut buf).await.map_err(|e| Error::io(format!("{label} from {}", target.describe()), e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            if hasher.len() + n as u64 > desc.size {
+                return Err(Error::SizeMismatch { what: label.to_string(), expected: desc.size, actual: hasher.len() + n as u64 });
+            }
+            file.write_all(&buf[..n]).await.map_err(|e| Error::io(partial, e))?;
+            hasher.update(&buf[..n]);
+            progress.advance(&desc.digest, n as u64);
+        }
+    }
+    .await;
+    file.flush().await.map_err(|e| Error::io(partial, e))?;
+    result
+}
