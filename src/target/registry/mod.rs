@@ -1,20 +1,57 @@
 //! A repository on an OCI distribution registry, over HTTP(S).
+//!
+//! Code map: [`client`] sends requests (authentication loop, retries); [`auth`] answers
+//! challenges and caches tokens per scope; [`credentials`] reads docker's config and helpers
+//! (and offers `login`/`logout`); [`retry`] is the backoff policy; [`errors`] turns answers
+//! into one-line errors; `manifests`, `blobs`, `upload` and `referrers` are the operations.
+//!
+//! Invariant: nothing here interprets artifacts or trusts what it reads: the target layer
+//! above checks digests. Nothing here prints; retries are reported through `Progress::note`.
 
+mod auth;
+mod blobs;
+mod client;
+pub mod credentials;
+mod errors;
+mod manifests;
+mod referrers;
+pub mod retry;
+mod upload;
+
+use std::sync::Mutex;
+
+use crate::digest::Digest;
 use crate::error::Result;
 use crate::oci::{Descriptor, Manifest};
 use crate::progress::Progress;
 
 use super::{BlobReader, BlobSource, PushedManifest, TargetOptions};
 
+pub use credentials::{login, logout};
+pub use retry::RetryPolicy;
+
 pub struct Registry {
+    client: client::Client,
     registry: String,
     repository: String,
     plain_http: bool,
+    referrers_api: Mutex<referrers::ApiState>,
 }
 
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
-        Ok(Registry { registry: registry.to_string(), repository: repository.to_string(), plain_http: options.plain_http })
+        Ok(Registry {
+            client: client::Client::new(registry, options.plain_http, None)?,
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            plain_http: options.plain_http,
+            referrers_api: Mutex::new(referrers::ApiState::Unknown),
+        })
+    }
+
+    /// Replaces the retry policy (tests use short waits).
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.client.policy = policy;
     }
 
     pub fn describe(&self) -> String {
@@ -29,40 +66,49 @@ impl Registry {
         self.registry == other.registry && self.plain_http == other.plain_http
     }
 
-    pub async fn resolve(&self, _selector: &str) -> Result<Descriptor> {
-        todo!()
+    /// `repository:tag` or `repository@digest`, for messages.
+    fn reference(&self, selector: &str) -> String {
+        if selector.parse::<Digest>().is_ok() {
+            format!("{}@{selector}", self.repository)
+        } else {
+            format!("{}:{selector}", self.repository)
+        }
+    }
+
+    pub async fn resolve(&self, selector: &str) -> Result<Descriptor> {
+        self.resolve_manifest(selector).await
     }
 
     /// Returns (media type from Content-Type, bytes).
-    pub async fn fetch_manifest(&self, _selector: &str) -> Result<(String, Vec<u8>)> {
-        todo!()
+    pub async fn fetch_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
+        self.get_manifest(selector).await
     }
 
-    pub async fn fetch_blob(&self, _desc: &Descriptor, _offset: u64) -> Result<BlobReader> {
-        todo!()
+    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
+        self.get_blob(desc, offset).await
     }
 
-    pub async fn blob_exists(&self, _desc: &Descriptor) -> Result<bool> {
-        todo!()
+    pub async fn blob_exists(&self, desc: &Descriptor) -> Result<bool> {
+        self.head_blob(desc).await
     }
 
-    pub async fn push_blob(&self, _desc: &Descriptor, _source: &BlobSource<'_>, _progress: &dyn Progress) -> Result<()> {
-        todo!()
+    pub async fn push_blob(&self, desc: &Descriptor, source: &BlobSource<'_>, progress: &dyn Progress) -> Result<()> {
+        self.upload_blob(desc, source, progress).await
     }
 
-    pub async fn mount_blob(&self, _desc: &Descriptor, _from_repository: &str) -> Result<bool> {
-        todo!()
+    pub async fn mount_blob(&self, desc: &Descriptor, from_repository: &str) -> Result<bool> {
+        self.mount(desc, from_repository).await
     }
 
-    pub async fn push_manifest(&self, _bytes: &[u8], _media_type: &str, _tag: Option<&str>) -> Result<PushedManifest> {
-        todo!()
+    pub async fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
+        self.put_manifest(bytes, media_type, tag).await
     }
 
-    pub async fn push_referrer(&self, _bytes: &[u8], _manifest: &Manifest, _subject: &Descriptor) -> Result<Descriptor> {
-        todo!()
+    pub async fn push_referrer(&self, bytes: &[u8], manifest: &Manifest, subject: &Descriptor) -> Result<Descriptor> {
+        self.put_referrer(bytes, manifest, subject).await
     }
 
-    pub async fn referrers(&self, _subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        todo!()
+    pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        self.list_referrers(subject).await
     }
 }

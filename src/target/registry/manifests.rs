@@ -1,0 +1,164 @@
+//! Manifests: resolve (HEAD), fetch (GET, size-bounded), push (PUT by digest, then by tag).
+//!
+//! Every request names all manifest media types in `Accept`: distribution 2.8 answers 404
+//! for an OCI manifest otherwise.
+
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, Response, StatusCode};
+
+use super::Registry;
+use super::auth::Scope;
+use super::client::{Call, Payload};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::{self, Descriptor};
+use crate::progress::NoProgress;
+use crate::target::{MAX_MANIFEST_SIZE, PushedManifest};
+
+pub(super) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+pub(super) const OCI_SUBJECT: &str = "oci-subject";
+
+/// The media type of a `Content-Type` value, without parameters; `None` for generic types
+/// that say nothing about the document (the bytes are sniffed then).
+pub(super) fn manifest_media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media_type.as_str() {
+        "" | "application/json" | "text/plain" | "application/octet-stream" => None,
+        _ => Some(media_type),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+impl Registry {
+    fn manifest_call<'a>(&self, method: Method, selector: &str, scope: &'a Scope, operation: &'a str) -> Call<'a> {
+        Call::new(method, self.client.url(&format!("/v2/{}/manifests/{selector}", self.repository)), scope, operation)
+            .header(ACCEPT, oci::MANIFEST_ACCEPT)
+    }
+
+    fn manifest_not_found(&self, selector: &str) -> Error {
+        Error::NotFound { target: self.describe(), what: format!("manifest {selector}") }
+    }
+
+    pub(super) async fn resolve_manifest(&self, selector: &str) -> Result<Descriptor> {
+        let scope = Scope::pull(&self.repository);
+        let operation = format!("resolve manifest {}", self.reference(selector));
+        let resp = self.client.send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &NoProgress).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(self.manifest_not_found(selector));
+        }
+        if resp.status().is_success() {
+            let headers = resp.headers();
+            let digest = match selector.parse::<Digest>() {
+                Ok(d) => Some(d),
+                Err(_) => headers.get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()),
+            };
+            // HEAD bodies are empty: the size is in the header, not in the body's length.
+            let size = header_u64(headers, CONTENT_LENGTH).filter(|s| *s > 0);
+            if let (Some(digest), Some(size), Some(media_type)) = (digest, size, manifest_media_type(headers)) {
+                return Ok(Descriptor::new(media_type, digest, size));
+            }
+        }
+        // HEAD said too little (or is not supported): read the manifest itself.
+        let (media_type, bytes) = self.get_manifest(selector).await?;
+        Ok(Descriptor::of_bytes(media_type, &bytes))
+    }
+
+    pub(super) async fn get_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
+        let scope = Scope::pull(&self.repository);
+        let operation = format!("fetch manifest {}", self.reference(selector));
+        let resp = self.client.send(&self.manifest_call(Method::GET, selector, &scope, &operation), &NoProgress).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(self.manifest_not_found(selector));
+        }
+        if !resp.status().is_success() {
+            return Err(self.client.unexpected(&operation, resp).await);
+        }
+        let media_type = manifest_media_type(resp.headers());
+        let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &self.registry, &operation).await?;
+        let media_type = media_type.or_else(|| oci::sniff_media_type(&bytes)).ok_or_else(|| Error::InvalidContent {
+            what: format!("manifest {} in {}", selector, self.describe()),
+            reason: "neither a Content-Type nor a JSON document with a media type".into(),
+        })?;
+        Ok((media_type, bytes))
+    }
+
+    pub(super) async fn put_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
+        let descriptor = Descriptor::of_bytes(media_type, bytes);
+        let digest = descriptor.digest.to_string();
+        let subject_indexed = self.put_manifest_at(bytes, media_type, &digest).await?;
+        if let Some(tag) = tag {
+            self.put_manifest_at(bytes, media_type, tag).await?;
+        }
+        Ok(PushedManifest { descriptor, subject_indexed })
+    }
+
+    /// PUTs a manifest under `selector`; returns whether the registry answered `OCI-Subject`.
+    pub(super) async fn put_manifest_at(&self, bytes: &[u8], media_type: &str, selector: &str) -> Result<bool> {
+        let scope = Scope::push(&self.repository);
+        let operation = format!("push manifest {}", self.reference(selector));
+        let call = Call::new(Method::PUT, self.client.url(&format!("/v2/{}/manifests/{selector}", self.repository)), &scope, &operation)
+            .header(CONTENT_TYPE, media_type)
+            .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
+        let resp = self.client.send(&call, &NoProgress).await?;
+        if !resp.status().is_success() {
+            return Err(self.client.unexpected(&operation, resp).await);
+        }
+        Ok(resp.headers().contains_key(OCI_SUBJECT))
+    }
+}
+
+/// Reads a small body whole, refusing more than `limit` bytes (by Content-Length before
+/// reading anything, and while reading for chunked answers).
+pub(super) async fn read_limited(mut resp: Response, limit: u64, registry: &str, operation: &str) -> Result<Vec<u8>> {
+    let too_big = |size: String| Error::Registry {
+        registry: registry.to_string(),
+        operation: operation.to_string(),
+        status: 200,
+        code: None,
+        message: Some(format!("the answer is {size} bytes, over the {limit}-byte limit for manifests")),
+    };
+    let declared = header_u64(resp.headers(), CONTENT_LENGTH);
+    if let Some(len) = declared
+        && len > limit
+    {
+        return Err(too_big(len.to_string()));
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if (out.len() + chunk.len()) as u64 > limit {
+                    return Err(too_big("more than that".to_string()));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(Error::Unreachable {
+                    registry: registry.to_string(),
+                    reason: format!("{operation}: {}", super::errors::root_cause(&e)),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn media_types_from_content_type() {
+        let mut h = HeaderMap::new();
+        assert_eq!(manifest_media_type(&h), None);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json; charset=utf-8"));
+        assert_eq!(manifest_media_type(&h).as_deref(), Some(oci::MEDIA_TYPE_IMAGE_MANIFEST));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(manifest_media_type(&h), None);
+    }
+}

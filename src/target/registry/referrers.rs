@@ -1,0 +1,257 @@
+//! Referrers: the OCI referrers API (`GET /v2/<repo>/referrers/<digest>`, `Link`
+//! pagination) where the registry has it, else the tag-schema fallback: an image index
+//! tagged `sha256-<hex>` that lists the subject's referrers.
+//!
+//! Whether the API exists is learnt once per registry and kept ([`ApiState`], as oras-go
+//! does). On push, an `OCI-Subject` answer means the registry indexed the referrer itself;
+//! go-containerregistry has the API but sends no `OCI-Subject`, so an unknown registry is
+//! probed once. Otherwise the fallback index is updated read-modify-write, then re-read to
+//! check the entry survived concurrent writers, retried with jittered waits.
+//!
+//! Invariant: the fallback index names only manifests that exist (distribution checks).
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, HeaderMap, LINK};
+use reqwest::{Method, StatusCode};
+
+use super::Registry;
+use super::auth::Scope;
+use super::client::Call;
+use super::errors;
+use super::manifests::{manifest_media_type, read_limited};
+use super::retry::jitter;
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Index, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, Manifest};
+use crate::progress::NoProgress;
+use crate::target::MAX_MANIFEST_SIZE;
+
+/// Whether the registry serves the referrers API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ApiState {
+    Unknown,
+    Supported,
+    Unsupported,
+}
+
+/// What one look at the referrers API said.
+enum ApiAnswer {
+    List(Vec<Descriptor>),
+    /// No API here (404 page, 405, a non-index answer).
+    Unsupported,
+    /// The repository does not exist yet: says nothing about the API.
+    Inconclusive,
+}
+
+/// Attempts at updating the fallback index before giving up.
+const FALLBACK_ATTEMPTS: u32 = 6;
+/// Most pages of referrers followed.
+const MAX_PAGES: usize = 1000;
+
+/// The `rel="next"` target of a `Link` header value.
+pub(super) fn next_link(value: &str) -> Option<String> {
+    let mut rest = value;
+    while let Some(open) = rest.find('<') {
+        let close = open + rest[open..].find('>')?;
+        let target = &rest[open + 1..close];
+        let after = &rest[close + 1..];
+        let params_end = after.find('<').unwrap_or(after.len());
+        let params = &after[..params_end];
+        let is_next = params.split(';').any(|p| {
+            let Some((k, v)) = p.split_once('=') else { return false };
+            k.trim().eq_ignore_ascii_case("rel")
+                && v.trim().trim_matches('"').split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(target.to_string());
+        }
+        rest = after;
+    }
+    None
+}
+
+impl Registry {
+    fn api_state(&self) -> ApiState {
+        *self.referrers_api.lock().expect("referrers state lock")
+    }
+
+    fn set_api_state(&self, state: ApiState) {
+        *self.referrers_api.lock().expect("referrers state lock") = state;
+    }
+
+    pub(super) async fn list_referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        if self.api_state() != ApiState::Unsupported {
+            match self.referrers_via_api(subject).await? {
+                ApiAnswer::List(list) => {
+                    self.set_api_state(ApiState::Supported);
+                    return Ok(list);
+                }
+                ApiAnswer::Unsupported => self.set_api_state(ApiState::Unsupported),
+                ApiAnswer::Inconclusive => {}
+            }
+        }
+        Ok(self.read_fallback_index(subject).await?.manifests)
+    }
+
+    async fn referrers_via_api(&self, subject: &Descriptor) -> Result<ApiAnswer> {
+        let scope = Scope::pull(&self.repository);
+        let operation = format!("list referrers of {}@{}", self.repository, subject.digest);
+        let mut url = self.client.url(&format!("/v2/{}/referrers/{}", self.repository, subject.digest));
+        let mut found = Vec::new();
+        for page in 0..MAX_PAGES {
+            let call = Call::new(Method::GET, url.clone(), &scope, &operation).header(ACCEPT, MEDIA_TYPE_IMAGE_INDEX);
+            let resp = self.client.send(&call, &NoProgress).await?;
+            let status = resp.status();
+            if page == 0 && matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED) {
+                let body = errors::read_error_body(resp).await;
+                if status == StatusCode::NOT_FOUND && body.code.as_deref() == Some("NAME_UNKNOWN") {
+                    return Ok(ApiAnswer::Inconclusive);
+                }
+                return Ok(ApiAnswer::Unsupported);
+            }
+            if !status.is_success() {
+                return Err(self.client.unexpected(&operation, resp).await);
+            }
+            let media_type = manifest_media_type(resp.headers());
+            let next = next_page(resp.headers());
+            let page_url = resp.url().clone();
+            let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &self.registry, &operation).await?;
+            let index = match Index::parse(&bytes, &operation) {
+                Ok(i) if media_type.as_deref().is_none_or(|m| m == MEDIA_TYPE_IMAGE_INDEX) => i,
+                // A 200 that is not an index: some front page or proxy, not the API.
+                _ if page == 0 => return Ok(ApiAnswer::Unsupported),
+                Ok(_) | Err(_) => {
+                    return Err(Error::InvalidContent { what: operation, reason: "a page of referrers is not an image index".into() });
+                }
+            };
+            found.extend(index.manifests);
+            match next {
+                Some(link) => url = self.client.resolve_location(&page_url, &link, &operation)?,
+                None => return Ok(ApiAnswer::List(found)),
+            }
+        }
+        Err(Error::InvalidContent { what: operation, reason: format!("more than {MAX_PAGES} pages of referrers") })
+    }
+
+    /// The fallback index of `subject`, empty when its tag does not exist.
+    async fn read_fallback_index(&self, subject: &Descriptor) -> Result<Index> {
+        let tag = subject.digest.fallback_tag();
+        match self.get_manifest(&tag).await {
+            Ok((_, bytes)) => Index::parse(&bytes, &format!("referrers index {tag} in {}", self.describe())),
+            Err(Error::NotFound { .. }) => Ok(Index::empty()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn put_referrer(&self, bytes: &[u8], manifest: &Manifest, subject: &Descriptor) -> Result<Descriptor> {
+        let media_type = manifest.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+        let desc = manifest.descriptor(bytes);
+        if self.put_manifest_at(bytes, &media_type, &desc.digest.to_string()).await? {
+            self.set_api_state(ApiState::Supported);
+            return Ok(desc);
+        }
+        match self.api_state() {
+            ApiState::Supported => return Ok(desc),
+            ApiState::Unsupported => {}
+            ApiState::Unknown => match self.referrers_via_api(subject).await? {
+                ApiAnswer::List(_) => {
+                    self.set_api_state(ApiState::Supported);
+                    return Ok(desc);
+                }
+                ApiAnswer::Unsupported => self.set_api_state(ApiState::Unsupported),
+                ApiAnswer::Inconclusive => {}
+            },
+        }
+        self.add_to_fallback_index(subject, &desc).await?;
+        Ok(desc)
+    }
+
+    /// Adds `desc` to the fallback index of `subject`, then re-reads the index until the entry
+    /// is seen to have survived (another writer may have replaced the index meanwhile).
+    async fn add_to_fallback_index(&self, subject: &Descriptor, desc: &Descriptor) -> Result<()> {
+        let tag = subject.digest.fallback_tag();
+        for attempt in 1..=FALLBACK_ATTEMPTS {
+            let mut index = self.read_fallback_index(subject).await?;
+            if index.manifests.iter().any(|d| d.digest == desc.digest) {
+                if attempt == 1 {
+                    return Ok(()); // already listed before we wrote anything
+                }
+            } else {
+                index.manifests.push(desc.clone());
+                if let Err(e) = self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, &tag).await {
+                    // An entry whose manifest was deleted makes distribution refuse the index.
+                    let Error::Registry { status: 400, .. } = e else { return Err(e) };
+                    if !self.drop_missing(&mut index, desc).await? {
+                        return Err(e);
+                    }
+                    self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, &tag).await?;
+                }
+            }
+            // Give a concurrent writer that read the old index time to land its write, then
+            // check ours is still there.
+            let base = Duration::from_millis(150) * attempt;
+            tokio::time::sleep(jitter(base, base * 3)).await;
+            if self.read_fallback_index(subject).await?.manifests.iter().any(|d| d.digest == desc.digest) {
+                return Ok(());
+            }
+        }
+        Err(Error::Registry {
+            registry: self.registry.clone(),
+            operation: format!("update referrers index {}:{tag}", self.repository),
+            status: 0,
+            code: None,
+            message: Some(format!("the entry for {} kept being overwritten by other writers", desc.digest)),
+        })
+    }
+
+    /// Removes index entries (other than `keep`) whose manifests no longer exist.
+    /// Returns whether any was removed.
+    async fn drop_missing(&self, index: &mut Index, keep: &Descriptor) -> Result<bool> {
+        let mut kept = Vec::with_capacity(index.manifests.len());
+        let before = index.manifests.len();
+        for entry in std::mem::take(&mut index.manifests) {
+            if entry.digest == keep.digest {
+                kept.push(entry);
+                continue;
+            }
+            match self.resolve_manifest(&entry.digest.to_string()).await {
+                Ok(_) => kept.push(entry),
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        index.manifests = kept;
+        Ok(index.manifests.len() < before)
+    }
+}
+
+fn next_page(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(LINK).iter().filter_map(|v| v.to_str().ok()).find_map(next_link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::Url;
+
+    #[test]
+    fn parses_link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/m/referrers/sha256:ab?n=2&last=x>; rel="next""#).as_deref(),
+            Some("/v2/m/referrers/sha256:ab?n=2&last=x")
+        );
+        assert_eq!(next_link("<https://r.example/a?b=c,d>; rel=next").as_deref(), Some("https://r.example/a?b=c,d"));
+        assert_eq!(next_link(r#"</first>; rel="prev", </second>; type="x"; rel="next""#).as_deref(), Some("/second"));
+        assert_eq!(next_link(r#"</x>; rel="prev next""#).as_deref(), Some("/x"));
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+        assert_eq!(next_link("<unclosed; rel=next"), None);
+    }
+
+    #[test]
+    fn links_resolve_against_the_page() {
+        let page = Url::parse("https://r.example:5000/v2/m/referrers/sha256:ab").unwrap();
+        assert_eq!(page.join("/v2/m/referrers/sha256:ab?last=1").unwrap().as_str(), "https://r.example:5000/v2/m/referrers/sha256:ab?last=1");
+        assert_eq!(page.join("https://o.example/p").unwrap().as_str(), "https://o.example/p");
+    }
+}
