@@ -67,7 +67,9 @@ pub(crate) fn parse_challenges(header: &str) -> Vec<(String, HashMap<String, Str
         let is_param = j < bytes.len() && bytes[j] == b'=' && !(j + 1 < bytes.len() && bytes[j + 1] == b'=');
         if !is_param {
             // A new challenge (or a token68 after the scheme, which carries nothing we use).
-            if out.last().is_none_or(|(_, params)| !params.is_empty() || token.eq_ignore_ascii_case("basic") || token.eq_ignore_ascii_case("bearer")) {
+            if out.last().is_none_or(|(_, params)| {
+                !params.is_empty() || token.eq_ignore_ascii_case("basic") || token.eq_ignore_ascii_case("bearer")
+            }) {
                 out.push((token.to_string(), HashMap::new()));
             }
             if i < bytes.len() && bytes[i] == b'=' {
@@ -208,7 +210,13 @@ impl Auth {
                 }
                 let config = match DockerConfig::default_location() {
                     Ok(c) => c,
-                    Err(e) => return Loaded { credential: None, looked_in: "docker config".into(), problem: Some(e.to_string()) },
+                    Err(e) => {
+                        return Loaded {
+                            credential: None,
+                            looked_in: "docker config".into(),
+                            problem: Some(e.to_string()),
+                        };
+                    }
                 };
                 let looked_in = config.path().display().to_string();
                 let registry = self.registry.clone();
@@ -248,11 +256,8 @@ impl Auth {
         scope: &Scope,
         sent: Option<&HeaderValue>,
     ) -> Result<Option<HeaderValue>> {
-        let challenge = headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(parse_challenge);
+        let challenge =
+            headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).find_map(parse_challenge);
         let Some(challenge) = challenge else { return Ok(None) };
         *self.challenge.lock().expect("challenge lock") = Some(challenge.clone());
         match challenge {
@@ -281,7 +286,13 @@ impl Auth {
         tokens.get(scope).filter(|t| t.expires > Instant::now()).map(|t| t.header.clone())
     }
 
-    async fn fetch_token(&self, http: &reqwest::Client, realm: &str, service: Option<&str>, scope: &Scope) -> Result<HeaderValue> {
+    async fn fetch_token(
+        &self,
+        http: &reqwest::Client,
+        realm: &str,
+        service: Option<&str>,
+        scope: &Scope,
+    ) -> Result<HeaderValue> {
         let _one_at_a_time = self.fetching.lock().await;
         if let Some(t) = self.cached_token(scope) {
             return Ok(t);
@@ -335,7 +346,10 @@ impl Auth {
                         && let Some(basic) = cred.basic_header()
                     {
                         let mut v = HeaderValue::from_str(&basic).map_err(|_| {
-                            Error::Credentials(format!("the credentials from {} are not valid in an HTTP header", cred.source))
+                            Error::Credentials(format!(
+                                "the credentials from {} are not valid in an HTTP header",
+                                cred.source
+                            ))
                         })?;
                         v.set_sensitive(true);
                         req = req.header(AUTHORIZATION, v);
@@ -343,11 +357,10 @@ impl Auth {
                     req
                 }
             };
-            let resp = request
-                .timeout(TOKEN_TIMEOUT)
-                .send()
-                .await
-                .map_err(|e| errors::transport_failure(realm_url.host_str().unwrap_or(realm), operation, &e, true))?;
+            let resp =
+                request.timeout(TOKEN_TIMEOUT).send().await.map_err(|e| {
+                    errors::transport_failure(realm_url.host_str().unwrap_or(realm), operation, &e, true)
+                })?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 let body = errors::read_error_body(resp).await;
@@ -356,7 +369,8 @@ impl Auth {
             if !status.is_success() {
                 return Err(errors::status_failure(&self.registry, operation, resp).await);
             }
-            let bytes = resp.bytes().await.map_err(|e| errors::transport_failure(&self.registry, operation, &e, true))?;
+            let bytes =
+                resp.bytes().await.map_err(|e| errors::transport_failure(&self.registry, operation, &e, true))?;
             serde_json::from_slice::<TokenAnswer>(&bytes).map_err(|e| {
                 Failure::Fatal(Error::Registry {
                     registry: self.registry.clone(),
@@ -383,7 +397,8 @@ impl Auth {
             message: Some("the token server answered a token that is not valid in an HTTP header".into()),
         })?;
         header.set_sensitive(true);
-        let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME).max(DEFAULT_TOKEN_LIFETIME);
+        let lifetime =
+            answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME).max(DEFAULT_TOKEN_LIFETIME);
         let expires = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
         self.tokens.lock().expect("token lock").insert(scope.clone(), Token { header: header.clone(), expires });
         Ok(header)
@@ -396,17 +411,33 @@ impl Auth {
         self.refused(operation, scope, status, &loaded, body, false)
     }
 
-    fn refused(&self, operation: &str, scope: &Scope, status: u16, loaded: &Loaded, body: &ErrorBody, by_token_server: bool) -> Error {
+    fn refused(
+        &self,
+        operation: &str,
+        scope: &Scope,
+        status: u16,
+        loaded: &Loaded,
+        body: &ErrorBody,
+        by_token_server: bool,
+    ) -> Error {
         let by = if by_token_server { "the token server" } else { "the registry" };
         let mut reason = match (&loaded.credential, &loaded.problem) {
             (Some(c), _) => format!("the credentials from {} were refused by {by}", c.source),
             (None, Some(problem)) => format!("no usable credentials ({problem})"),
             (None, None) => {
-                format!("no credentials for {} found in {}; run `modelsign login {}`", self.registry, loaded.looked_in, self.registry)
+                format!(
+                    "no credentials for {} found in {}; run `modelsign login {}`",
+                    self.registry, loaded.looked_in, self.registry
+                )
             }
         };
         reason.push_str(&body.suffix());
-        Error::Unauthorized { registry: self.registry.clone(), action: format!("{operation} (scope {scope})"), status, reason }
+        Error::Unauthorized {
+            registry: self.registry.clone(),
+            action: format!("{operation} (scope {scope})"),
+            status,
+            reason,
+        }
     }
 }
 
@@ -435,8 +466,16 @@ mod tests {
             })
         );
         // Unquoted values, spaces, odd case, escaped quotes and an error parameter.
-        let c = parse_challenge(r#"bearer  realm=https://a.example/t , service = "s \"q\"", error="insufficient_scope""#);
-        assert_eq!(c, Some(Challenge::Bearer { realm: "https://a.example/t".into(), service: Some("s \"q\"".into()), scope: None }));
+        let c =
+            parse_challenge(r#"bearer  realm=https://a.example/t , service = "s \"q\"", error="insufficient_scope""#);
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://a.example/t".into(),
+                service: Some("s \"q\"".into()),
+                scope: None
+            })
+        );
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None, "a bearer challenge needs a realm");
     }
 

@@ -46,7 +46,10 @@ impl Registry {
 
     pub(super) async fn get_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
         if offset > desc.size {
-            return Err(Error::InvalidInput(format!("cannot resume blob {} at byte {offset}: it has {} bytes", desc.digest, desc.size)));
+            return Err(Error::InvalidInput(format!(
+                "cannot resume blob {} at byte {offset}: it has {} bytes",
+                desc.digest, desc.size
+            )));
         }
         if offset == desc.size && offset > 0 {
             return Ok(Box::pin(io::Cursor::new(Vec::new())));

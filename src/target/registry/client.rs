@@ -103,7 +103,10 @@ impl Client {
         let base = Url::parse(&format!("{scheme}://{host}/"))
             .ok()
             .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
-            .ok_or_else(|| Error::InvalidReference { reference: registry.to_string(), reason: "not a registry host[:port]".into() })?;
+            .ok_or_else(|| Error::InvalidReference {
+                reference: registry.to_string(),
+                reason: "not a registry host[:port]".into(),
+            })?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("modelsign/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -169,7 +172,10 @@ impl Client {
             self.reached.store(true, Ordering::Relaxed);
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && round == 0 {
-                let next = self.auth.after_unauthorized(&self.http, resp.headers(), call.scope, authorization.as_ref()).await?;
+                let next = self
+                    .auth
+                    .after_unauthorized(&self.http, resp.headers(), call.scope, authorization.as_ref())
+                    .await?;
                 if next.is_some() {
                     authorization = next;
                     continue;
@@ -177,7 +183,9 @@ impl Client {
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 let body = errors::read_error_body(resp).await;
-                return Err(Failure::Fatal(self.auth.unauthorized(call.operation, call.scope, status.as_u16(), &body).await));
+                return Err(Failure::Fatal(
+                    self.auth.unauthorized(call.operation, call.scope, status.as_u16(), &body).await,
+                ));
             }
             return Ok(resp);
         }

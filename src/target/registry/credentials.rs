@@ -39,7 +39,10 @@ pub(crate) enum Secret {
 
 impl Credential {
     pub fn basic(username: impl Into<String>, password: impl Into<String>, source: impl Into<String>) -> Self {
-        Credential { secret: Secret::Basic { username: username.into(), password: password.into() }, source: source.into() }
+        Credential {
+            secret: Secret::Basic { username: username.into(), password: password.into() },
+            source: source.into(),
+        }
     }
 
     pub fn identity_token(token: impl Into<String>, source: impl Into<String>) -> Self {
@@ -57,7 +60,9 @@ impl Credential {
     /// `Basic …` for an `Authorization` header, for user/password credentials.
     pub(crate) fn basic_header(&self) -> Option<String> {
         match &self.secret {
-            Secret::Basic { username, password } => Some(format!("Basic {}", BASE64.encode(format!("{username}:{password}")))),
+            Secret::Basic { username, password } => {
+                Some(format!("Basic {}", BASE64.encode(format!("{username}:{password}"))))
+            }
             Secret::IdentityToken { .. } => None,
         }
     }
@@ -134,7 +139,11 @@ impl DockerConfig {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => match std::env::var_os("HOME") {
                 Some(h) if !h.is_empty() => PathBuf::from(h).join(".docker"),
-                _ => return Err(Error::Credentials("neither DOCKER_CONFIG nor HOME is set: cannot find docker's config.json".into())),
+                _ => {
+                    return Err(Error::Credentials(
+                        "neither DOCKER_CONFIG nor HOME is set: cannot find docker's config.json".into(),
+                    ));
+                }
             },
         };
         Ok(DockerConfig::at(dir.join("config.json")))
@@ -203,7 +212,12 @@ impl DockerConfig {
             return Ok(Some(Credential::identity_token(token, source)));
         }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-            let bad = || Error::Credentials(format!("{}: the `auth` of `{key}` is not base64 of user:password", self.path.display()));
+            let bad = || {
+                Error::Credentials(format!(
+                    "{}: the `auth` of `{key}` is not base64 of user:password",
+                    self.path.display()
+                ))
+            };
             let decoded = BASE64.decode(auth.trim()).map_err(|_| bad())?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (user, pass) = text.split_once(':').ok_or_else(bad)?;
@@ -231,7 +245,10 @@ impl DockerConfig {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
             Err(e) => {
-                return Err(Error::Credentials(format!("cannot run {program} (named in {}): {e}", self.path.display())));
+                return Err(Error::Credentials(format!(
+                    "cannot run {program} (named in {}): {e}",
+                    self.path.display()
+                )));
             }
         };
         if let Some(mut stdin) = child.stdin.take() {
@@ -245,7 +262,11 @@ impl DockerConfig {
                 return Ok(None);
             }
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = [stdout.trim(), stderr.trim()].iter().find(|s| !s.is_empty()).map(|s| s.lines().next().unwrap_or("")).unwrap_or("");
+            let why = [stdout.trim(), stderr.trim()]
+                .iter()
+                .find(|s| !s.is_empty())
+                .map(|s| s.lines().next().unwrap_or(""))
+                .unwrap_or("");
             return Err(Error::Credentials(format!("{program} get for {address} failed ({}): {why}", out.status)));
         }
         #[derive(Deserialize)]
@@ -279,7 +300,10 @@ impl DockerConfig {
             .ok_or_else(|| Error::Credentials(format!("{}: `auths` is not an object", self.path.display())))?;
         let wanted = normalize_registry(registry);
         auths.retain(|k, _| normalize_registry(k) != wanted);
-        auths.insert(server_address(registry), serde_json::json!({ "auth": BASE64.encode(format!("{username}:{password}")) }));
+        auths.insert(
+            server_address(registry),
+            serde_json::json!({ "auth": BASE64.encode(format!("{username}:{password}")) }),
+        );
         self.write_raw(&root)
     }
 
@@ -296,7 +320,10 @@ impl DockerConfig {
             None => 0,
         };
         if removed == 0 {
-            return Err(Error::Credentials(format!("not logged in to {registry}: no credentials for it in {}", self.path.display())));
+            return Err(Error::Credentials(format!(
+                "not logged in to {registry}: no credentials for it in {}",
+                self.path.display()
+            )));
         }
         self.write_raw(&root)
     }
@@ -341,7 +368,8 @@ pub async fn login(registry: &str, username: &str, password: &str, plain_http: b
     let client = super::client::Client::new(registry, plain_http, Some(credential))?;
     client.check_login().await?;
     let config = DockerConfig::default_location()?;
-    let (registry, user, pass, cfg) = (registry.to_string(), username.to_string(), password.to_string(), config.clone());
+    let (registry, user, pass, cfg) =
+        (registry.to_string(), username.to_string(), password.to_string(), config.clone());
     tokio::task::spawn_blocking(move || cfg.store(&registry, &user, &pass))
         .await
         .map_err(|e| Error::Credentials(format!("storing credentials: {e}")))??;
@@ -399,7 +427,9 @@ mod tests {
         ));
         assert_eq!(basic(&cfg.lookup("reg.example:5000").unwrap().unwrap()), ("alice".into(), "s3cr:et".into()));
         assert_eq!(basic(&cfg.lookup("http://other.example").unwrap().unwrap()), ("bob".into(), "pw".into()));
-        assert!(matches!(cfg.lookup("tok.example").unwrap().unwrap().secret, Secret::IdentityToken { ref token } if token == "refresh-me"));
+        assert!(
+            matches!(cfg.lookup("tok.example").unwrap().unwrap().secret, Secret::IdentityToken { ref token } if token == "refresh-me")
+        );
         assert!(cfg.lookup("registry-1.docker.io").unwrap().is_some());
         assert!(cfg.lookup("nowhere.example").unwrap().is_none());
         let debug = format!("{:?}", cfg.lookup("reg.example:5000").unwrap().unwrap());

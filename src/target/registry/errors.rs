@@ -42,8 +42,12 @@ impl ErrorBody {
             && !parsed.errors.is_empty()
         {
             let code = parsed.errors.iter().find_map(|e| e.code.clone());
-            let messages: Vec<String> =
-                parsed.errors.iter().filter_map(|e| e.message.as_deref().map(one_line)).filter(|m| !m.is_empty()).collect();
+            let messages: Vec<String> = parsed
+                .errors
+                .iter()
+                .filter_map(|e| e.message.as_deref().map(one_line))
+                .filter(|m| !m.is_empty())
+                .collect();
             let message = if messages.is_empty() { None } else { Some(messages.join("; ")) };
             return ErrorBody { code, message };
         }
@@ -99,7 +103,13 @@ pub(crate) async fn read_error_body(mut resp: Response) -> ErrorBody {
 pub(crate) async fn status_error(registry: &str, operation: &str, resp: Response) -> Error {
     let status = resp.status().as_u16();
     let body = read_error_body(resp).await;
-    Error::Registry { registry: registry.to_string(), operation: operation.to_string(), status, code: body.code, message: body.message }
+    Error::Registry {
+        registry: registry.to_string(),
+        operation: operation.to_string(),
+        status,
+        code: body.code,
+        message: body.message,
+    }
 }
 
 /// Whether a status is worth retrying: 429 and the 5xx that signal a passing condition.
@@ -138,7 +148,12 @@ pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 /// Classifies a transport error. Connection failures on first contact (refused, DNS,
 /// TLS) are fatal: retrying a registry that was never reachable only delays the message.
 /// Once the registry has answered, dropped connections and timeouts are transient.
-pub(crate) fn transport_failure(registry: &str, operation: &str, err: &reqwest::Error, reached_before: bool) -> Failure {
+pub(crate) fn transport_failure(
+    registry: &str,
+    operation: &str,
+    err: &reqwest::Error,
+    reached_before: bool,
+) -> Failure {
     let mut reason = root_cause(err);
     if err.is_timeout() {
         reason = format!("timed out during {operation} ({reason})");
@@ -148,7 +163,8 @@ pub(crate) fn transport_failure(registry: &str, operation: &str, err: &reqwest::
         reason = format!("{operation}: {reason}");
     }
     let error = Error::Unreachable { registry: registry.to_string(), reason };
-    let transient = if err.is_connect() { reached_before } else { err.is_timeout() || err.is_request() || err.is_body() };
+    let transient =
+        if err.is_connect() { reached_before } else { err.is_timeout() || err.is_request() || err.is_body() };
     if transient { Failure::Transient { error, retry_after: None } } else { Failure::Fatal(error) }
 }
 
@@ -163,7 +179,9 @@ mod tests {
 
     #[test]
     fn parses_oci_error_bodies() {
-        let b = ErrorBody::parse(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#);
+        let b = ErrorBody::parse(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#,
+        );
         assert_eq!(b.code.as_deref(), Some("MANIFEST_UNKNOWN"));
         assert_eq!(b.message.as_deref(), Some("manifest unknown"));
         assert_eq!(b.suffix(), ": MANIFEST_UNKNOWN: manifest unknown");

@@ -46,7 +46,8 @@ impl Registry {
     pub(super) async fn resolve_manifest(&self, selector: &str) -> Result<Descriptor> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("resolve manifest {}", self.reference(selector));
-        let resp = self.client.send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &NoProgress).await?;
+        let resp =
+            self.client.send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &NoProgress).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
         }
@@ -54,7 +55,9 @@ impl Registry {
             let headers = resp.headers();
             let digest = match selector.parse::<Digest>() {
                 Ok(d) => Some(d),
-                Err(_) => headers.get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()),
+                Err(_) => {
+                    headers.get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+                }
             };
             // HEAD bodies are empty: the size is in the header, not in the body's length.
             let size = header_u64(headers, CONTENT_LENGTH).filter(|s| *s > 0);
@@ -70,7 +73,8 @@ impl Registry {
     pub(super) async fn get_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("fetch manifest {}", self.reference(selector));
-        let resp = self.client.send(&self.manifest_call(Method::GET, selector, &scope, &operation), &NoProgress).await?;
+        let resp =
+            self.client.send(&self.manifest_call(Method::GET, selector, &scope, &operation), &NoProgress).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
         }
@@ -86,7 +90,12 @@ impl Registry {
         Ok((media_type, bytes))
     }
 
-    pub(super) async fn put_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
+    pub(super) async fn put_manifest(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<PushedManifest> {
         let descriptor = Descriptor::of_bytes(media_type, bytes);
         let digest = descriptor.digest.to_string();
         let subject_indexed = self.put_manifest_at(bytes, media_type, &digest).await?;
@@ -100,9 +109,14 @@ impl Registry {
     pub(super) async fn put_manifest_at(&self, bytes: &[u8], media_type: &str, selector: &str) -> Result<bool> {
         let scope = Scope::push(&self.repository);
         let operation = format!("push manifest {}", self.reference(selector));
-        let call = Call::new(Method::PUT, self.client.url(&format!("/v2/{}/manifests/{selector}", self.repository)), &scope, &operation)
-            .header(CONTENT_TYPE, media_type)
-            .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
+        let call = Call::new(
+            Method::PUT,
+            self.client.url(&format!("/v2/{}/manifests/{selector}", self.repository)),
+            &scope,
+            &operation,
+        )
+        .header(CONTENT_TYPE, media_type)
+        .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
         let resp = self.client.send(&call, &NoProgress).await?;
         if !resp.status().is_success() {
             return Err(self.client.unexpected(&operation, resp).await);

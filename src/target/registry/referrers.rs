@@ -102,7 +102,15 @@ impl Registry {
             let call = Call::new(Method::GET, url.clone(), &scope, &operation).header(ACCEPT, MEDIA_TYPE_IMAGE_INDEX);
             let resp = self.client.send(&call, &NoProgress).await?;
             let status = resp.status();
-            if page == 0 && matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED) {
+            if page == 0
+                && matches!(
+                    status,
+                    StatusCode::NOT_FOUND
+                        | StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                        | StatusCode::NOT_IMPLEMENTED
+                )
+            {
                 let body = errors::read_error_body(resp).await;
                 if status == StatusCode::NOT_FOUND && body.code.as_deref() == Some("NAME_UNKNOWN") {
                     return Ok(ApiAnswer::Inconclusive);
@@ -121,7 +129,10 @@ impl Registry {
                 // A 200 that is not an index: some front page or proxy, not the API.
                 _ if page == 0 => return Ok(ApiAnswer::Unsupported),
                 Ok(_) | Err(_) => {
-                    return Err(Error::InvalidContent { what: operation, reason: "a page of referrers is not an image index".into() });
+                    return Err(Error::InvalidContent {
+                        what: operation,
+                        reason: "a page of referrers is not an image index".into(),
+                    });
                 }
             };
             found.extend(index.manifests);
@@ -143,7 +154,12 @@ impl Registry {
         }
     }
 
-    pub(super) async fn put_referrer(&self, bytes: &[u8], manifest: &Manifest, subject: &Descriptor) -> Result<Descriptor> {
+    pub(super) async fn put_referrer(
+        &self,
+        bytes: &[u8],
+        manifest: &Manifest,
+        subject: &Descriptor,
+    ) -> Result<Descriptor> {
         let media_type = manifest.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
         let desc = manifest.descriptor(bytes);
         if self.put_manifest_at(bytes, &media_type, &desc.digest.to_string()).await? {
@@ -251,7 +267,10 @@ mod tests {
     #[test]
     fn links_resolve_against_the_page() {
         let page = Url::parse("https://r.example:5000/v2/m/referrers/sha256:ab").unwrap();
-        assert_eq!(page.join("/v2/m/referrers/sha256:ab?last=1").unwrap().as_str(), "https://r.example:5000/v2/m/referrers/sha256:ab?last=1");
+        assert_eq!(
+            page.join("/v2/m/referrers/sha256:ab?last=1").unwrap().as_str(),
+            "https://r.example:5000/v2/m/referrers/sha256:ab?last=1"
+        );
         assert_eq!(page.join("https://o.example/p").unwrap().as_str(), "https://o.example/p");
     }
 }

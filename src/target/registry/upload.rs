@@ -43,7 +43,12 @@ impl Registry {
         self.client.resolve_location(resp.url(), location, operation)
     }
 
-    pub(super) async fn upload_blob(&self, desc: &Descriptor, source: &BlobSource<'_>, progress: &dyn Progress) -> Result<()> {
+    pub(super) async fn upload_blob(
+        &self,
+        desc: &Descriptor,
+        source: &BlobSource<'_>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let label = desc.annotations.get(ANNOTATION_TITLE).cloned().unwrap_or_else(|| desc.digest.to_string());
         let scope = Scope::push(&self.repository);
         let operation = format!("push blob {}@{}", self.repository, desc.digest);
