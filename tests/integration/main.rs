@@ -1,1 +1,2 @@
-
+mod support;
+mod testbed_smoke;

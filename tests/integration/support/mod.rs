@@ -1,0 +1,23 @@
+//! The integration tests' harness: finds the test bed (`scripts/testbed.sh`), starts real
+//! registries on loopback, puts a fault-injecting proxy in front of them, and runs the peer
+//! tools (oras, cosign, skopeo, model_signing) and our own binary. See docs/TESTING.md.
+//!
+//! A test that needs the test bed starts with `let tb = require_testbed!();`: without the
+//! test bed it is skipped loudly, or fails when `MODELSIGN_REQUIRE_TESTBED=1` (CI).
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod http;
+pub mod peers;
+pub mod proxy;
+pub mod registry;
+pub mod testbed;
+
+pub use fixtures::*;
+pub use http::*;
+pub use peers::*;
+pub use proxy::*;
+pub use registry::*;
+pub use testbed::*;
+
+pub use crate::require_testbed;

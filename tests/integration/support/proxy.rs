@@ -1,0 +1,510 @@
+//! `FaultProxy`: a plain HTTP/1.1 proxy of the tests' own in front of a real registry, to
+//! inject faults: corrupted or cut blob downloads, 503/429 answers with `Retry-After`, dropped
+//! response headers. One request per client connection (the proxy answers `Connection: close`);
+//! the request body and unaffected response bodies pass through byte for byte.
+//!
+//! The proxy runs on its own thread and tokio runtime, so sync and async tests can use it alike.
+//! The `Host` header is passed on unchanged, so the registry's `Location` headers point back at
+//! the proxy.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// What to do to matching traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Flip one byte (the middle one) in the body of `GET /v2/<name>/blobs/<digest>` answered
+    /// with a `Content-Length` body (200 or 206). `digest: None` = any blob.
+    CorruptBlob { digest: Option<String> },
+    /// Close the connection after `after_bytes` body bytes of such a blob GET (an interrupted
+    /// download: the client gets fewer bytes than `Content-Length`).
+    CutBlob { digest: Option<String>, after_bytes: u64 },
+    /// Answer requests whose path contains `path_contains` (and whose method is `method`, if
+    /// given) with `status` (503 or 429, say) and `Retry-After: <retry_after>` if given,
+    /// without asking the registry.
+    Status { method: Option<String>, path_contains: String, status: u16, retry_after: Option<u32> },
+    /// Remove this response header (case-insensitive), e.g. `OCI-Subject`.
+    DropHeader { name: String },
+}
+
+/// A fault and how many more times it applies (`None` = every time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub times: Option<usize>,
+}
+
+impl Fault {
+    /// Corrupt every download of this blob (`"sha256:…"`).
+    pub fn corrupt_blob(digest: &str) -> Fault {
+        Fault { kind: FaultKind::CorruptBlob { digest: Some(digest.to_string()) }, times: None }
+    }
+
+    /// Corrupt every blob download.
+    pub fn corrupt_any_blob() -> Fault {
+        Fault { kind: FaultKind::CorruptBlob { digest: None }, times: None }
+    }
+
+    /// Cut every download of this blob after `after_bytes` body bytes.
+    pub fn cut_blob(digest: &str, after_bytes: u64) -> Fault {
+        Fault { kind: FaultKind::CutBlob { digest: Some(digest.to_string()), after_bytes }, times: None }
+    }
+
+    /// Cut every blob download after `after_bytes` body bytes.
+    pub fn cut_any_blob(after_bytes: u64) -> Fault {
+        Fault { kind: FaultKind::CutBlob { digest: None, after_bytes }, times: None }
+    }
+
+    /// The first `count` requests whose path contains `path_contains` get
+    /// `503 Service Unavailable` with `Retry-After: 1`.
+    pub fn unavailable(path_contains: &str, count: usize) -> Fault {
+        Fault::status(path_contains, 503, Some(1)).times(count)
+    }
+
+    /// The first `count` requests whose path contains `path_contains` get
+    /// `429 Too Many Requests` with `Retry-After: 1`.
+    pub fn too_many_requests(path_contains: &str, count: usize) -> Fault {
+        Fault::status(path_contains, 429, Some(1)).times(count)
+    }
+
+    /// Every request whose path contains `path_contains` gets `status` (limit it with `.times`).
+    pub fn status(path_contains: &str, status: u16, retry_after: Option<u32>) -> Fault {
+        Fault {
+            kind: FaultKind::Status { method: None, path_contains: path_contains.to_string(), status, retry_after },
+            times: None,
+        }
+    }
+
+    /// Remove a response header from every response, e.g. `OCI-Subject`.
+    pub fn drop_header(name: &str) -> Fault {
+        Fault { kind: FaultKind::DropHeader { name: name.to_string() }, times: None }
+    }
+
+    /// Applies only to requests with this method (for [`FaultKind::Status`]).
+    pub fn method(mut self, method: &str) -> Fault {
+        if let FaultKind::Status { method: m, .. } = &mut self.kind {
+            *m = Some(method.to_ascii_uppercase());
+        }
+        self
+    }
+
+    /// Applies to the next `n` matching requests only.
+    pub fn times(mut self, n: usize) -> Fault {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// The status the client got (0 if the registry did not answer).
+    pub status: u16,
+    /// The faults applied to it, by name (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`).
+    pub faults: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Vec<Fault>,
+    requests: Vec<ProxiedRequest>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+/// A fault-injecting HTTP proxy on `127.0.0.1:<port>`; stops on drop.
+pub struct FaultProxy {
+    addr: String,
+    upstream: String,
+    state: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// A pass-through proxy to `upstream` ("127.0.0.1:PORT").
+    pub fn start(upstream: &str) -> FaultProxy {
+        FaultProxy::with_faults(upstream, Vec::new())
+    }
+
+    pub fn with_faults(upstream: &str, faults: Vec<Fault>) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("proxy addr").to_string();
+        let state: Shared = Arc::new(Mutex::new(State { faults, requests: Vec::new() }));
+        let (tx, rx) = oneshot::channel();
+        let upstream_owned = upstream.to_string();
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("fault-proxy-{addr}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("tokio listener");
+                    let upstream: SocketAddr = upstream_owned.parse().expect("upstream addr");
+                    let accept = async {
+                        loop {
+                            let Ok((client, _)) = listener.accept().await else { continue };
+                            let state = thread_state.clone();
+                            tokio::spawn(async move {
+                                let _ = handle(client, upstream, state).await;
+                            });
+                        }
+                    };
+                    tokio::select! {
+                        _ = accept => {}
+                        _ = rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })
+            .expect("proxy thread");
+        FaultProxy { addr, upstream: upstream.to_string(), state, shutdown: Some(tx), thread: Some(thread) }
+    }
+
+    /// `127.0.0.1:PORT` — give this to clients instead of the registry's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.state.lock().unwrap().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+
+    /// Every request seen so far, in the order their answers began.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many requests with `method` had a path containing `path_contains`.
+    pub fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains))
+            .count()
+    }
+
+    /// How many requests had the named fault applied (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`).
+    pub fn faults_applied(&self, name: &str) -> usize {
+        self.requests().iter().filter(|r| r.faults.contains(&name)).count()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Head {
+    /// The first line, without CRLF.
+    start: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(self.start.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (k, v) in &self.headers {
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Sets `Connection: close` and drops hop-by-hop keep-alive headers.
+    fn force_close(&mut self) {
+        self.headers.retain(|(k, _)| {
+            !["connection", "keep-alive", "proxy-connection"].iter().any(|h| k.eq_ignore_ascii_case(h))
+        });
+        self.headers.push(("Connection".into(), "close".into()));
+    }
+}
+
+/// Reads a message head; returns it and the bytes read past it. `None` on EOF before a head.
+async fn read_head<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<(Head, Vec<u8>)>> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let rest = buf[end + 4..].to_vec();
+            let mut lines = text.split("\r\n");
+            let start = lines.next().unwrap_or_default().to_string();
+            let headers = lines
+                .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+                .collect();
+            return Ok(Some((Head { start, headers }, rest)));
+        }
+        if buf.len() > 256 * 1024 {
+            return Err(std::io::Error::other("message head too large"));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The digest in `/v2/<name>/blobs/<digest>`, if the path is a blob path.
+fn blob_digest(path: &str) -> Option<&str> {
+    let path = path.split('?').next()?;
+    let (_, digest) = path.strip_prefix("/v2/")?.rsplit_once("/blobs/")?;
+    if digest.contains('/') || digest == "uploads" || digest.is_empty() { None } else { Some(digest) }
+}
+
+/// Takes the first fault that matches and has uses left, counting one use.
+fn take_fault(state: &Shared, pred: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
+    let mut st = state.lock().unwrap();
+    let fault = st.faults.iter_mut().find(|f| f.times != Some(0) && pred(&f.kind))?;
+    if let Some(n) = &mut fault.times {
+        *n -= 1;
+    }
+    Some(fault.kind.clone())
+}
+
+fn record(state: &Shared, method: &str, path: &str, status: u16, faults: Vec<&'static str>) {
+    state.lock().unwrap().requests.push(ProxiedRequest {
+        method: method.to_string(),
+        path: path.to_string(),
+        status,
+        faults,
+    });
+}
+
+async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> std::io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let mut buf = Vec::new();
+    let Some((mut req, req_rest)) = read_head(&mut client, &mut buf).await? else { return Ok(()) };
+    let mut parts = req.start.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+
+    // (c) canned error answers
+    if let Some(FaultKind::Status { status, retry_after, .. }) = take_fault(&state, |k| match k {
+        FaultKind::Status { method: m, path_contains, .. } => {
+            path.contains(path_contains.as_str()) && m.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&method))
+        }
+        _ => false,
+    }) {
+        record(&state, &method, &path, status, vec!["status"]);
+        let body =
+            format!("{{\"errors\":[{{\"code\":\"UNAVAILABLE\",\"message\":\"injected by FaultProxy: {status}\"}}]}}");
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            reason(status),
+            body.len()
+        );
+        if let Some(secs) = retry_after {
+            head.push_str(&format!("Retry-After: {secs}\r\n"));
+        }
+        head.push_str("\r\n");
+        client.write_all(head.as_bytes()).await?;
+        client.write_all(body.as_bytes()).await?;
+        client.flush().await?;
+        let _ = client.shutdown().await;
+        // Drain what the client still sends (a request body), so closing does not reset the
+        // connection before the client has read the answer.
+        let mut sink = [0u8; 16384];
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(n) = client.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        return Ok(());
+    }
+
+    let mut server = match TcpStream::connect(upstream).await {
+        Ok(s) => s,
+        Err(e) => {
+            record(&state, &method, &path, 0, vec![]);
+            let msg = format!("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = client.write_all(msg.as_bytes()).await;
+            return Err(e);
+        }
+    };
+    let _ = server.set_nodelay(true);
+    req.force_close();
+    server.write_all(&req.encode()).await?;
+    server.write_all(&req_rest).await?;
+
+    let (mut client_r, mut client_w) = client.into_split();
+    let (mut server_r, mut server_w) = server.into_split();
+    // Request body (whatever framing): client -> registry until the client stops or we are done.
+    let upload = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_r, &mut server_w).await;
+        let _ = server_w.shutdown().await;
+    });
+
+    let result = async {
+        let mut buf = Vec::new();
+        let mut faults_applied = Vec::new();
+        // Interim 1xx answers (100 Continue) pass through.
+        let (mut resp, rest) = loop {
+            let Some((resp, rest)) = read_head(&mut server_r, &mut buf).await? else {
+                record(&state, &method, &path, 0, vec![]);
+                return Ok(());
+            };
+            if resp.start.split(' ').nth(1).is_some_and(|s| s.starts_with('1')) && !resp.start.contains(" 101 ") {
+                client_w.write_all(&resp.encode()).await?;
+                buf = rest;
+                continue;
+            }
+            break (resp, rest);
+        };
+        let status: u16 = resp.start.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+
+        // (d) dropped headers: every matching DropHeader fault applies.
+        loop {
+            let Some(FaultKind::DropHeader { name }) =
+                take_fault(&state, |k| matches!(k, FaultKind::DropHeader { name } if resp.get(name).is_some()))
+            else {
+                break;
+            };
+            resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+            faults_applied.push("drop-header");
+        }
+
+        // (a)/(b) blob body faults, on Content-Length bodies of blob GETs only.
+        let content_length: Option<u64> = resp.get("Content-Length").and_then(|v| v.parse().ok());
+        let chunked = resp.get("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let mut body_fault = None;
+        if method == "GET" && (status == 200 || status == 206) && content_length.is_some() && !chunked {
+            if let Some(digest) = blob_digest(&path) {
+                body_fault = take_fault(&state, |k| match k {
+                    FaultKind::CorruptBlob { digest: d } | FaultKind::CutBlob { digest: d, .. } => {
+                        d.as_deref().is_none_or(|d| d == digest)
+                    }
+                    _ => false,
+                });
+            }
+        }
+        match &body_fault {
+            Some(FaultKind::CorruptBlob { .. }) => faults_applied.push("corrupt"),
+            Some(FaultKind::CutBlob { .. }) => faults_applied.push("cut"),
+            _ => {}
+        }
+        record(&state, &method, &path, status, faults_applied);
+
+        resp.force_close();
+        client_w.write_all(&resp.encode()).await?;
+
+        let flip_at = match (&body_fault, content_length) {
+            (Some(FaultKind::CorruptBlob { .. }), Some(len)) if len > 0 => Some(len / 2),
+            _ => None,
+        };
+        let cut_at = match &body_fault {
+            Some(FaultKind::CutBlob { after_bytes, .. }) => Some(*after_bytes),
+            _ => None,
+        };
+        // Body: registry -> client until the registry closes (we asked it to).
+        let mut pos: u64 = 0;
+        let mut pending = rest;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let mut data = if pending.is_empty() {
+                let n = server_r.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                chunk[..n].to_vec()
+            } else {
+                std::mem::take(&mut pending)
+            };
+            if let Some(at) = flip_at {
+                if at >= pos && at < pos + data.len() as u64 {
+                    data[(at - pos) as usize] ^= 0x01;
+                }
+            }
+            if let Some(cut) = cut_at {
+                if pos + data.len() as u64 >= cut {
+                    let keep = (cut - pos) as usize;
+                    client_w.write_all(&data[..keep]).await?;
+                    client_w.flush().await?;
+                    // An abrupt end: the client has fewer bytes than Content-Length.
+                    return Ok(());
+                }
+            }
+            client_w.write_all(&data).await?;
+            pos += data.len() as u64;
+            if content_length.is_some_and(|len| pos >= len) && !chunked {
+                break;
+            }
+        }
+        client_w.flush().await?;
+        let _ = client_w.shutdown().await;
+        Ok::<(), std::io::Error>(())
+    }
+    .await;
+    upload.abort();
+    result
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        _ => "Injected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blob_digest;
+
+    #[test]
+    fn finds_blob_digests() {
+        assert_eq!(blob_digest("/v2/a/b/blobs/sha256:abc"), Some("sha256:abc"));
+        assert_eq!(blob_digest("/v2/a/blobs/sha256:abc?x=1"), Some("sha256:abc"));
+        assert_eq!(blob_digest("/v2/a/blobs/uploads/"), None);
+        assert_eq!(blob_digest("/v2/a/blobs/uploads/123"), None);
+        assert_eq!(blob_digest("/v2/a/manifests/v1"), None);
+    }
+}
