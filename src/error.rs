@@ -57,6 +57,10 @@ pub enum Error {
 
     #[error("verification failed: {0}")]
     Verification(String),
+
+    /// Signing or signature verification failed (see [`crate::sign::Error`]).
+    #[error(transparent)]
+    Sign(#[from] crate::sign::Error),
 }
 
 fn code_message(code: &Option<String>, message: &Option<String>) -> String {

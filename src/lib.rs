@@ -9,6 +9,7 @@ pub mod oci;
 pub mod ops;
 pub mod progress;
 pub mod reference;
+pub mod sign;
 pub mod target;
 
 pub use error::{Error, Result};

@@ -1,0 +1,242 @@
+//! Signing and verifying a model folder (or a single model file) on disk with a detached
+//! signature file, interchangeable with `model_signing sign|verify key|certificate`.
+//!
+//! Signing writes what `model_signing` writes: an OMS v1.0 statement over every file
+//! (git paths and ignored paths left out), in a Sigstore bundle. The signature file
+//! defaults to `PATH/model.sig` for a folder (`PATH.sig` for a single file); when it lies
+//! inside the model it is left out of the signed files and recorded in `ignore_paths`,
+//! along with `.git`, `.github`, `.gitattributes`, `.gitignore` and the caller's ignore
+//! paths. Files are hashed in parallel, one thread per core.
+//!
+//! Verification checks the bundle against the trust policy, checks the statement, then
+//! the folder: the statement's own `ignore_paths` (and the signature file) are left out,
+//! and the remaining files must be exactly the signed ones with the signed digests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use super::bundle::{Signer, TrustPolicy, VerifiedStatement, verify_bundle};
+use super::oms::{self, Manifest, Resource};
+use crate::error::{Error, Result};
+use crate::folder::{self, ModelFiles, ScanOptions};
+use crate::progress::{NoProgress, Progress};
+
+/// The signature file name `model_signing` uses.
+pub const SIGNATURE_FILE: &str = "model.sig";
+
+/// The result of [`sign_folder`].
+#[derive(Debug, Clone)]
+pub struct SignedFolder {
+    /// Where the signature was written.
+    pub signature_path: PathBuf,
+    /// What was signed.
+    pub manifest: Manifest,
+    /// The bundle bytes written.
+    pub bundle: Vec<u8>,
+}
+
+/// The result of [`verify_folder`]: the folder matches a trusted signature.
+#[derive(Debug, Clone)]
+pub struct FolderVerification {
+    pub verified: VerifiedStatement,
+    pub manifest: Manifest,
+}
+
+/// Knobs for [`verify_folder_with`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Tolerate files that the signature does not cover (`model_signing verify
+    /// --ignore_unsigned_files`). Missing or changed files still fail.
+    pub ignore_unsigned_files: bool,
+    /// Hashing threads; 0 means one per core.
+    pub threads: usize,
+}
+
+/// Where the signature goes by default: `PATH/model.sig`, or `PATH.sig` for a file.
+pub fn default_signature_path(model: &Path) -> PathBuf {
+    if model.is_dir() {
+        model.join(SIGNATURE_FILE)
+    } else {
+        let mut name = model.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".sig");
+        model.with_file_name(name)
+    }
+}
+
+/// The model's name as `model_signing` records it: the folder's base name, resolved when
+/// the path has none (`.`).
+fn model_name(model: &Path) -> String {
+    let name = match model.file_name() {
+        Some(name) => Some(name.to_os_string()),
+        None => fs::canonicalize(model).ok().and_then(|p| p.file_name().map(|n| n.to_os_string())),
+    };
+    name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// `target` relative to the folder `model`, `/`-separated, if it lies inside it.
+fn relative_inside(model: &Path, target: &Path) -> Result<Option<String>> {
+    if !model.is_dir() {
+        return Ok(None);
+    }
+    let root = fs::canonicalize(model).map_err(|e| Error::io(model, e))?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(file_name) = target.file_name() else { return Ok(None) };
+    let Ok(parent) = fs::canonicalize(parent) else { return Ok(None) };
+    let Ok(rel) = parent.join(file_name).strip_prefix(&root).map(Path::to_path_buf) else { return Ok(None) };
+    let mut parts = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(c) => parts.push(c.to_string_lossy().into_owned()),
+            _ => return Ok(None),
+        }
+    }
+    Ok(if parts.is_empty() { None } else { Some(parts.join("/")) })
+}
+
+fn resources_of(files: &ModelFiles, digests: Vec<crate::digest::Digest>) -> Vec<Resource> {
+    files
+        .files
+        .iter()
+        .zip(digests)
+        .map(|(f, digest)| Resource {
+            name: if files.single_file { oms::SINGLE_FILE_NAME.to_string() } else { f.path.clone() },
+            digest,
+        })
+        .collect()
+}
+
+/// Signs the model at `model` and writes the signature (atomically) to `signature_path`
+/// or [`default_signature_path`]. One hashing thread per core, no progress reports.
+pub fn sign_folder(model: &Path, signer: &Signer, signature_path: Option<&Path>, options: &ScanOptions) -> Result<SignedFolder> {
+    sign_folder_with(model, signer, signature_path, options, folder::default_threads(), &NoProgress)
+}
+
+/// [`sign_folder`] with a thread count and progress reports.
+pub fn sign_folder_with(
+    model: &Path,
+    signer: &Signer,
+    signature_path: Option<&Path>,
+    options: &ScanOptions,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<SignedFolder> {
+    let signature_path = signature_path.map(Path::to_path_buf).unwrap_or_else(|| default_signature_path(model));
+    let mut options = options.clone();
+    if let Some(rel) = relative_inside(model, &signature_path)? {
+        if !options.ignore_paths.contains(&rel) {
+            options.ignore_paths.push(rel);
+        }
+    }
+    let files = folder::scan(model, &options)?;
+    let digests = folder::hash_files(&files.files, threads, progress)?;
+    let resources = resources_of(&files, digests);
+
+    // `model_signing` only knows exact paths: record what the globs left out as such.
+    let mut ignore_paths = options.ignore_paths.clone();
+    if options.ignore_git_paths {
+        ignore_paths.extend(folder::GIT_PATHS.iter().map(|p| p.to_string()));
+    }
+    if !options.ignore.is_empty() && !files.single_file {
+        let everything = folder::scan(model, &ScanOptions { ignore: Vec::new(), ..options.clone() })?;
+        let kept: BTreeSet<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
+        ignore_paths.extend(everything.files.iter().filter(|f| !kept.contains(f.path.as_str())).map(|f| f.path.clone()));
+    }
+
+    let statement = oms::build_statement(&model_name(model), &resources, &ignore_paths, options.allow_symlinks);
+    let bundle = signer.sign_statement(&statement).map_err(Error::from)?;
+    write_atomically(&signature_path, &bundle)?;
+    let manifest = Manifest::from_statement(&statement).map_err(Error::from)?;
+    Ok(SignedFolder { signature_path, manifest, bundle })
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it into place.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let nonce: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    let temp = dir.join(format!(".{name}.{}.{nonce}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Verifies the model at `model` against the signature at `signature_path` (default:
+/// [`default_signature_path`]) and `policy`.
+pub fn verify_folder(model: &Path, signature_path: Option<&Path>, policy: &TrustPolicy) -> Result<FolderVerification> {
+    verify_folder_with(model, signature_path, policy, &VerifyOptions::default(), &NoProgress)
+}
+
+/// [`verify_folder`] with options and progress reports.
+pub fn verify_folder_with(
+    model: &Path,
+    signature_path: Option<&Path>,
+    policy: &TrustPolicy,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<FolderVerification> {
+    let signature_path = signature_path.map(Path::to_path_buf).unwrap_or_else(|| default_signature_path(model));
+    let bundle = read_limited(&signature_path)?;
+    let verified = verify_bundle(&bundle, policy).map_err(Error::from)?;
+    let manifest = Manifest::from_statement(verified.statement()).map_err(Error::from)?;
+
+    let mut ignore_paths = manifest.ignore_paths.clone();
+    if let Some(rel) = relative_inside(model, &signature_path)? {
+        ignore_paths.push(rel);
+    }
+    let scan_options = ScanOptions { ignore: Vec::new(), ignore_git_paths: true, allow_symlinks: manifest.allow_symlinks, ignore_paths };
+    let files = folder::scan(model, &scan_options)?;
+    if files.single_file != manifest.is_single_file() {
+        return Err(Error::from(super::Error::InvalidStatement(if files.single_file {
+            format!("the signature is for a folder but {} is a file", model.display())
+        } else {
+            format!("the signature is for a single file but {} is a folder", model.display())
+        })));
+    }
+
+    let expected: HashMap<&str, &crate::digest::Digest> = manifest.resources.iter().map(|r| (r.name.as_str(), &r.digest)).collect();
+    let name_of = |f: &folder::FileEntry| if files.single_file { oms::SINGLE_FILE_NAME.to_string() } else { f.path.clone() };
+    let present: BTreeSet<String> = files.files.iter().map(name_of).collect();
+    let missing: Vec<String> = manifest.resources.iter().filter(|r| !present.contains(&r.name)).map(|r| r.name.clone()).collect();
+    if !missing.is_empty() {
+        return Err(Error::from(super::Error::MissingFiles(missing)));
+    }
+    let extra: Vec<String> = present.iter().filter(|n| !expected.contains_key(n.as_str())).cloned().collect();
+    if !extra.is_empty() && !options.ignore_unsigned_files {
+        return Err(Error::from(super::Error::ExtraFiles(extra)));
+    }
+    let to_hash: Vec<folder::FileEntry> = files.files.iter().filter(|f| expected.contains_key(name_of(f).as_str())).cloned().collect();
+    let threads = if options.threads == 0 { folder::default_threads() } else { options.threads };
+    let digests = folder::hash_files(&to_hash, threads, progress)?;
+    for (file, actual) in to_hash.iter().zip(digests) {
+        let name = name_of(file);
+        let expected = expected[name.as_str()];
+        if &actual != expected {
+            return Err(Error::from(super::Error::HashMismatch { path: name, expected: expected.clone(), actual }));
+        }
+    }
+    Ok(FolderVerification { verified, manifest })
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > super::bundle::MAX_BUNDLE_SIZE as u64 {
+        return Err(Error::from(super::Error::MalformedBundle(format!("{} is larger than {} bytes", path.display(), super::bundle::MAX_BUNDLE_SIZE))));
+    }
+    fs::read(path).map_err(|e| Error::io(path, e))
+}
