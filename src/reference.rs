@@ -33,6 +33,11 @@ impl Reference {
         }
     }
 
+    /// The tag to push to: the given one, else `latest`.
+    pub fn selector_tag(&self) -> String {
+        self.tag.clone().unwrap_or_else(|| "latest".to_string())
+    }
+
     /// The same location pinned to `digest` (the tag is kept for display only).
     pub fn with_digest(&self, digest: Digest) -> Self {
         Reference { location: self.location.clone(), tag: self.tag.clone(), digest: Some(digest) }

@@ -200,6 +200,10 @@ pub async fn download(target: &Target, desc: &Descriptor, label: &str, partial: 
         }
         offset = hasher.len();
     }
+    if offset == 0 {
+        // Start from an empty file (an empty blob needs one too).
+        std::fs::File::create(partial).map_err(|e| Error::io(partial, e))?;
+    }
     progress.start(&desc.digest, label, desc.size);
     progress.restart(&desc.digest, offset);
     let mut attempt = 0;

@@ -1,2 +1,4 @@
 mod support;
+
 mod testbed_smoke;
+mod transport_layout;

@@ -1,0 +1,53 @@
+//! `modelsign discover REF`
+
+use clap::Args;
+use modelsign::ops::discover::{self, ReferrerNode};
+
+use super::{CliResult, Format, Global, output};
+
+#[derive(Args)]
+pub struct DiscoverArgs {
+    /// The artifact: registry/repository[:tag|@digest] or oci:PATH[:tag|@digest].
+    pub reference: String,
+    /// Output format.
+    #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tree {
+    reference: String,
+    digest: modelsign::digest::Digest,
+    media_type: String,
+    referrers: Vec<ReferrerNode>,
+}
+
+fn print_nodes(nodes: &[ReferrerNode], indent: &str) {
+    for (i, n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        println!("{indent}{} {}  {}", if last { "└──" } else { "├──" }, n.artifact_type.as_deref().unwrap_or("-"), n.digest);
+        let child_indent = format!("{indent}{}", if last { "    " } else { "│   " });
+        for (k, v) in &n.annotations {
+            println!("{child_indent}  {k}: {v}");
+        }
+        print_nodes(&n.referrers, &child_indent);
+    }
+}
+
+pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
+    let reference = super::parse_reference(&args.reference)?;
+    let target = super::open(&reference, global, false).await?;
+    let desc = target.resolve(&reference.selector()).await?;
+    let referrers = discover::referrers_tree(&target, &desc, 0).await?;
+    let tree = Tree { reference: reference.to_string(), digest: desc.digest.clone(), media_type: desc.media_type.clone(), referrers };
+    match args.output {
+        Format::Json => output::json(&tree)?,
+        Format::Text => {
+            println!("{}@{}", tree.reference, tree.digest);
+            print_nodes(&tree.referrers, "");
+            eprintln!("{} referrers", discover::count(&tree.referrers));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The command line: argument parsing (clap), printing, progress bars and exit codes.
+//! Only this module knows them; each subcommand is one file that calls `modelsign::ops`.
+
+mod attach;
+mod copy;
+mod discover;
+mod inspect;
+mod login;
+mod output;
+mod progress;
+mod pull;
+mod push;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use modelsign::Error;
+use modelsign::progress::Progress;
+use modelsign::reference::Reference;
+use modelsign::target::{Target, TargetOptions};
+
+pub use output::Format;
+
+/// Exit codes a CI job can act on.
+pub mod exit {
+    /// Something failed (network, registry, file system, bad input).
+    pub const FAILURE: u8 = 1;
+    /// The command line was wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Content did not match its digest or a signature: the artifact must not be trusted.
+    pub const UNTRUSTED: u8 = 3;
+}
+
+const ABOUT: &str = "Sign, push, pull and verify AI models as OCI artifacts, one layer per file";
+const LONG_ABOUT: &str = "\
+modelsign packs a model folder as a CNCF ModelPack OCI artifact with one raw layer per file, \
+so every component has its own digest (the file's SHA-256) and can be pulled on its own, from \
+a registry or an OCI image-layout folder.
+
+References:
+  registry[:port]/repository[:tag][@sha256:…]   a repository on a registry
+  oci:PATH[:tag|@sha256:…]                        an OCI image-layout folder
+
+Credentials come from docker's config.json ($DOCKER_CONFIG, credHelpers, credsStore) or `modelsign login`.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 content or signature did not verify.";
+
+#[derive(Parser)]
+#[command(name = "modelsign", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Talk plain HTTP to registries (for local registries without TLS).
+    #[arg(long, global = true)]
+    pub plain_http: bool,
+    /// Draw no progress bars (they are never drawn when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Blobs transferred at once.
+    #[arg(long, global = true, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+}
+
+impl Global {
+    pub fn target_options(&self) -> TargetOptions {
+        TargetOptions { plain_http: self.plain_http, concurrency: Some(self.concurrency) }
+    }
+
+    /// Progress reporting for one command: bars on a terminal, plain notes otherwise.
+    pub fn progress(&self, verb: &str) -> Reporter {
+        use std::io::IsTerminal;
+        if !self.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+            Reporter::Bars(progress::Bars::new(verb))
+        } else {
+            Reporter::Quiet(progress::Quiet)
+        }
+    }
+}
+
+pub enum Reporter {
+    Bars(progress::Bars),
+    Quiet(progress::Quiet),
+}
+
+impl Reporter {
+    pub fn get(&self) -> &dyn Progress {
+        match self {
+            Reporter::Bars(b) => b,
+            Reporter::Quiet(q) => q,
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if let Reporter::Bars(b) = self {
+            b.clear();
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Push a model folder (or one file) as a ModelPack artifact, one layer per file.
+    Push(push::PushArgs),
+    /// Pull a model's components (all, or those matching --include) into a folder.
+    Pull(pull::PullArgs),
+    /// Show a model's components, config and referrers count.
+    Inspect(inspect::InspectArgs),
+    /// Copy an artifact with all its referrers between registries and layout folders.
+    Copy(copy::CopyArgs),
+    /// Show the tree of referrers (signatures, attestations) of an artifact.
+    Discover(discover::DiscoverArgs),
+    /// Attach files to an artifact as a referrer of a given artifact type.
+    Attach(attach::AttachArgs),
+    /// Store credentials for a registry in docker's config.json.
+    Login(login::LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(login::LogoutArgs),
+}
+
+/// Parses a reference argument.
+pub fn parse_reference(s: &str) -> Result<Reference, Error> {
+    s.parse()
+}
+
+/// Opens the target a reference names.
+pub async fn open(reference: &Reference, global: &Global, create: bool) -> Result<Target, Error> {
+    Target::open(reference, &global.target_options(), create).await
+}
+
+/// Which exit code an error maps to.
+fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::DigestMismatch { .. } | Error::SizeMismatch { .. } | Error::Verification(_) | Error::UnsafePath { .. } => exit::UNTRUSTED,
+        _ => exit::FAILURE,
+    }
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        let g = &cli.global;
+        match &cli.command {
+            Command::Push(a) => push::run(a, g).await,
+            Command::Pull(a) => pull::run(a, g).await,
+            Command::Inspect(a) => inspect::run(a, g).await,
+            Command::Copy(a) => copy::run(a, g).await,
+            Command::Discover(a) => discover::run(a, g).await,
+            Command::Attach(a) => attach::run(a, g).await,
+            Command::Login(a) => login::login(a, g).await,
+            Command::Logout(a) => login::logout(a, g).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Modelsign(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(CliError::Output(e)) => {
+            eprintln!("error: writing output: {e}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// A command's failure: the library's error, or stdout going away.
+#[derive(Debug)]
+pub enum CliError {
+    Modelsign(Error),
+    Output(std::io::Error),
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Modelsign(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

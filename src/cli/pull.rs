@@ -1,0 +1,52 @@
+//! `modelsign pull REF -o DIR`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use modelsign::ops::{components, pull};
+
+use super::{CliResult, Format, Global, output};
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// What to pull: registry/repository[:tag|@digest] or oci:PATH[:tag|@digest].
+    pub reference: String,
+    /// Folder to write the components into (created if missing; may already exist).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Pull only components whose path matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
+    let reference = super::parse_reference(&args.reference)?;
+    let target = super::open(&reference, global, false).await?;
+    let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
+    let what = format!("{} ({})", reference, desc.digest);
+    let all = components::components(&manifest, &what)?;
+    let selected = components::select(all, &args.include)?;
+    let reporter = global.progress("pull");
+    let pulled = pull::pull_components(&target, &args.dir, &selected, global.concurrency, reporter.get()).await?;
+    drop(reporter);
+    let report = pull::PullReport {
+        reference: reference.to_string(),
+        digest: desc.digest,
+        output: args.dir.clone(),
+        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum(),
+        components: pulled,
+    };
+    match args.format {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            for c in &report.components {
+                println!("{}  {}  {}", if c.downloaded { "pulled " } else { "present" }, c.digest, c.path);
+            }
+            eprintln!("pulled {} of {} components ({}) into {}", report.components.iter().filter(|c| c.downloaded).count(), report.components.len(), output::bytes(report.bytes_downloaded), args.dir.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `modelsign push REF PATH`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use modelsign::folder::ScanOptions;
+use modelsign::ops::push::{self, PackOptions};
+
+use super::{CliResult, Format, Global, output};
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Where to push: registry/repository[:tag] or oci:PATH[:tag] (tag defaults to `latest`).
+    pub reference: String,
+    /// The model folder, or a single model file.
+    pub path: PathBuf,
+    /// Model name recorded in the config (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Model version recorded in the config (default: the tag).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Leave out files matching this glob (relative to the folder; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub ignore: Vec<String>,
+    /// Keep .git, .github, .gitattributes and .gitignore (left out by default, as model_signing does).
+    #[arg(long)]
+    pub include_git_paths: bool,
+    /// Follow symlinks instead of refusing them.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+    /// Output format.
+    #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
+    let reference = super::parse_reference(&args.reference)?;
+    let target = super::open(&reference, global, true).await?;
+    let reporter = global.progress("push");
+    let options = PackOptions {
+        scan: ScanOptions {
+            ignore: args.ignore.clone(),
+            ignore_git_paths: !args.include_git_paths,
+            allow_symlinks: args.allow_symlinks,
+            ignore_paths: Vec::new(),
+        },
+        name: args.name.clone(),
+        version: args.version.clone(),
+        threads: None,
+    };
+    let tag = if reference.digest.is_some() && reference.tag.is_none() { None } else { Some(reference.selector_tag()) };
+    let path = args.path.clone();
+    let packed = {
+        let progress = reporter.get();
+        tokio::task::block_in_place(|| push::pack(&path, &options, tag.as_deref(), progress))?
+    };
+    if let Some(expected) = &reference.digest {
+        let actual = modelsign::digest::Digest::of(&packed.manifest_bytes);
+        if &actual != expected {
+            return Err(modelsign::Error::InvalidInput(format!("the packed manifest is {actual}, not the {expected} the reference names")).into());
+        }
+    }
+    let (manifest, uploaded) = push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
+    drop(reporter);
+    let report = push::report(reference.to_string(), &packed, &manifest, &uploaded);
+    match args.output {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            let sent = report.components.iter().filter(|c| c.uploaded).count();
+            eprintln!(
+                "pushed {} components ({} uploaded, {} already there, {} sent)",
+                report.components.len(),
+                sent,
+                report.components.len() - sent,
+                output::bytes(report.bytes_uploaded)
+            );
+            println!("{}", report.digest);
+        }
+    }
+    Ok(())
+}
