@@ -240,3 +240,184 @@ fn read_limited(path: &Path) -> Result<Vec<u8>> {
     }
     fs::read(path).map_err(|e| Error::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::Error as SignError;
+    use crate::sign::bundle::VerifiedBy;
+    use crate::sign::bundle::tests::fixture;
+    use crate::sign::certs::{CertChain, parse_pem_certificates};
+    use crate::sign::keys::{Algorithm, PublicKey, SigningKey};
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sign")
+    }
+
+    fn key_policy(name: &str) -> TrustPolicy {
+        TrustPolicy::new().trust_key(PublicKey::from_pem(&fixture(&format!("keys/{name}.pub"))).unwrap())
+    }
+
+    fn root_policy() -> TrustPolicy {
+        TrustPolicy::new().trust_certificates(parse_pem_certificates(&fixture("certs/root.pem"), "root").unwrap())
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    fn sign_err(result: Result<FolderVerification>) -> SignError {
+        match result {
+            Err(Error::Sign(e)) => e,
+            Err(other) => panic!("not a signing error: {other}"),
+            Ok(_) => panic!("verification passed"),
+        }
+    }
+
+    #[test]
+    fn verifies_model_signing_key_signatures() {
+        let model = fixtures().join("model");
+        for key in ["p256", "p384", "p521"] {
+            let sig = fixtures().join(format!("sigs/{key}.sig"));
+            let result = verify_folder(&model, Some(&sig), &key_policy(key)).unwrap();
+            let names: Vec<&str> = result.manifest.resources.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, ["Zeta", "a/b.txt", "a-b.txt", "a.txt", "empty", "sub dir/poids é ü.bin"], "{key}");
+            assert_eq!(result.manifest.model_name, "model");
+            // Another curve's key does not verify it.
+            let other = if key == "p256" { "p384" } else { "p256" };
+            assert!(matches!(sign_err(verify_folder(&model, Some(&sig), &key_policy(other))), SignError::BadSignature(_)));
+        }
+    }
+
+    #[test]
+    fn verifies_model_signing_certificate_signature() {
+        let model = fixtures().join("model");
+        let sig = fixtures().join("sigs/certificate.sig");
+        let result = verify_folder(&model, Some(&sig), &root_policy()).unwrap();
+        assert!(matches!(result.verified.verified_by(), VerifiedBy::Certificate(_)));
+        let other = TrustPolicy::new().trust_certificates(parse_pem_certificates(&fixture("certs/other-root.pem"), "o").unwrap());
+        assert!(matches!(sign_err(verify_folder(&model, Some(&sig), &other)), SignError::UntrustedChain(_)));
+    }
+
+    #[test]
+    fn verifies_signature_inside_the_model_and_single_files() {
+        let model = fixtures().join("model-inside");
+        let result = verify_folder(&model, None, &key_policy("p256")).unwrap();
+        assert!(result.manifest.ignore_paths.contains(&"model.sig".to_string()));
+        let single = fixtures().join("single/weights.bin");
+        let result = verify_folder(&single, Some(&fixtures().join("sigs/single.sig")), &key_policy("p256")).unwrap();
+        assert!(result.manifest.is_single_file());
+        // A folder signature does not verify a single file, nor the reverse.
+        assert!(verify_folder(&single, Some(&fixtures().join("sigs/p256.sig")), &key_policy("p256")).is_err());
+        assert!(verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/single.sig")), &key_policy("p256")).is_err());
+    }
+
+    #[test]
+    fn tampered_folders_fail_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        copy_dir(&fixtures().join("model"), &model);
+        let sig = fixtures().join("sigs/p256.sig");
+        let policy = key_policy("p256");
+        // git files are ignored by default.
+        fs::create_dir_all(model.join(".git")).unwrap();
+        fs::write(model.join(".git/HEAD"), "ref").unwrap();
+        verify_folder(&model, Some(&sig), &policy).unwrap();
+
+        fs::write(model.join("sub dir/poids é ü.bin"), "poison").unwrap();
+        let err = sign_err(verify_folder(&model, Some(&sig), &policy));
+        assert!(matches!(&err, SignError::HashMismatch { path, .. } if path == "sub dir/poids é ü.bin"), "{err}");
+        fs::write(model.join("sub dir/poids é ü.bin"), "weights").unwrap();
+
+        fs::write(model.join("extra.bin"), "x").unwrap();
+        let err = sign_err(verify_folder(&model, Some(&sig), &policy));
+        assert!(matches!(&err, SignError::ExtraFiles(f) if f == &["extra.bin"]), "{err}");
+        let lenient = VerifyOptions { ignore_unsigned_files: true, threads: 2 };
+        verify_folder_with(&model, Some(&sig), &policy, &lenient, &NoProgress).unwrap();
+        fs::remove_file(model.join("extra.bin")).unwrap();
+
+        fs::remove_file(model.join("empty")).unwrap();
+        let err = sign_err(verify_folder(&model, Some(&sig), &policy));
+        assert!(matches!(&err, SignError::MissingFiles(f) if f == &["empty"]), "{err}");
+        assert!(verify_folder_with(&model, Some(&sig), &policy, &lenient, &NoProgress).is_err());
+    }
+
+    #[test]
+    fn signs_like_model_signing_and_verifies_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("my model");
+        copy_dir(&fixtures().join("model"), &model);
+        fs::create_dir_all(model.join(".git")).unwrap();
+        fs::write(model.join(".git/HEAD"), "ref").unwrap();
+        let key = SigningKey::from_pem(&fixture("keys/p384.key"), None).unwrap();
+        let signed = sign_folder(&model, &Signer::from_key(key), None, &ScanOptions::default()).unwrap();
+        assert_eq!(signed.signature_path, model.join("model.sig"));
+        assert_eq!(fs::read(&signed.signature_path).unwrap(), signed.bundle);
+        let mut ignored = signed.manifest.ignore_paths.clone();
+        ignored.sort();
+        assert_eq!(ignored, [".git", ".gitattributes", ".github", ".gitignore", "model.sig"]);
+        assert_eq!(signed.manifest.model_name, "my model");
+        // Same resources as model_signing found.
+        let theirs = verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/p384.sig")), &key_policy("p384")).unwrap();
+        assert_eq!(signed.manifest.resources, theirs.manifest.resources);
+        verify_folder(&model, None, &key_policy("p384")).unwrap();
+        // No stray temporary file.
+        assert!(fs::read_dir(&model).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn glob_ignores_are_recorded_as_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m");
+        copy_dir(&fixtures().join("model"), &model);
+        let sig = dir.path().join("out.sig");
+        let key = SigningKey::generate(Algorithm::P256).unwrap();
+        let policy = TrustPolicy::new().trust_key(key.public_key().clone());
+        let options = ScanOptions { ignore: vec!["a*.txt".into()], ..ScanOptions::default() };
+        let signed = sign_folder(&model, &Signer::from_key(key), Some(&sig), &options).unwrap();
+        assert!(signed.manifest.ignore_paths.contains(&"a.txt".to_string()));
+        assert!(signed.manifest.ignore_paths.contains(&"a-b.txt".to_string()));
+        assert!(!signed.manifest.ignore_paths.contains(&"model.sig".to_string()));
+        verify_folder(&model, Some(&sig), &policy).unwrap();
+    }
+
+    #[test]
+    fn signs_with_a_certificate_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m");
+        copy_dir(&fixtures().join("model"), &model);
+        let key = SigningKey::from_pem(&fixture("certs/leaf.key"), None).unwrap();
+        let chain = CertChain::from_pems(&fixture("certs/leaf.pem"), &[&fixture("certs/intermediate.pem")]).unwrap();
+        sign_folder(&model, &Signer::with_certificates(key, chain).unwrap(), None, &ScanOptions::default()).unwrap();
+        verify_folder(&model, None, &root_policy()).unwrap();
+    }
+
+    #[test]
+    fn single_file_model_signature_goes_next_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.bin");
+        fs::write(&file, "w").unwrap();
+        let key = SigningKey::generate(Algorithm::P521).unwrap();
+        let policy = TrustPolicy::new().trust_key(key.public_key().clone());
+        let signed = sign_folder(&file, &Signer::from_key(key), None, &ScanOptions::default()).unwrap();
+        assert_eq!(signed.signature_path, dir.path().join("w.bin.sig"));
+        assert!(signed.manifest.is_single_file());
+        verify_folder(&file, None, &policy).unwrap();
+    }
+
+    #[test]
+    fn encrypted_openssl_key_signs() {
+        let key = SigningKey::from_pem(&fixture("keys/p256-encrypted.key"), Some("modelsign")).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::P256);
+        assert!(SigningKey::from_pem(&fixture("keys/p256-encrypted.key"), Some("nope")).is_err());
+    }
+}
