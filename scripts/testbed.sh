@@ -123,7 +123,7 @@ else
   fi
   rm -rf "$ROOT"; mkdir -p "$ROOT"
   for deb in "$TB/debs/"*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
-  rm -rf "$APTDIR/cache/archives/"*.deb
+  rm -rf "$TB/debs" "$APTDIR/cache/archives/"*.deb
   stamp_set debs "$debs_key"
 fi
 mkdir -p "$TB/bin"
