@@ -1,4 +1,5 @@
 mod support;
 
+mod sign_interop;
 mod testbed_smoke;
 mod transport_layout;
