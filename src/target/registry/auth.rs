@@ -177,9 +177,19 @@ struct Loaded {
 }
 
 /// The authentication state of one registry: its challenge, its credentials and its tokens.
+/// Where a registry's credentials come from.
+pub(crate) enum CredentialSource {
+    /// Docker's config at its usual place (`$DOCKER_CONFIG`, `~/.docker`).
+    DefaultConfig,
+    /// A given docker config file.
+    Config(DockerConfig),
+    /// These credentials, whatever docker's config says (login checks them).
+    Explicit(Credential),
+}
+
 pub(crate) struct Auth {
     registry: String,
-    explicit: Option<Credential>,
+    source: CredentialSource,
     loaded: tokio::sync::OnceCell<Loaded>,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<Scope, Token>>,
@@ -189,11 +199,10 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    /// `explicit` credentials replace docker's config (login checks them).
-    pub fn new(registry: &str, explicit: Option<Credential>) -> Self {
+    pub fn new(registry: &str, source: CredentialSource) -> Self {
         Auth {
             registry: registry.to_string(),
-            explicit,
+            source,
             loaded: tokio::sync::OnceCell::new(),
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
@@ -205,18 +214,21 @@ impl Auth {
     async fn credentials(&self) -> &Loaded {
         self.loaded
             .get_or_init(async || {
-                if let Some(c) = &self.explicit {
-                    return Loaded { credential: Some(c.clone()), looked_in: c.source.clone(), problem: None };
-                }
-                let config = match DockerConfig::default_location() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Loaded {
-                            credential: None,
-                            looked_in: "docker config".into(),
-                            problem: Some(e.to_string()),
-                        };
+                let config = match &self.source {
+                    CredentialSource::Explicit(c) => {
+                        return Loaded { credential: Some(c.clone()), looked_in: c.source.clone(), problem: None };
                     }
+                    CredentialSource::Config(c) => c.clone(),
+                    CredentialSource::DefaultConfig => match DockerConfig::default_location() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return Loaded {
+                                credential: None,
+                                looked_in: "docker config".into(),
+                                problem: Some(e.to_string()),
+                            };
+                        }
+                    },
                 };
                 let looked_in = config.path().display().to_string();
                 let registry = self.registry.clone();

@@ -13,8 +13,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use reqwest::{Method, Response, StatusCode, Url};
 
-use super::auth::{Auth, Scope};
-use super::credentials::Credential;
+use super::auth::{Auth, CredentialSource, Scope};
 use super::errors;
 use super::retry::{self, Failure, RetryPolicy};
 use crate::error::{Error, Result};
@@ -94,7 +93,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn new(registry: &str, plain_http: bool, credential: Option<Credential>) -> Result<Self> {
+    pub fn new(registry: &str, plain_http: bool, credentials: CredentialSource) -> Result<Self> {
         let host = match super::credentials::normalize_registry(registry).as_str() {
             "docker.io" => "registry-1.docker.io".to_string(),
             _ => registry.to_string(),
@@ -118,10 +117,15 @@ impl Client {
             registry: registry.to_string(),
             base,
             http,
-            auth: Auth::new(registry, credential),
+            auth: Auth::new(registry, credentials),
             policy: RetryPolicy::default(),
             reached: AtomicBool::new(false),
         })
+    }
+
+    /// Takes credentials from `source` from now on (forgetting tokens).
+    pub fn set_credentials(&mut self, source: CredentialSource) {
+        self.auth = Auth::new(&self.registry, source);
     }
 
     /// `base` + `path` (which starts with `/v2/`).

@@ -364,10 +364,20 @@ impl DockerConfig {
 /// Checks `username`/`password` against `registry` (`GET /v2/` through its challenge) and
 /// stores them in docker's config. Returns the file written.
 pub async fn login(registry: &str, username: &str, password: &str, plain_http: bool) -> Result<PathBuf> {
+    login_with(&DockerConfig::default_location()?, registry, username, password, plain_http).await
+}
+
+/// [`login`] into a given config file.
+pub async fn login_with(
+    config: &DockerConfig,
+    registry: &str,
+    username: &str,
+    password: &str,
+    plain_http: bool,
+) -> Result<PathBuf> {
     let credential = Credential::basic(username, password, "the given user name and password");
-    let client = super::client::Client::new(registry, plain_http, Some(credential))?;
+    let client = super::client::Client::new(registry, plain_http, super::auth::CredentialSource::Explicit(credential))?;
     client.check_login().await?;
-    let config = DockerConfig::default_location()?;
     let (registry, user, pass, cfg) =
         (registry.to_string(), username.to_string(), password.to_string(), config.clone());
     tokio::task::spawn_blocking(move || cfg.store(&registry, &user, &pass))

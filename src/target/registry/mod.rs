@@ -41,7 +41,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
         Ok(Registry {
-            client: client::Client::new(registry, options.plain_http, None)?,
+            client: client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?,
             registry: registry.to_string(),
             repository: repository.to_string(),
             plain_http: options.plain_http,
@@ -52,6 +52,11 @@ impl Registry {
     /// Replaces the retry policy (tests use short waits).
     pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
         self.client.policy = policy;
+    }
+
+    /// Reads credentials from this docker config file instead of the usual one.
+    pub fn set_docker_config(&mut self, config: credentials::DockerConfig) {
+        self.client.set_credentials(auth::CredentialSource::Config(config));
     }
 
     pub fn describe(&self) -> String {
