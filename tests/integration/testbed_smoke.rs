@@ -389,3 +389,37 @@ fn registry_start_is_fast() {
     drop(registry);
     assert!(start.elapsed() < Duration::from_secs(10), "distribution took {:?}", start.elapsed());
 }
+
+#[test]
+fn oras_through_the_fault_proxy() {
+    let tb = require_testbed!();
+    let registry = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(registry.addr());
+    let peers = Peers::new(&tb);
+    let work = tempfile::tempdir().unwrap();
+    let content = pseudo_random_bytes(3_000_000, 3);
+    std::fs::write(work.path().join("weights.bin"), &content).unwrap();
+    let digest = sha256_digest(&content);
+    let reference = format!("{}/smoke/oras:v1", proxy.addr());
+    run_ok(peers.oras().current_dir(work.path()).args(["push", "--plain-http", &reference, "weights.bin"]));
+    assert!(proxy.count("PUT", "/blobs/uploads/") >= 2, "{:?}", proxy.requests());
+
+    let pull = |dir: &str| {
+        let mut cmd = peers.oras();
+        cmd.args(["pull", "--plain-http", &reference, "-o"]).arg(work.path().join(dir));
+        cmd
+    };
+    proxy.add_fault(Fault::corrupt_blob(&digest));
+    let out = run_fail(&mut pull("corrupt"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("digest"), "{}", String::from_utf8_lossy(&out.stderr));
+    proxy.clear_faults();
+
+    proxy.add_fault(Fault::cut_blob(&digest, 1_000_000));
+    run_fail(&mut pull("cut"));
+    proxy.clear_faults();
+
+    run_ok(&mut pull("ok"));
+    assert_eq!(std::fs::read(work.path().join("ok/weights.bin")).unwrap(), content);
+    assert_eq!(proxy.faults_applied("corrupt"), 1);
+    assert!(proxy.faults_applied("cut") >= 1);
+}
