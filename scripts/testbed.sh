@@ -107,6 +107,7 @@ else
     -o "Dir::State::status=/dev/null"
     -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
     -o "Acquire::Languages=none"
+    -o "Acquire::Check-Valid-Until=false"
     -o "APT::Sandbox::User=root"
     -o "Debug::NoLocking=1")
   if ! ls "$APTDIR/lists/"*_sid_*Packages* >/dev/null 2>&1 || ! ls "$APTDIR/lists/"*_trixie_*Packages* >/dev/null 2>&1; then
