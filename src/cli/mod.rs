@@ -5,11 +5,15 @@ mod attach;
 mod copy;
 mod discover;
 mod inspect;
+mod keygen;
 mod login;
 mod output;
 mod progress;
 mod pull;
 mod push;
+mod sign;
+mod trust;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -25,8 +29,7 @@ pub use output::Format;
 pub mod exit {
     /// Something failed (network, registry, file system, bad input).
     pub const FAILURE: u8 = 1;
-    /// The command line was wrong (clap's own code).
-    pub const USAGE: u8 = 2;
+    // 2: the command line was wrong (clap exits with it itself).
     /// Content did not match its digest or a signature: the artifact must not be trusted.
     pub const UNTRUSTED: u8 = 3;
 }
@@ -120,6 +123,12 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// Attach files to an artifact as a referrer of a given artifact type.
     Attach(attach::AttachArgs),
+    /// Generate a signing key pair (PKCS#8 private key, SPKI public key).
+    Keygen(keygen::KeygenArgs),
+    /// Sign a model in a registry or layout folder (from its manifest alone), or a local folder.
+    Sign(sign::SignArgs),
+    /// Verify a model's signatures and its components' bytes (or a local folder against model.sig).
+    Verify(verify::VerifyArgs),
     /// Store credentials for a registry in docker's config.json.
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -139,7 +148,18 @@ pub async fn open(reference: &Reference, global: &Global, create: bool) -> Resul
 /// Which exit code an error maps to.
 fn exit_code(err: &Error) -> u8 {
     match err {
-        Error::DigestMismatch { .. } | Error::SizeMismatch { .. } | Error::Verification(_) | Error::UnsafePath { .. } => exit::UNTRUSTED,
+        Error::DigestMismatch { .. } | Error::SizeMismatch { .. } | Error::Verification(_) | Error::UnsafePath { .. } => {
+            exit::UNTRUSTED
+        }
+        Error::Sign(e) => {
+            use modelsign::sign::Error as S;
+            match e {
+                S::InvalidKey { .. } | S::PasswordRequired | S::WrongPassword | S::InvalidCertificate { .. } | S::CertificateKeyMismatch | S::NoTrust => {
+                    exit::FAILURE
+                }
+                _ => exit::UNTRUSTED,
+            }
+        }
         _ => exit::FAILURE,
     }
 }
@@ -162,6 +182,9 @@ pub fn run() -> ExitCode {
             Command::Copy(a) => copy::run(a, g).await,
             Command::Discover(a) => discover::run(a, g).await,
             Command::Attach(a) => attach::run(a, g).await,
+            Command::Keygen(a) => keygen::run(a, g).await,
+            Command::Sign(a) => sign::run(a, g).await,
+            Command::Verify(a) => verify::run(a, g).await,
             Command::Login(a) => login::login(a, g).await,
             Command::Logout(a) => login::logout(a, g).await,
         }

@@ -7,3 +7,5 @@ pub mod pull;
 pub mod attach;
 pub mod copy;
 pub mod discover;
+pub mod sign;
+pub mod verify;

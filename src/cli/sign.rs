@@ -1,0 +1,79 @@
+//! `modelsign sign TARGET --key KEY.pem`: a model in a registry or layout (from its
+//! manifest alone), or a local folder (as `model_signing sign` does).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use modelsign::folder::ScanOptions;
+use modelsign::ops::sign::sign_reference;
+use modelsign::reference::Location;
+use modelsign::sign::local;
+
+use super::{CliResult, Format, Global, output, trust};
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// A reference (registry/repository[:tag|@digest], oci:PATH[:tag]) or a local model folder or file.
+    pub target: String,
+    /// Private key (PKCS#8 or SEC1 PEM; encrypted keys read MODELSIGN_KEY_PASSWORD or prompt).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: PathBuf,
+    /// Signing certificate for the key (the bundle then carries the chain instead of a key hint).
+    #[arg(long, value_name = "LEAF.pem")]
+    pub certificate: Option<PathBuf>,
+    /// Intermediate certificates after the leaf (repeatable).
+    #[arg(long, value_name = "CHAIN.pem")]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Local folder only: where to write the signature (default PATH/model.sig, left out of the signed files).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Local folder only: leave out files matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub ignore: Vec<String>,
+    /// Local folder only: follow symlinks instead of refusing them.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+    /// Output format.
+    #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
+    let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
+    if trust::is_local(&args.target) {
+        let options = ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
+        let path = PathBuf::from(&args.target);
+        let signed = tokio::task::block_in_place(|| local::sign_folder(&path, &signer, args.signature.as_deref(), &options))?;
+        match args.output {
+            Format::Json => output::json(&serde_json::json!({
+                "signature": signed.signature_path,
+                "files": signed.manifest.resources.len(),
+                "rootDigest": signed.manifest.root_digest,
+            }))?,
+            Format::Text => {
+                eprintln!("signed {} files", signed.manifest.resources.len());
+                println!("{}", signed.signature_path.display());
+            }
+        }
+        return Ok(());
+    }
+    if args.signature.is_some() || !args.ignore.is_empty() || args.allow_symlinks {
+        return Err(modelsign::Error::InvalidInput("--signature, --ignore and --allow-symlinks apply to local folders only".into()).into());
+    }
+    let reference = super::parse_reference(&args.target)?;
+    let target = super::open(&reference, global, false).await?;
+    let subject_name = match &reference.location {
+        Location::Registry { registry, repository } => format!("{registry}/{repository}"),
+        Location::Layout { path } => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+    };
+    let report = sign_reference(&target, &reference.selector(), &subject_name, &signer).await?;
+    match args.output {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            eprintln!("signed {} ({} components)", report.digest, report.components);
+            println!("{}", report.oms_signature.digest);
+            println!("{}", report.manifest_signature.digest);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `modelsign verify TARGET (--key PUB.pem | --certificate-chain ROOT.pem)`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use modelsign::ops::verify::{self, ComponentCheck, SignatureOutcome, SignatureVerdict};
+use modelsign::ops::{components, pull};
+use modelsign::reference::Location;
+use modelsign::sign::local;
+use serde::Serialize;
+
+use super::{CliError, CliResult, Format, Global, output, trust};
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A reference (registry/repository[:tag|@digest], oci:PATH[:tag|@digest]) or a local model folder or file.
+    pub target: String,
+    /// Trusted public key, SPKI PEM (repeatable).
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<PathBuf>,
+    /// Trusted root certificate(s), PEM (repeatable).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Check only this component's bytes (repeatable; default: every component).
+    #[arg(long, value_name = "PATH")]
+    pub component: Vec<String>,
+    /// Refuse to touch the network: TARGET must be an oci: layout folder.
+    #[arg(long)]
+    pub offline: bool,
+    /// Local folder only: the signature file (default PATH/model.sig).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    reference: String,
+    digest: modelsign::digest::Digest,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
+    signatures: SignatureVerdict,
+    components: Vec<ComponentCheck>,
+}
+
+fn print_signatures(verdict: &SignatureVerdict) {
+    for c in &verdict.checks {
+        match &c.outcome {
+            SignatureOutcome::Verified { predicate_type, signer } => println!("ok       signature {} ({predicate_type}) by {signer}", c.referrer),
+            SignatureOutcome::Mismatch { predicate_type, signer, reason } => {
+                println!("FAILED   signature {} ({predicate_type}) by {signer}: {reason}", c.referrer)
+            }
+            SignatureOutcome::Ignored { reason } => println!("ignored  referrer {}: {reason}", c.referrer),
+        }
+    }
+}
+
+pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
+    let policy = trust::policy(&args.key, &args.certificate_chain)?;
+    if trust::is_local(&args.target) {
+        if !args.component.is_empty() || args.offline {
+            return Err(modelsign::Error::InvalidInput("--component and --offline apply to references only".into()).into());
+        }
+        let path = PathBuf::from(&args.target);
+        let result = tokio::task::block_in_place(|| local::verify_folder(&path, args.signature.as_deref(), &policy))?;
+        match args.output {
+            Format::Json => output::json(&serde_json::json!({
+                "verified": true,
+                "files": result.manifest.resources.len(),
+                "rootDigest": result.manifest.root_digest,
+            }))?,
+            Format::Text => println!("ok       {} files match the signature", result.manifest.resources.len()),
+        }
+        return Ok(());
+    }
+    if args.signature.is_some() {
+        return Err(modelsign::Error::InvalidInput("--signature applies to local folders only".into()).into());
+    }
+    let reference = super::parse_reference(&args.target)?;
+    if args.offline && !matches!(reference.location, Location::Layout { .. }) {
+        return Err(modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into());
+    }
+    let target = super::open(&reference, global, false).await?;
+    let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
+    let all = components::components(&manifest, &format!("{reference} ({})", desc.digest))?;
+    let selected = verify::pick_components(all.clone(), &args.component)?;
+    let verdict = verify::verify_signatures(&target, &desc, &all, &policy).await?;
+    let failure = verdict.failure();
+    // Bytes are only worth checking against a manifest that a trusted signature pins.
+    let checks = if failure.is_none() {
+        let reporter = global.progress("verify");
+        let checks = verify::verify_components(&target, &selected, reporter.get()).await;
+        drop(reporter);
+        checks
+    } else {
+        Vec::new()
+    };
+    let failure = failure.or_else(|| {
+        checks.iter().find(|c| !c.ok).map(|c| format!("component `{}`: {}", c.path, c.error.as_deref().unwrap_or("failed")))
+    });
+    let report = Report { reference: reference.to_string(), digest: desc.digest.clone(), verified: failure.is_none(), failure: failure.clone(), signatures: verdict, components: checks };
+    match args.output {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            println!("manifest {}", report.digest);
+            print_signatures(&report.signatures);
+            for c in &report.components {
+                match &c.error {
+                    None => println!("ok       component {} ({})", c.path, output::bytes(c.size)),
+                    Some(e) => println!("FAILED   component {}: {e}", c.path),
+                }
+            }
+        }
+    }
+    match failure {
+        None => {
+            if args.output == Format::Text {
+                eprintln!("verified: {} signature(s), {} component(s)", report.signatures.verified(), report.components.len());
+            }
+            Ok(())
+        }
+        Some(reason) => Err(CliError::Modelsign(modelsign::Error::Verification(format!("{reference}: {reason}")))),
+    }
+}

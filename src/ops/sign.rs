@@ -1,0 +1,117 @@
+//! `sign REF`: signs a model that is already in a target **from its manifest alone**
+//! (each raw layer's digest is its file's SHA-256, so nothing is downloaded or rehashed).
+//!
+//! Two Sigstore bundles are attached as referrers, laid out as cosign lays them out:
+//! 1. an OMS v1.0 statement over the components (what `model_signing verify` checks once
+//!    the bundle is written as `model.sig` beside a pulled model);
+//! 2. a statement whose subject is the manifest digest (what `cosign verify-attestation`
+//!    checks), which pins the config and annotations too, and names the OMS root digest.
+//!
+//! The exact layout is in `docs/FORMAT.md` ("Signatures").
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::folder::{self, ScanOptions};
+use crate::oci::{Annotations, Descriptor, Manifest};
+use crate::ops::attach::{push_referrer, referrer_manifest};
+use crate::ops::components::{self, Component};
+use crate::progress::NoProgress;
+use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
+use crate::sign::local::SIGNATURE_FILE;
+use crate::sign::oms::{self, Resource};
+use crate::sign::statement::{Statement, Subject};
+use crate::sign::Signer;
+use crate::target::{BlobSource, Target};
+
+/// Predicate type of the manifest statement.
+pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelsign.dev/oci-manifest/v1";
+/// Referrer annotation: what the bundle holds (cosign writes `dsse-envelope`).
+pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+/// Referrer annotation: the signed statement's predicate type.
+pub const ANNOTATION_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+
+/// The OMS resources of a manifest's components, in `model_signing` order.
+pub fn oms_resources(components: &[Component]) -> Vec<Resource> {
+    let mut resources: Vec<Resource> =
+        components.iter().map(|c| Resource { name: c.path.clone(), digest: c.descriptor.digest.clone() }).collect();
+    resources.sort_by(|a, b| folder::component_order(&a.name, &b.name));
+    resources
+}
+
+/// The paths `model_signing` records as left out of a folder whose signature is `model.sig` inside it.
+pub fn oms_ignore_paths() -> Vec<String> {
+    ScanOptions { ignore_paths: vec![SIGNATURE_FILE.to_string()], ..ScanOptions::default() }.recorded_ignore_paths()
+}
+
+/// The OMS statement for a manifest's components.
+pub fn oms_statement(model_name: &str, components: &[Component]) -> Statement {
+    oms::build_statement(model_name, &oms_resources(components), &oms_ignore_paths(), false)
+}
+
+/// The statement whose subject is the manifest itself.
+pub fn manifest_statement(subject_name: &str, manifest_desc: &Descriptor, manifest: &Manifest, oms_root: &Digest) -> Statement {
+    let subject = Subject {
+        name: subject_name.to_string(),
+        digest: [("sha256".to_string(), manifest_desc.digest.hex())].into_iter().collect(),
+    };
+    let predicate = json!({
+        "mediaType": manifest_desc.media_type,
+        "artifactType": manifest.effective_artifact_type(),
+        "components": manifest.layers.len(),
+        "oms": {"predicateType": oms::PREDICATE_TYPE, "rootDigest": {"sha256": oms_root.hex()}},
+    });
+    Statement::new(vec![subject], MANIFEST_PREDICATE_TYPE, predicate)
+}
+
+/// The referrer manifest that carries a bundle, as cosign lays it out.
+pub fn bundle_referrer(subject: &Descriptor, bundle: &[u8], predicate_type: &str) -> Manifest {
+    let layer = Descriptor::of_bytes(BUNDLE_MEDIA_TYPE, bundle);
+    let mut annotations = Annotations::new();
+    annotations.insert(ANNOTATION_BUNDLE_CONTENT.into(), "dsse-envelope".into());
+    annotations.insert(ANNOTATION_PREDICATE_TYPE.into(), predicate_type.into());
+    referrer_manifest(BUNDLE_MEDIA_TYPE, subject, vec![layer], annotations)
+}
+
+/// Attaches a bundle to `subject` as a referrer.
+pub async fn attach_bundle(target: &Target, subject: &Descriptor, bundle: &[u8], predicate_type: &str) -> Result<Descriptor> {
+    let manifest = bundle_referrer(subject, bundle, predicate_type);
+    push_referrer(target, &manifest, &[BlobSource::Bytes(bundle)], &NoProgress).await
+}
+
+/// What `sign REF` attached.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub components: usize,
+    pub oms_root_digest: Digest,
+    pub oms_signature: Descriptor,
+    pub manifest_signature: Descriptor,
+}
+
+/// Signs the model `selector` names in `target`. `subject_name` names the artifact in
+/// the manifest statement (the repository, as cosign does).
+pub async fn sign_reference(target: &Target, selector: &str, subject_name: &str, signer: &Signer) -> Result<SignReport> {
+    let (desc, manifest) = crate::ops::pull::fetch_model_manifest(target, selector).await?;
+    let comps = components::components(&manifest, &format!("manifest {}", desc.digest))?;
+    let model_name = subject_name.rsplit('/').next().unwrap_or(subject_name);
+    let oms = oms_statement(model_name, &comps);
+    let oms_root = oms::root_digest(&oms_resources(&comps));
+    let oms_bundle = signer.sign_statement(&oms)?;
+    let manifest_st = manifest_statement(subject_name, &desc, &manifest, &oms_root);
+    let manifest_bundle = signer.sign_statement(&manifest_st)?;
+    let oms_signature = attach_bundle(target, &desc, &oms_bundle, oms::PREDICATE_TYPE).await?;
+    let manifest_signature = attach_bundle(target, &desc, &manifest_bundle, MANIFEST_PREDICATE_TYPE).await?;
+    Ok(SignReport {
+        reference: selector.to_string(),
+        digest: desc.digest,
+        components: comps.len(),
+        oms_root_digest: oms_root,
+        oms_signature,
+        manifest_signature,
+    })
+}
