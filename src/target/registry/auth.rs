@@ -279,7 +279,7 @@ impl Auth {
             }
             Challenge::Bearer { realm, service, .. } => {
                 if let Some(sent) = sent {
-                    self.tokens.lock().expect("token lock").retain(|_, t| &t.header != sent);
+                    self.tokens.lock().expect("token lock").retain(|_, t| t.header != *sent);
                 }
                 self.fetch_token(http, &realm, service.as_deref(), scope).await.map(Some)
             }

@@ -194,7 +194,7 @@ impl DockerConfig {
             config.auths.get(&key).map(|e| (key, e))
         });
         if let Some((key, entry)) = &entry
-            && let Some(cred) = self.from_entry(key, entry)?
+            && let Some(cred) = self.credential_of_entry(key, entry)?
         {
             return Ok(Some(cred));
         }
@@ -206,7 +206,7 @@ impl DockerConfig {
         Ok(None)
     }
 
-    fn from_entry(&self, key: &str, entry: &AuthEntry) -> Result<Option<Credential>> {
+    fn credential_of_entry(&self, key: &str, entry: &AuthEntry) -> Result<Option<Credential>> {
         let source = self.path.display().to_string();
         if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
             return Ok(Some(Credential::identity_token(token, source)));

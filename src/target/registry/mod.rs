@@ -31,7 +31,8 @@ pub use credentials::{login, logout};
 pub use retry::RetryPolicy;
 
 pub struct Registry {
-    client: client::Client,
+    /// Boxed: it is large, and `Target` holds a `Registry` inline.
+    client: Box<client::Client>,
     registry: String,
     repository: String,
     plain_http: bool,
@@ -41,7 +42,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
         Ok(Registry {
-            client: client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?,
+            client: Box::new(client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?),
             registry: registry.to_string(),
             repository: repository.to_string(),
             plain_http: options.plain_http,
