@@ -82,8 +82,7 @@ impl Registry {
         if status != StatusCode::ACCEPTED {
             return Err(errors::status_failure(&self.registry, operation, resp).await);
         }
-        let mut url = self.session_location(&resp, operation)?;
-        url.query_pairs_mut().append_pair("digest", &desc.digest.to_string());
+        let url = put_url(self.session_location(&resp, operation)?, &desc.digest);
 
         // Bytes sent are counted in the body stream and reported from here (the body must be
         // 'static, the progress sink is borrowed). A failing source is kept to be reported as
@@ -148,6 +147,13 @@ impl Registry {
     }
 }
 
+/// The URL that completes an upload session: its location plus `digest=`, keeping the
+/// session's own query (distribution's `_state`).
+fn put_url(mut session: Url, digest: &crate::digest::Digest) -> Url {
+    session.query_pairs_mut().append_pair("digest", &digest.to_string());
+    session
+}
+
 /// The body of a blob upload: the source reopened, counted as it goes out.
 struct BlobBody<'a> {
     source: &'a BlobSource<'a>,
@@ -174,5 +180,27 @@ impl MakeBody for BlobBody<'_> {
                 });
             Ok(reqwest::Body::wrap_stream(stream))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    #[test]
+    fn upload_locations_relative_absolute_and_with_queries() {
+        let d = Digest::of(b"x");
+        let encoded = format!("digest=sha256%3A{}", d.hex());
+        let post = Url::parse("http://127.0.0.1:5000/v2/m/blobs/uploads/").unwrap();
+        let relative = post.join("/v2/m/blobs/uploads/abc?_state=s%2Bt").unwrap();
+        assert_eq!(
+            put_url(relative, &d).as_str(),
+            format!("http://127.0.0.1:5000/v2/m/blobs/uploads/abc?_state=s%2Bt&{encoded}")
+        );
+        let bare = post.join("abc").unwrap();
+        assert_eq!(put_url(bare, &d).as_str(), format!("http://127.0.0.1:5000/v2/m/blobs/uploads/abc?{encoded}"));
+        let absolute = post.join("https://upload.example/session/1?sig=a").unwrap();
+        assert_eq!(put_url(absolute, &d).as_str(), format!("https://upload.example/session/1?sig=a&{encoded}"));
     }
 }
