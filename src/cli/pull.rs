@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::{components, pull};
+use modelsign::ops::{components, pull, verify};
 
 use super::{CliResult, Format, Global, output};
 
@@ -17,6 +17,12 @@ pub struct PullArgs {
     /// Pull only components whose path matches this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
+    /// Verify signatures with this trusted public key before writing anything (repeatable).
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<PathBuf>,
+    /// Verify signatures against these trusted root certificates before writing anything (repeatable).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub certificate_chain: Vec<PathBuf>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -28,10 +34,32 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
     let what = format!("{} ({})", reference, desc.digest);
     let all = components::components(&manifest, &what)?;
-    let selected = components::select(all, &args.include)?;
+    let selected = components::select(all.clone(), &args.include)?;
+    let verdict = if args.key.is_empty() && args.certificate_chain.is_empty() {
+        None
+    } else {
+        let policy = super::trust::policy(&args.key, &args.certificate_chain)?;
+        let verdict = verify::verify_signatures(&target, &desc, &all, &policy).await?;
+        if let Some(reason) = verdict.failure() {
+            return Err(modelsign::Error::Verification(format!("{reference}: {reason}; nothing was written")).into());
+        }
+        Some(verdict)
+    };
     let reporter = global.progress("pull");
     let pulled = pull::pull_components(&target, &args.dir, &selected, global.concurrency, reporter.get()).await?;
     drop(reporter);
+    // Beside a complete, verified pull, the OMS signature lets `model_signing verify` check the folder.
+    if let Some(verdict) = &verdict {
+        match (&verdict.oms_bundle, args.include.is_empty()) {
+            (Some(bundle), true) => {
+                let path = args.dir.join(modelsign::sign::local::SIGNATURE_FILE);
+                modelsign::target::write_file_atomically(&path, bundle)?;
+                eprintln!("verified; wrote {}", path.display());
+            }
+            (Some(_), false) => eprintln!("verified; model.sig not written: --include pulled only part of the model"),
+            (None, _) => eprintln!("verified; model.sig not written: no trusted OMS signature (only manifest signatures)"),
+        }
+    }
     let report = pull::PullReport {
         reference: reference.to_string(),
         digest: desc.digest,

@@ -38,7 +38,7 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, true).await?;
     let reporter = global.progress("push");
-    let options = PackOptions {
+    let mut options = PackOptions {
         scan: ScanOptions {
             ignore: args.ignore.clone(),
             ignore_git_paths: !args.include_git_paths,
@@ -48,6 +48,14 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
         name: args.name.clone(),
         version: args.version.clone(),
         threads: None,
+    };
+    // A model_signing signature in the folder is not a component: it is attached as a referrer.
+    let signature_file = args.path.join(modelsign::sign::local::SIGNATURE_FILE);
+    let signature = if args.path.is_dir() && signature_file.is_file() {
+        options.scan.ignore_paths.push(modelsign::sign::local::SIGNATURE_FILE.to_string());
+        Some(std::fs::read(&signature_file).map_err(|e| modelsign::Error::io(&signature_file, e))?)
+    } else {
+        None
     };
     let tag = if reference.digest.is_some() && reference.tag.is_none() { None } else { Some(reference.selector_tag()) };
     let path = args.path.clone();
@@ -63,7 +71,12 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     }
     let (manifest, uploaded) = push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
     drop(reporter);
-    let report = push::report(reference.to_string(), &packed, &manifest, &uploaded);
+    let mut report = push::report(reference.to_string(), &packed, &manifest, &uploaded);
+    if let Some(bundle) = &signature {
+        let attached = modelsign::ops::sign::attach_folder_signature(&target, &manifest, &packed.manifest, bundle).await?;
+        eprintln!("attached {} as signature {}", signature_file.display(), attached.digest);
+        report.signature = Some(attached);
+    }
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {

@@ -122,6 +122,9 @@ pub struct PushReport {
     pub config: Descriptor,
     pub components: Vec<PushedComponent>,
     pub bytes_uploaded: u64,
+    /// The referrer holding a `model.sig` found in the folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Descriptor>,
 }
 
 /// Uploads a packed model: config and missing layers (`concurrency` at once), then the manifest under `tag`.
@@ -176,5 +179,6 @@ pub fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, up
         config: packed.manifest.config.clone(),
         components,
         bytes_uploaded,
+        signature: None,
     }
 }

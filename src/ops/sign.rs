@@ -115,3 +115,29 @@ pub async fn sign_reference(target: &Target, selector: &str, subject_name: &str,
         manifest_signature,
     })
 }
+
+/// The OMS statement inside a bundle, read **without checking its signature**: only for
+/// the structural check `push` makes before attaching a `model.sig` it found in a folder
+/// (verification later checks the signature against trusted keys).
+pub fn unverified_oms_statement(bundle: &[u8]) -> Result<oms::Manifest> {
+    use base64::Engine;
+    let invalid = |reason: String| crate::Error::InvalidContent { what: "model.sig".into(), reason };
+    let value: serde_json::Value = serde_json::from_slice(bundle).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let payload = value
+        .pointer("/dsseEnvelope/payload")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| invalid("not a Sigstore bundle with a DSSE envelope".into()))?;
+    let payload = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|e| invalid(format!("payload is not base64: {e}")))?;
+    let statement = Statement::from_json(&payload)?;
+    Ok(oms::Manifest::from_statement(&statement)?)
+}
+
+/// Attaches a `model_signing` signature found beside a pushed model, after checking that it
+/// lists exactly the pushed components.
+pub async fn attach_folder_signature(target: &Target, desc: &Descriptor, manifest: &Manifest, bundle: &[u8]) -> Result<Descriptor> {
+    let comps = components::components(manifest, &format!("manifest {}", desc.digest))?;
+    let signed = unverified_oms_statement(bundle)?;
+    crate::ops::verify::oms_matches_components(&signed, &comps)
+        .map_err(|reason| crate::Error::Verification(format!("model.sig does not match the pushed files: {reason}")))?;
+    attach_bundle(target, desc, bundle, oms::PREDICATE_TYPE).await
+}

@@ -101,36 +101,40 @@ fn signer_name(by: &VerifiedBy) -> String {
     }
 }
 
+/// Whether an OMS statement lists exactly the components: same paths and digests, none
+/// extra, missing or repeated (a single-file statement matches a single component).
+pub fn oms_matches_components(signed: &oms::Manifest, components: &[Component]) -> std::result::Result<(), String> {
+    if signed.is_single_file() && components.len() == 1 {
+        let c = &components[0];
+        return if signed.resources[0].digest == c.descriptor.digest {
+            Ok(())
+        } else {
+            Err(format!("component `{}` is {}, the signature says {}", c.path, c.descriptor.digest, signed.resources[0].digest))
+        };
+    }
+    let mut expected: BTreeMap<&str, &Digest> = BTreeMap::new();
+    for c in components {
+        expected.insert(&c.path, &c.descriptor.digest);
+    }
+    for r in &signed.resources {
+        match expected.remove(r.name.as_str()) {
+            None => return Err(format!("signed file `{}` is not a component of the manifest", r.name)),
+            Some(d) if *d != r.digest => return Err(format!("component `{}` is {d}, the signature says {}", r.name, r.digest)),
+            Some(_) => {}
+        }
+    }
+    match expected.into_iter().next() {
+        Some((path, _)) => Err(format!("component `{path}` is not covered by the signature")),
+        None => Ok(()),
+    }
+}
+
 /// Checks a trusted statement against the manifest. `Err` holds why it does not match.
 fn matches_manifest(verified: &VerifiedStatement, desc: &Descriptor, components: &[Component]) -> std::result::Result<(), String> {
     let statement = verified.statement();
     if statement.predicate_type == oms::PREDICATE_TYPE {
         let signed = oms::Manifest::from_statement(statement).map_err(|e| e.to_string())?;
-        let mut expected: BTreeMap<&str, &Digest> = BTreeMap::new();
-        for c in components {
-            expected.insert(&c.path, &c.descriptor.digest);
-        }
-        if signed.is_single_file() && components.len() == 1 {
-            let c = &components[0];
-            return if signed.resources[0].digest == c.descriptor.digest {
-                Ok(())
-            } else {
-                Err(format!("component `{}` is {}, the signature says {}", c.path, c.descriptor.digest, signed.resources[0].digest))
-            };
-        }
-        for r in &signed.resources {
-            match expected.remove(r.name.as_str()) {
-                None => return Err(format!("signed file `{}` is not a component of the manifest", r.name)),
-                Some(d) if *d != r.digest => {
-                    return Err(format!("component `{}` is {d}, the signature says {}", r.name, r.digest));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some((path, _)) = expected.into_iter().next() {
-            return Err(format!("component `{path}` is not covered by the signature"));
-        }
-        return Ok(());
+        return oms_matches_components(&signed, components);
     }
     let names_manifest = statement.subject.iter().any(|s| s.digest.get("sha256").map(String::as_str) == Some(desc.digest.hex().as_str()));
     if !names_manifest {

@@ -168,7 +168,11 @@ impl Signer {
             Some(chain) => MaterialJson {
                 public_key: None,
                 x509_certificate_chain: Some(ChainJson {
-                    certificates: chain.certificates().iter().map(|c| CertJson { raw_bytes: STANDARD.encode(c.der()) }).collect(),
+                    certificates: chain
+                        .certificates()
+                        .iter()
+                        .map(|c| CertJson { raw_bytes: STANDARD.encode(c.der()) })
+                        .collect(),
                 }),
                 certificate: None,
                 tlog_entries: Vec::new(),
@@ -283,7 +287,8 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
     if bundle.len() > MAX_BUNDLE_SIZE {
         return Err(Error::MalformedBundle(format!("larger than {MAX_BUNDLE_SIZE} bytes")));
     }
-    let media_type: serde_json::Value = serde_json::from_slice(bundle).map_err(|e| Error::MalformedBundle(e.to_string()))?;
+    let media_type: serde_json::Value =
+        serde_json::from_slice(bundle).map_err(|e| Error::MalformedBundle(e.to_string()))?;
     match media_type.get("mediaType").and_then(|m| m.as_str()) {
         Some(BUNDLE_MEDIA_TYPE) => {}
         Some(other) => return Err(Error::UnsupportedMediaType(other.to_string())),
@@ -292,7 +297,9 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
     let bundle: BundleJson = serde_json::from_value(media_type).map_err(|e| Error::MalformedBundle(e.to_string()))?;
     let envelope = match (bundle.dsse_envelope, bundle.message_signature) {
         (Some(envelope), None) => envelope,
-        (None, Some(_)) => return Err(Error::UnsupportedMaterial("a message signature (only DSSE envelopes are supported)".into())),
+        (None, Some(_)) => {
+            return Err(Error::UnsupportedMaterial("a message signature (only DSSE envelopes are supported)".into()));
+        }
         _ => return Err(Error::MalformedBundle("expected exactly one of dsseEnvelope and messageSignature".into())),
     };
     if envelope.payload_type != PAYLOAD_TYPE {
@@ -314,15 +321,26 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
                     .certificates
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| Certificate::from_der(&decode_base64(&c.raw_bytes, "a certificate")?, &format!("bundle certificate #{i}")))
+                    .map(|(i, c)| {
+                        Certificate::from_der(
+                            &decode_base64(&c.raw_bytes, "a certificate")?,
+                            &format!("bundle certificate #{i}"),
+                        )
+                    })
                     .collect::<Result<_>>()?,
             )
             .map_err(|_| Error::MalformedBundle("an empty x509CertificateChain".into()))?,
         ),
         (None, None, Some(_)) => {
-            return Err(Error::UnsupportedMaterial("a single certificate (keyless Sigstore signing needs online verification)".into()));
+            return Err(Error::UnsupportedMaterial(
+                "a single certificate (keyless Sigstore signing needs online verification)".into(),
+            ));
         }
-        _ => return Err(Error::MalformedBundle("expected exactly one of publicKey, x509CertificateChain and certificate".into())),
+        _ => {
+            return Err(Error::MalformedBundle(
+                "expected exactly one of publicKey, x509CertificateChain and certificate".into(),
+            ));
+        }
     };
 
     let verified_by = check_signature(&message, &sig, policy, chain, material.public_key.and_then(|k| k.hint))?;
@@ -330,7 +348,13 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
     Ok(VerifiedStatement { statement, payload, verified_by })
 }
 
-fn check_signature(message: &[u8], sig: &[u8], policy: &TrustPolicy, chain: Option<CertChain>, hint: Option<String>) -> Result<VerifiedBy> {
+fn check_signature(
+    message: &[u8],
+    sig: &[u8],
+    policy: &TrustPolicy,
+    chain: Option<CertChain>,
+    hint: Option<String>,
+) -> Result<VerifiedBy> {
     for key in &policy.keys {
         if key.verify(message, sig).is_ok() {
             return Ok(VerifiedBy::Key(key.clone()));
@@ -340,7 +364,10 @@ fn check_signature(message: &[u8], sig: &[u8], policy: &TrustPolicy, chain: Opti
     if !policy.keys.is_empty() {
         let hinted = hint.as_deref().is_some_and(|h| policy.keys.iter().any(|k| k.matches_hint(h)));
         reasons.push(match (&hint, hinted) {
-            (Some(_), true) => format!("the hinted key is trusted but the signature does not match it ({} trusted keys tried)", policy.keys.len()),
+            (Some(_), true) => format!(
+                "the hinted key is trusted but the signature does not match it ({} trusted keys tried)",
+                policy.keys.len()
+            ),
             (Some(h), false) => format!("signed by another key (hint {h}); {} trusted keys tried", policy.keys.len()),
             (None, _) => format!("{} trusted keys tried", policy.keys.len()),
         });
@@ -393,7 +420,9 @@ pub(crate) mod tests {
 
     fn key_signed() -> (SigningKey, Vec<u8>) {
         let key = SigningKey::generate(Algorithm::P256).unwrap();
-        let bundle = Signer::from_key(SigningKey::from_pem(&key.to_pkcs8_pem(None).unwrap(), None).unwrap()).sign_statement(&statement()).unwrap();
+        let bundle = Signer::from_key(SigningKey::from_pem(&key.to_pkcs8_pem(None).unwrap(), None).unwrap())
+            .sign_statement(&statement())
+            .unwrap();
         (key, bundle)
     }
 
@@ -445,7 +474,11 @@ pub(crate) mod tests {
     fn attack_signature_over_a_different_payload() {
         let (key, bundle) = key_signed();
         let signer = Signer::from_key(SigningKey::from_pem(&key.to_pkcs8_pem(None).unwrap(), None).unwrap());
-        let other = signer.sign_payload(br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}"#).unwrap();
+        let other = signer
+            .sign_payload(
+                br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}"#,
+            )
+            .unwrap();
         let other: Value = serde_json::from_slice(&other).unwrap();
         let spliced = edit(&bundle, |v| v["dsseEnvelope"]["signatures"] = other["dsseEnvelope"]["signatures"].clone());
         assert!(matches!(verify_bundle(&spliced, &trusting(&key)), Err(Error::BadSignature(_))));
@@ -461,11 +494,17 @@ pub(crate) mod tests {
         let err = verify_bundle(&bundle, &trusting(&trusted)).unwrap_err();
         assert!(matches!(err, Error::BadSignature(ref m) if m.contains("signed by another key")), "{err}");
         // The attacker writes the trusted key's hint: still refused.
-        let lying = edit(&bundle, |v| v["verificationMaterial"]["publicKey"]["hint"] = Value::String(trusted.public_key().model_signing_hint()));
+        let lying = edit(&bundle, |v| {
+            v["verificationMaterial"]["publicKey"]["hint"] = Value::String(trusted.public_key().model_signing_hint())
+        });
         assert!(matches!(verify_bundle(&lying, &trusting(&trusted)), Err(Error::BadSignature(_))));
         // A wrong hint does not stop a trusted key from verifying.
         let wrong_hint = edit(&bundle, |v| v["verificationMaterial"]["publicKey"]["hint"] = Value::String("00".into()));
-        verify_bundle(&wrong_hint, &TrustPolicy::new().trust_key(trusted.public_key().clone()).trust_key(key.public_key().clone())).unwrap();
+        verify_bundle(
+            &wrong_hint,
+            &TrustPolicy::new().trust_key(trusted.public_key().clone()).trust_key(key.public_key().clone()),
+        )
+        .unwrap();
         assert!(matches!(verify_bundle(&bundle, &TrustPolicy::new()), Err(Error::NoTrust)));
     }
 
@@ -474,10 +513,18 @@ pub(crate) mod tests {
         let (key, bundle) = key_signed();
         let policy = trusting(&key);
         let cases: Vec<(Vec<u8>, fn(&Error) -> bool)> = vec![
-            (edit(&bundle, |v| v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json".into()), |e| matches!(e, Error::UnsupportedMediaType(_))),
-            (edit(&bundle, |v| v.as_object_mut().unwrap().remove("mediaType").map(|_| ()).unwrap()), |e| matches!(e, Error::MalformedBundle(_))),
-            (edit(&bundle, |v| v["dsseEnvelope"]["payloadType"] = "text/plain".into()), |e| matches!(e, Error::PayloadType(_))),
-            (edit(&bundle, |v| v["dsseEnvelope"]["signatures"] = Value::Array(vec![])), |e| matches!(e, Error::SignatureCount(0))),
+            (edit(&bundle, |v| v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json".into()), |e| {
+                matches!(e, Error::UnsupportedMediaType(_))
+            }),
+            (edit(&bundle, |v| v.as_object_mut().unwrap().remove("mediaType").map(|_| ()).unwrap()), |e| {
+                matches!(e, Error::MalformedBundle(_))
+            }),
+            (edit(&bundle, |v| v["dsseEnvelope"]["payloadType"] = "text/plain".into()), |e| {
+                matches!(e, Error::PayloadType(_))
+            }),
+            (edit(&bundle, |v| v["dsseEnvelope"]["signatures"] = Value::Array(vec![])), |e| {
+                matches!(e, Error::SignatureCount(0))
+            }),
             (
                 edit(&bundle, |v| {
                     let s = v["dsseEnvelope"]["signatures"][0].clone();
@@ -485,9 +532,15 @@ pub(crate) mod tests {
                 }),
                 |e| matches!(e, Error::SignatureCount(2)),
             ),
-            (edit(&bundle, |v| v["dsseEnvelope"]["payload"] = "!!!not base64!!!".into()), |e| matches!(e, Error::MalformedBundle(_))),
-            (edit(&bundle, |v| v["dsseEnvelope"]["signatures"][0]["sig"] = "%%%".into()), |e| matches!(e, Error::MalformedBundle(_))),
-            (edit(&bundle, |v| v["messageSignature"] = serde_json::json!({})), |e| matches!(e, Error::MalformedBundle(_))),
+            (edit(&bundle, |v| v["dsseEnvelope"]["payload"] = "!!!not base64!!!".into()), |e| {
+                matches!(e, Error::MalformedBundle(_))
+            }),
+            (edit(&bundle, |v| v["dsseEnvelope"]["signatures"][0]["sig"] = "%%%".into()), |e| {
+                matches!(e, Error::MalformedBundle(_))
+            }),
+            (edit(&bundle, |v| v["messageSignature"] = serde_json::json!({})), |e| {
+                matches!(e, Error::MalformedBundle(_))
+            }),
             (
                 edit(&bundle, |v| {
                     v["verificationMaterial"]["x509CertificateChain"] = serde_json::json!({"certificates": []});
@@ -531,7 +584,9 @@ pub(crate) mod tests {
         assert_eq!(v["verificationMaterial"]["x509CertificateChain"]["certificates"].as_array().unwrap().len(), 2);
         assert!(v["verificationMaterial"].get("publicKey").is_none());
         let verified = verify_bundle(&bundle, &trusting_roots(&["root"])).unwrap();
-        assert!(matches!(verified.verified_by(), VerifiedBy::Certificate(c) if c.leaf().subject() == "CN=modelsign test signer"));
+        assert!(
+            matches!(verified.verified_by(), VerifiedBy::Certificate(c) if c.leaf().subject() == "CN=modelsign test signer")
+        );
         // EKU codeSigning without key usage is enough.
         let bundle = leaf_signer("leaf-eku-only", &["intermediate"]).sign_statement(&statement()).unwrap();
         verify_bundle(&bundle, &trusting_roots(&["root"])).unwrap();

@@ -50,7 +50,8 @@ impl Eq for Certificate {}
 impl Certificate {
     /// Parses one DER certificate; `what` names it in errors.
     pub fn from_der(der: &[u8], what: &str) -> Result<Self> {
-        let parsed = X509::from_der(der).map_err(|e| Error::InvalidCertificate { what: what.into(), reason: e.to_string() })?;
+        let parsed =
+            X509::from_der(der).map_err(|e| Error::InvalidCertificate { what: what.into(), reason: e.to_string() })?;
         Ok(Certificate { der: der.to_vec(), parsed })
     }
 
@@ -70,10 +71,12 @@ impl Certificate {
 
     /// The public key the certificate certifies.
     pub fn public_key(&self) -> Result<PublicKey> {
-        let spki = self.parsed.tbs_certificate.subject_public_key_info.to_der().map_err(|e| Error::InvalidCertificate {
-            what: self.subject(),
-            reason: e.to_string(),
-        })?;
+        let spki = self
+            .parsed
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| Error::InvalidCertificate { what: self.subject(), reason: e.to_string() })?;
         PublicKey::from_spki_der(&spki)
     }
 
@@ -110,11 +113,18 @@ impl Certificate {
 
 /// Every `CERTIFICATE` block of a PEM text, in order; `what` names the text in errors.
 pub fn parse_pem_certificates(pem_text: &str, what: &str) -> Result<Vec<Certificate>> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| Error::InvalidCertificate { what: what.into(), reason: format!("not valid PEM: {e}") })?;
-    let certs: Vec<Certificate> =
-        blocks.iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| Certificate::from_der(b.contents(), what)).collect::<Result<_>>()?;
+    let blocks = pem::parse_many(pem_text)
+        .map_err(|e| Error::InvalidCertificate { what: what.into(), reason: format!("not valid PEM: {e}") })?;
+    let certs: Vec<Certificate> = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| Certificate::from_der(b.contents(), what))
+        .collect::<Result<_>>()?;
     if certs.is_empty() {
-        return Err(Error::InvalidCertificate { what: what.into(), reason: "no CERTIFICATE block in the PEM text".into() });
+        return Err(Error::InvalidCertificate {
+            what: what.into(),
+            reason: "no CERTIFICATE block in the PEM text".into(),
+        });
     }
     Ok(certs)
 }
@@ -227,7 +237,9 @@ impl TrustRoots {
         // webpki does not look at the anchor's validity; OpenSSL does.
         let used = path.anchor();
         let anchor_valid = self.anchors.iter().zip(&anchors).any(|(cert, anchor)| {
-            anchor.subject == used.subject && anchor.subject_public_key_info == used.subject_public_key_info && cert.valid_at(time)
+            anchor.subject == used.subject
+                && anchor.subject_public_key_info == used.subject_public_key_info
+                && cert.valid_at(time)
         });
         if !anchor_valid {
             return Err(Error::UntrustedChain(format!(

@@ -157,7 +157,9 @@ impl SigningKey {
     /// A new random key.
     pub fn generate(algorithm: Algorithm) -> Result<Self> {
         let inner = match algorithm.ecdsa_signing() {
-            Some(alg) => Inner::Ecdsa(EcdsaKeyPair::generate(alg).map_err(|_| private_key_error("key generation failed"))?),
+            Some(alg) => {
+                Inner::Ecdsa(EcdsaKeyPair::generate(alg).map_err(|_| private_key_error("key generation failed"))?)
+            }
             None => Inner::Ed25519(Ed25519KeyPair::generate().map_err(|_| private_key_error("key generation failed"))?),
         };
         Self::from_inner(inner, algorithm)
@@ -199,7 +201,9 @@ impl SigningKey {
                 let der = pbes2::decrypt(block.contents(), password.as_bytes())?;
                 Self::from_der(&der)
             }
-            "RSA PRIVATE KEY" => Err(private_key_error("RSA keys are not supported (use ECDSA P-256, P-384, P-521 or Ed25519)")),
+            "RSA PRIVATE KEY" => {
+                Err(private_key_error("RSA keys are not supported (use ECDSA P-256, P-384, P-521 or Ed25519)"))
+            }
             other => Err(private_key_error(format!("unsupported PEM block `{other}`"))),
         }
     }
@@ -215,7 +219,9 @@ impl SigningKey {
                 return Self::from_inner(Inner::Ecdsa(key), algorithm);
             }
         }
-        Err(private_key_error("not a supported key (expected ECDSA P-256, P-384, P-521 or Ed25519, in PKCS#8 or SEC1 form)"))
+        Err(private_key_error(
+            "not a supported key (expected ECDSA P-256, P-384, P-521 or Ed25519, in PKCS#8 or SEC1 form)",
+        ))
     }
 
     /// The key as PKCS#8 PEM, encrypted with `password` if one is given.
@@ -242,9 +248,10 @@ impl SigningKey {
     /// Signs `message`: DER ECDSA over the curve's hash, or Ed25519.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         match &self.inner {
-            Inner::Ecdsa(k) => {
-                k.sign(&SystemRandom::new(), message).map(|s| s.as_ref().to_vec()).map_err(|_| private_key_error("signing failed"))
-            }
+            Inner::Ecdsa(k) => k
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| private_key_error("signing failed")),
             Inner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
     }
@@ -280,7 +287,8 @@ impl PublicKey {
     /// Reads a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(der: &[u8]) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidKey { what: "public key".into(), reason };
-        let spki = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(|e| invalid(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
+        let spki = spki::SubjectPublicKeyInfoRef::try_from(der)
+            .map_err(|e| invalid(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
         let algorithm = match spki.algorithm.oid {
             ID_EC_PUBLIC_KEY => match spki.algorithm.parameters_oid() {
                 Ok(SECP_256_R_1) => Algorithm::P256,
@@ -292,7 +300,10 @@ impl PublicKey {
             ID_ED25519 if spki.algorithm.parameters.is_none() => Algorithm::Ed25519,
             other => return Err(invalid(format!("unsupported key algorithm {other} (expected ECDSA or Ed25519)"))),
         };
-        let raw = spki.subject_public_key.as_bytes().ok_or_else(|| invalid("public key bit string has unused bits".into()))?;
+        let raw = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| invalid("public key bit string has unused bits".into()))?;
         if raw.len() != algorithm.raw_public_len() || (algorithm != Algorithm::Ed25519 && raw[0] != 0x04) {
             return Err(invalid(format!("malformed {algorithm} public key (compressed points are not supported)")));
         }
@@ -331,9 +342,9 @@ impl PublicKey {
 
     /// Checks `signature` over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
-        UnparsedPublicKey::new(self.algorithm.verification(), &self.raw)
-            .verify(message, signature)
-            .map_err(|_| Error::BadSignature(format!("{} signature invalid for key {}", self.algorithm, self.model_signing_hint())))
+        UnparsedPublicKey::new(self.algorithm.verification(), &self.raw).verify(message, signature).map_err(|_| {
+            Error::BadSignature(format!("{} signature invalid for key {}", self.algorithm, self.model_signing_hint()))
+        })
     }
 }
 
@@ -409,7 +420,10 @@ FJmf69gm9VXesnhCtAFZxKpNkeOfKDBCSA==\n\
 
     #[test]
     fn rejects_unsupported_keys() {
-        assert!(SigningKey::from_pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", None).is_err());
+        assert!(
+            SigningKey::from_pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", None)
+                .is_err()
+        );
         assert!(SigningKey::from_pem("nothing", None).is_err());
         assert!(PublicKey::from_spki_der(b"\x30\x00").is_err());
         assert!("rsa".parse::<Algorithm>().is_err());

@@ -112,7 +112,12 @@ fn resources_of(files: &ModelFiles, digests: Vec<crate::digest::Digest>) -> Vec<
 
 /// Signs the model at `model` and writes the signature (atomically) to `signature_path`
 /// or [`default_signature_path`]. One hashing thread per core, no progress reports.
-pub fn sign_folder(model: &Path, signer: &Signer, signature_path: Option<&Path>, options: &ScanOptions) -> Result<SignedFolder> {
+pub fn sign_folder(
+    model: &Path,
+    signer: &Signer,
+    signature_path: Option<&Path>,
+    options: &ScanOptions,
+) -> Result<SignedFolder> {
     sign_folder_with(model, signer, signature_path, options, folder::default_threads(), &NoProgress)
 }
 
@@ -144,7 +149,8 @@ pub fn sign_folder_with(
     if !options.ignore.is_empty() && !files.single_file {
         let everything = folder::scan(model, &ScanOptions { ignore: Vec::new(), ..options.clone() })?;
         let kept: BTreeSet<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
-        ignore_paths.extend(everything.files.iter().filter(|f| !kept.contains(f.path.as_str())).map(|f| f.path.clone()));
+        ignore_paths
+            .extend(everything.files.iter().filter(|f| !kept.contains(f.path.as_str())).map(|f| f.path.clone()));
     }
 
     let statement = oms::build_statement(&model_name(model), &resources, &ignore_paths, options.allow_symlinks);
@@ -161,7 +167,10 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let nonce: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    let nonce: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
     let temp = dir.join(format!(".{name}.{}.{nonce}.tmp", std::process::id()));
     let result = (|| {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
@@ -199,7 +208,12 @@ pub fn verify_folder_with(
     if let Some(rel) = relative_inside(model, &signature_path)? {
         ignore_paths.push(rel);
     }
-    let scan_options = ScanOptions { ignore: Vec::new(), ignore_git_paths: true, allow_symlinks: manifest.allow_symlinks, ignore_paths };
+    let scan_options = ScanOptions {
+        ignore: Vec::new(),
+        ignore_git_paths: true,
+        allow_symlinks: manifest.allow_symlinks,
+        ignore_paths,
+    };
     let files = folder::scan(model, &scan_options)?;
     if files.single_file != manifest.is_single_file() {
         return Err(Error::from(super::Error::InvalidStatement(if files.single_file {
@@ -209,10 +223,13 @@ pub fn verify_folder_with(
         })));
     }
 
-    let expected: HashMap<&str, &crate::digest::Digest> = manifest.resources.iter().map(|r| (r.name.as_str(), &r.digest)).collect();
-    let name_of = |f: &folder::FileEntry| if files.single_file { oms::SINGLE_FILE_NAME.to_string() } else { f.path.clone() };
+    let expected: HashMap<&str, &crate::digest::Digest> =
+        manifest.resources.iter().map(|r| (r.name.as_str(), &r.digest)).collect();
+    let name_of =
+        |f: &folder::FileEntry| if files.single_file { oms::SINGLE_FILE_NAME.to_string() } else { f.path.clone() };
     let present: BTreeSet<String> = files.files.iter().map(name_of).collect();
-    let missing: Vec<String> = manifest.resources.iter().filter(|r| !present.contains(&r.name)).map(|r| r.name.clone()).collect();
+    let missing: Vec<String> =
+        manifest.resources.iter().filter(|r| !present.contains(&r.name)).map(|r| r.name.clone()).collect();
     if !missing.is_empty() {
         return Err(Error::from(super::Error::MissingFiles(missing)));
     }
@@ -220,7 +237,8 @@ pub fn verify_folder_with(
     if !extra.is_empty() && !options.ignore_unsigned_files {
         return Err(Error::from(super::Error::ExtraFiles(extra)));
     }
-    let to_hash: Vec<folder::FileEntry> = files.files.iter().filter(|f| expected.contains_key(name_of(f).as_str())).cloned().collect();
+    let to_hash: Vec<folder::FileEntry> =
+        files.files.iter().filter(|f| expected.contains_key(name_of(f).as_str())).cloned().collect();
     let threads = if options.threads == 0 { folder::default_threads() } else { options.threads };
     let digests = folder::hash_files(&to_hash, threads, progress)?;
     for (file, actual) in to_hash.iter().zip(digests) {
@@ -236,7 +254,11 @@ pub fn verify_folder_with(
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() > super::bundle::MAX_BUNDLE_SIZE as u64 {
-        return Err(Error::from(super::Error::MalformedBundle(format!("{} is larger than {} bytes", path.display(), super::bundle::MAX_BUNDLE_SIZE))));
+        return Err(Error::from(super::Error::MalformedBundle(format!(
+            "{} is larger than {} bytes",
+            path.display(),
+            super::bundle::MAX_BUNDLE_SIZE
+        ))));
     }
     fs::read(path).map_err(|e| Error::io(path, e))
 }
@@ -294,7 +316,10 @@ mod tests {
             assert_eq!(result.manifest.model_name, "model");
             // Another curve's key does not verify it.
             let other = if key == "p256" { "p384" } else { "p256" };
-            assert!(matches!(sign_err(verify_folder(&model, Some(&sig), &key_policy(other))), SignError::BadSignature(_)));
+            assert!(matches!(
+                sign_err(verify_folder(&model, Some(&sig), &key_policy(other))),
+                SignError::BadSignature(_)
+            ));
         }
     }
 
@@ -304,7 +329,8 @@ mod tests {
         let sig = fixtures().join("sigs/certificate.sig");
         let result = verify_folder(&model, Some(&sig), &root_policy()).unwrap();
         assert!(matches!(result.verified.verified_by(), VerifiedBy::Certificate(_)));
-        let other = TrustPolicy::new().trust_certificates(parse_pem_certificates(&fixture("certs/other-root.pem"), "o").unwrap());
+        let other = TrustPolicy::new()
+            .trust_certificates(parse_pem_certificates(&fixture("certs/other-root.pem"), "o").unwrap());
         assert!(matches!(sign_err(verify_folder(&model, Some(&sig), &other)), SignError::UntrustedChain(_)));
     }
 
@@ -318,7 +344,10 @@ mod tests {
         assert!(result.manifest.is_single_file());
         // A folder signature does not verify a single file, nor the reverse.
         assert!(verify_folder(&single, Some(&fixtures().join("sigs/p256.sig")), &key_policy("p256")).is_err());
-        assert!(verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/single.sig")), &key_policy("p256")).is_err());
+        assert!(
+            verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/single.sig")), &key_policy("p256"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -367,7 +396,9 @@ mod tests {
         assert_eq!(ignored, [".git", ".gitattributes", ".github", ".gitignore", "model.sig"]);
         assert_eq!(signed.manifest.model_name, "my model");
         // Same resources as model_signing found.
-        let theirs = verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/p384.sig")), &key_policy("p384")).unwrap();
+        let theirs =
+            verify_folder(&fixtures().join("model"), Some(&fixtures().join("sigs/p384.sig")), &key_policy("p384"))
+                .unwrap();
         assert_eq!(signed.manifest.resources, theirs.manifest.resources);
         verify_folder(&model, None, &key_policy("p384")).unwrap();
         // No stray temporary file.

@@ -67,7 +67,9 @@ pub enum Error {
     UntrustedChain(String),
 
     /// The signing certificate may not sign.
-    #[error("the signing certificate cannot be used for signing (it needs key usage digitalSignature or extended key usage codeSigning)")]
+    #[error(
+        "the signing certificate cannot be used for signing (it needs key usage digitalSignature or extended key usage codeSigning)"
+    )]
     CertificateUsage,
 
     /// The bundle is not well-formed JSON of the expected shape.

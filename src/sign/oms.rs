@@ -64,7 +64,12 @@ pub fn root_digest(resources: &[Resource]) -> Digest {
 /// `resources` must already be in path-component order (what [`crate::folder::scan`]
 /// yields). `ignore_paths` is recorded as given, and the key is left out when it is
 /// empty, as `model_signing` does.
-pub fn build_statement(model_name: &str, resources: &[Resource], ignore_paths: &[String], allow_symlinks: bool) -> Statement {
+pub fn build_statement(
+    model_name: &str,
+    resources: &[Resource],
+    ignore_paths: &[String],
+    allow_symlinks: bool,
+) -> Statement {
     let mut serialization = json!({
         "method": "files",
         "hash_type": "sha256",
@@ -75,7 +80,8 @@ pub fn build_statement(model_name: &str, resources: &[Resource], ignore_paths: &
     }
     let resources_json: Vec<Value> =
         resources.iter().map(|r| json!({"name": r.name, "algorithm": "sha256", "digest": r.digest.hex()})).collect();
-    let subject = Subject { name: model_name.to_string(), digest: [("sha256".to_string(), root_digest(resources).hex())].into() };
+    let subject =
+        Subject { name: model_name.to_string(), digest: [("sha256".to_string(), root_digest(resources).hex())].into() };
     Statement::new(vec![subject], PREDICATE_TYPE, json!({"serialization": serialization, "resources": resources_json}))
 }
 
@@ -86,9 +92,7 @@ fn invalid(reason: impl Into<String>) -> Error {
 /// Whether `name` is a safe relative path: no empty, `.` or `..` component, no leading
 /// `/`, no backslash or NUL. (`"."` alone, the single-file name, is checked apart.)
 fn is_safe_relative_path(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains(['\\', '\0'])
-        && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    !name.is_empty() && !name.contains(['\\', '\0']) && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 impl Manifest {
@@ -98,13 +102,17 @@ impl Manifest {
     /// valid digest, names are safe relative paths (or a lone `"."`) and unique.
     pub fn from_statement(statement: &Statement) -> Result<Self> {
         if statement.predicate_type != PREDICATE_TYPE {
-            return Err(invalid(format!("unsupported predicate type `{}` (expected {PREDICATE_TYPE})", statement.predicate_type)));
+            return Err(invalid(format!(
+                "unsupported predicate type `{}` (expected {PREDICATE_TYPE})",
+                statement.predicate_type
+            )));
         }
         let [subject] = statement.subject.as_slice() else {
             return Err(invalid(format!("expected exactly one subject, got {}", statement.subject.len())));
         };
         let claimed = subject.digest.get("sha256").ok_or_else(|| invalid("the subject has no sha256 digest"))?;
-        let claimed_digest = Digest::from_hex(claimed).map_err(|_| invalid(format!("the subject's sha256 digest `{claimed}` is not 64 lowercase hex digits")))?;
+        let claimed_digest = Digest::from_hex(claimed)
+            .map_err(|_| invalid(format!("the subject's sha256 digest `{claimed}` is not 64 lowercase hex digits")))?;
 
         let predicate = statement.predicate.as_object().ok_or_else(|| invalid("the predicate is not an object"))?;
         let serialization = predicate
@@ -132,7 +140,9 @@ impl Manifest {
                     let path = item.as_str().ok_or_else(|| invalid("`ignore_paths` holds a non-string"))?;
                     let path = path.trim_end_matches('/');
                     if !is_safe_relative_path(path) {
-                        return Err(invalid(format!("unsafe ignore path `{path}` (it must be a relative path inside the model)")));
+                        return Err(invalid(format!(
+                            "unsafe ignore path `{path}` (it must be a relative path inside the model)"
+                        )));
                     }
                     ignore_paths.push(path.to_string());
                 }
@@ -147,14 +157,20 @@ impl Manifest {
         let mut resources = Vec::with_capacity(items.len());
         let mut seen = HashSet::with_capacity(items.len());
         for item in items {
-            let field = |key: &str| item.get(key).and_then(Value::as_str).ok_or_else(|| invalid(format!("a resource has no string `{key}`")));
+            let field = |key: &str| {
+                item.get(key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid(format!("a resource has no string `{key}`")))
+            };
             let name = field("name")?;
             let algorithm = field("algorithm")?;
             if algorithm.starts_with("sha256-sharded") {
                 return Err(Error::Sharded);
             }
             if algorithm != "sha256" {
-                return Err(invalid(format!("resource `{name}` uses unsupported algorithm `{algorithm}` (only sha256)")));
+                return Err(invalid(format!(
+                    "resource `{name}` uses unsupported algorithm `{algorithm}` (only sha256)"
+                )));
             }
             if !(is_safe_relative_path(name) || (name == SINGLE_FILE_NAME && items.len() == 1)) {
                 return Err(invalid(format!("unsafe resource name `{name}`")));
@@ -171,7 +187,13 @@ impl Manifest {
         if computed != claimed_digest {
             return Err(Error::RootDigestMismatch { claimed: claimed.clone(), computed });
         }
-        Ok(Manifest { model_name: subject.name.clone(), root_digest: computed, resources, allow_symlinks, ignore_paths })
+        Ok(Manifest {
+            model_name: subject.name.clone(),
+            root_digest: computed,
+            resources,
+            allow_symlinks,
+            ignore_paths,
+        })
     }
 
     /// Whether this is a single-file model (one resource named `"."`).

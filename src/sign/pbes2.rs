@@ -63,13 +63,29 @@ pub(crate) fn decrypt(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
     let bad = |e: der::Error| unsupported(format!("malformed: {e}"));
     let info = EncryptedPrivateKeyInfo::from_der(der).map_err(bad)?;
     if info.encryption_algorithm.oid != ID_PBES2 {
-        return Err(unsupported(format!("unsupported encryption {} (only PBES2 is supported)", info.encryption_algorithm.oid)));
+        return Err(unsupported(format!(
+            "unsupported encryption {} (only PBES2 is supported)",
+            info.encryption_algorithm.oid
+        )));
     }
-    let params: Pbes2Params = info.encryption_algorithm.parameters.ok_or_else(|| unsupported("PBES2 without parameters"))?.decode_as().map_err(bad)?;
+    let params: Pbes2Params = info
+        .encryption_algorithm
+        .parameters
+        .ok_or_else(|| unsupported("PBES2 without parameters"))?
+        .decode_as()
+        .map_err(bad)?;
     if params.key_derivation_func.oid != ID_PBKDF2 {
-        return Err(unsupported(format!("unsupported key derivation {} (only PBKDF2 is supported)", params.key_derivation_func.oid)));
+        return Err(unsupported(format!(
+            "unsupported key derivation {} (only PBKDF2 is supported)",
+            params.key_derivation_func.oid
+        )));
     }
-    let kdf: Pbkdf2Params = params.key_derivation_func.parameters.ok_or_else(|| unsupported("PBKDF2 without parameters"))?.decode_as().map_err(bad)?;
+    let kdf: Pbkdf2Params = params
+        .key_derivation_func
+        .parameters
+        .ok_or_else(|| unsupported("PBKDF2 without parameters"))?
+        .decode_as()
+        .map_err(bad)?;
     let prf = match kdf.prf.as_ref().map(|p| p.oid) {
         None | Some(HMAC_SHA1) => pbkdf2::PBKDF2_HMAC_SHA1,
         Some(HMAC_SHA256) => pbkdf2::PBKDF2_HMAC_SHA256,
@@ -85,8 +101,15 @@ pub(crate) fn decrypt(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
     if kdf.key_length.is_some_and(|l| l as usize != key_len) {
         return Err(unsupported("PBKDF2 key length does not match the cipher"));
     }
-    let iterations = NonZeroU32::new(kdf.iteration_count).filter(|n| n.get() <= MAX_ITERATIONS).ok_or_else(|| unsupported("unreasonable PBKDF2 iteration count"))?;
-    let iv: OctetStringRef = params.encryption_scheme.parameters.ok_or_else(|| unsupported("AES-CBC without an IV"))?.decode_as().map_err(bad)?;
+    let iterations = NonZeroU32::new(kdf.iteration_count)
+        .filter(|n| n.get() <= MAX_ITERATIONS)
+        .ok_or_else(|| unsupported("unreasonable PBKDF2 iteration count"))?;
+    let iv: OctetStringRef = params
+        .encryption_scheme
+        .parameters
+        .ok_or_else(|| unsupported("AES-CBC without an IV"))?
+        .decode_as()
+        .map_err(bad)?;
     let iv: [u8; 16] = iv.as_bytes().try_into().map_err(|_| unsupported("AES-CBC IV is not 16 bytes"))?;
 
     let mut key = vec![0u8; key_len];
@@ -94,7 +117,9 @@ pub(crate) fn decrypt(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
     let key = UnboundCipherKey::new(cipher, &key).map_err(|_| unsupported("cannot set up the cipher"))?;
     let decrypting = PaddedBlockDecryptingKey::cbc_pkcs7(key).map_err(|_| unsupported("cannot set up the cipher"))?;
     let mut data = info.encrypted_data.as_bytes().to_vec();
-    let plain = decrypting.decrypt(&mut data, DecryptionContext::Iv128(FixedLength::from(iv))).map_err(|_| Error::WrongPassword)?;
+    let plain = decrypting
+        .decrypt(&mut data, DecryptionContext::Iv128(FixedLength::from(iv)))
+        .map_err(|_| Error::WrongPassword)?;
     // A wrong password passes the padding check one time in 256: the result must still be DER.
     if AnyRef::from_der(plain).map(|a| a.tag() != der::Tag::Sequence).unwrap_or(true) {
         return Err(Error::WrongPassword);
@@ -130,13 +155,22 @@ pub(crate) fn encrypt(private_key_info: &[u8], password: &[u8]) -> Result<Vec<u8
     .map_err(der_err)?;
     let iv_der = OctetStringRef::new(iv).map_err(der_err)?.to_der().map_err(der_err)?;
     let pbes2_params = Pbes2Params {
-        key_derivation_func: AlgorithmIdentifierRef { oid: ID_PBKDF2, parameters: Some(AnyRef::from_der(&kdf_params).map_err(der_err)?) },
-        encryption_scheme: AlgorithmIdentifierRef { oid: AES256_CBC, parameters: Some(AnyRef::from_der(&iv_der).map_err(der_err)?) },
+        key_derivation_func: AlgorithmIdentifierRef {
+            oid: ID_PBKDF2,
+            parameters: Some(AnyRef::from_der(&kdf_params).map_err(der_err)?),
+        },
+        encryption_scheme: AlgorithmIdentifierRef {
+            oid: AES256_CBC,
+            parameters: Some(AnyRef::from_der(&iv_der).map_err(der_err)?),
+        },
     }
     .to_der()
     .map_err(der_err)?;
     EncryptedPrivateKeyInfo {
-        encryption_algorithm: AlgorithmIdentifierRef { oid: ID_PBES2, parameters: Some(AnyRef::from_der(&pbes2_params).map_err(der_err)?) },
+        encryption_algorithm: AlgorithmIdentifierRef {
+            oid: ID_PBES2,
+            parameters: Some(AnyRef::from_der(&pbes2_params).map_err(der_err)?),
+        },
         encrypted_data: OctetStringRef::new(&data).map_err(der_err)?,
     }
     .to_der()

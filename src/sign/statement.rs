@@ -45,8 +45,8 @@ impl Statement {
 
     /// Parses a statement from JSON and checks its `_type`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let statement: Statement =
-            serde_json::from_slice(bytes).map_err(|e| Error::InvalidStatement(format!("not an in-toto statement: {e}")))?;
+        let statement: Statement = serde_json::from_slice(bytes)
+            .map_err(|e| Error::InvalidStatement(format!("not an in-toto statement: {e}")))?;
         if statement.statement_type != STATEMENT_TYPE {
             return Err(Error::InvalidStatement(format!(
                 "unsupported statement type `{}` (expected {STATEMENT_TYPE})",
@@ -78,7 +78,11 @@ mod tests {
         let a = Statement::from_json(a).unwrap();
         assert_eq!(a, Statement::from_json(b).unwrap());
         assert_eq!(Statement::from_json(&a.to_json()).unwrap(), a);
-        assert!(String::from_utf8(a.to_json()).unwrap().starts_with(r#"{"_type":"https://in-toto.io/Statement/v1","subject""#));
+        assert!(
+            String::from_utf8(a.to_json())
+                .unwrap()
+                .starts_with(r#"{"_type":"https://in-toto.io/Statement/v1","subject""#)
+        );
     }
 
     #[test]

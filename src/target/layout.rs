@@ -160,7 +160,7 @@ impl Layout {
             progress.advance(&desc.digest, n as u64);
         }
         file.flush().await.map_err(|e| Error::io(&*tmp_path, e))?;
-        drop(file);
+        make_readable(&file.into_std().await, &tmp_path)?;
         tmp_path.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
         progress.finish(&desc.digest);
         Ok(())
@@ -234,11 +234,22 @@ fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".modelsign-").suffix(".partial").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    make_readable(tmp.as_file(), path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Temporary files are created 0600; what is published is readable like any other file.
+fn make_readable(file: &fs::File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(path, e))?;
+    }
     Ok(())
 }
