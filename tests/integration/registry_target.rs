@@ -444,3 +444,58 @@ async fn unreachable_registry_fails_fast_in_one_line() {
     assert!(msg.contains(&addr) && msg.to_lowercase().contains("refused"), "{msg}");
     assert!(started.elapsed() < Duration::from_secs(2), "no retries for a registry never reached");
 }
+
+/// Every `"digest"` value in a JSON document.
+fn digests_in(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("digest", serde_json::Value::String(d)) => out.push(d.clone()),
+                    _ => digests_in(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| digests_in(i, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn referrers_interoperate_with_oras() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    for kind in RegistryKind::anonymous_kinds() {
+        let reg = Registry::start(kind.clone());
+        let t = target(reg.addr(), "interop");
+        let subject = push_artifact(&t, "v1", &[b"weights"]).await;
+        let subject_ref = format!("{}@{}", reg.reference("interop"), subject.digest);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("note.txt"), b"attached by oras").unwrap();
+        let oras_attach = |artifact_type: &str| {
+            run_ok(peers.oras().current_dir(work.path()).args([
+                "attach",
+                "--plain-http",
+                "--artifact-type",
+                artifact_type,
+                &subject_ref,
+                "note.txt",
+            ]));
+        };
+        oras_attach("application/vnd.example.oras.first");
+        let ours = push_signature(&t, &subject, "ours").await;
+        oras_attach("application/vnd.example.oras.second");
+
+        let listed = target(reg.addr(), "interop").referrers(&subject).await.unwrap();
+        assert_eq!(listed.len(), 3, "{kind:?}: {listed:?}");
+        assert!(listed.iter().any(|d| d.digest == ours.digest), "{kind:?}");
+
+        let out = run_ok(peers.oras().args(["discover", "--plain-http", "--format", "json", &subject_ref]));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut seen = Vec::new();
+        digests_in(&json, &mut seen);
+        for d in &listed {
+            assert!(seen.contains(&d.digest.to_string()), "{kind:?}: oras does not list {}: {json}", d.digest);
+        }
+    }
+}
