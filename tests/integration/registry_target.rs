@@ -499,3 +499,65 @@ async fn referrers_interoperate_with_oras() {
         }
     }
 }
+
+/// A one-trick HTTP server on `ip`: answers every request with `answer(request head)` and
+/// records the heads it saw. Stops with the runtime.
+async fn tiny_server(
+    ip: &str,
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.expect("bind tiny server");
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let (seen2, answer) = (seen.clone(), std::sync::Arc::new(answer));
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (seen, answer) = (seen2.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && sock.read_exact(&mut byte).await.is_ok() {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let reply = answer(&head);
+                seen.lock().unwrap().push(head);
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn redirected_downloads_do_not_carry_credentials_to_another_host() {
+    // No test bed needed: two fake servers, the registry on 127.0.0.1 and blob storage on 127.0.0.2.
+    let (storage, storage_seen) = tiny_server("127.0.0.2", |_| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_string()
+    })
+    .await;
+    let location = format!("http://{storage}/bucket/blob?sig=1");
+    let (registry, registry_seen) = tiny_server("127.0.0.1", move |head| {
+        if !head.to_ascii_lowercase().contains("\r\nauthorization: basic ") {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"fake\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_string()
+        } else {
+            format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = target_with(&registry, "r", docker_config(tmp.path(), &registry, basic_entry("u", "p")));
+    let desc = blob(b"hello");
+    assert_eq!(read_blob(&t, &desc, 0).await.unwrap(), b"hello");
+    assert_eq!(read_blob(&t, &desc, 2).await.unwrap(), b"llo", "the Range goes along, the server answered 200");
+    let registry_seen = registry_seen.lock().unwrap().clone();
+    assert!(registry_seen.iter().any(|h| h.to_ascii_lowercase().contains("authorization: basic")), "{registry_seen:?}");
+    let storage_seen = storage_seen.lock().unwrap().clone();
+    assert_eq!(storage_seen.len(), 2);
+    for head in &storage_seen {
+        assert!(!head.to_ascii_lowercase().contains("authorization"), "credentials leaked: {head}");
+    }
+    assert!(storage_seen[1].to_ascii_lowercase().contains("range: bytes=2-4"), "{storage_seen:?}");
+}
