@@ -4,3 +4,4 @@ mod registry_target;
 mod sign_interop;
 mod testbed_smoke;
 mod transport_layout;
+mod transport_registry;

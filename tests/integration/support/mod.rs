@@ -6,6 +6,7 @@
 //! test bed it is skipped loudly, or fails when `MODELSIGN_REQUIRE_TESTBED=1` (CI).
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fixtures;
 pub mod http;
 pub mod peers;
@@ -13,6 +14,7 @@ pub mod proxy;
 pub mod registry;
 pub mod testbed;
 
+pub use cli::*;
 pub use fixtures::*;
 pub use http::*;
 pub use peers::*;

@@ -106,10 +106,19 @@ pub struct ProxiedRequest {
     pub method: String,
     /// Path and query, as sent.
     pub path: String,
+    /// The request's headers, as the client sent them (before the proxy's `Connection: close`).
+    pub headers: Vec<(String, String)>,
     /// The status the client got (0 if the registry did not answer).
     pub status: u16,
     /// The faults applied to it, by name (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`).
     pub faults: Vec<&'static str>,
+}
+
+impl ProxiedRequest {
+    /// The value of a request header (case-insensitive name), e.g. `Range`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -301,10 +310,18 @@ fn take_fault(state: &Shared, pred: impl Fn(&FaultKind) -> bool) -> Option<Fault
     Some(fault.kind.clone())
 }
 
-fn record(state: &Shared, method: &str, path: &str, status: u16, faults: Vec<&'static str>) {
+fn record(
+    state: &Shared,
+    headers: &[(String, String)],
+    method: &str,
+    path: &str,
+    status: u16,
+    faults: Vec<&'static str>,
+) {
     state.lock().unwrap().requests.push(ProxiedRequest {
         method: method.to_string(),
         path: path.to_string(),
+        headers: headers.to_vec(),
         status,
         faults,
     });
@@ -317,6 +334,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
     let mut parts = req.start.split(' ');
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
+    let headers = req.headers.clone();
 
     // (c) canned error answers
     if let Some(FaultKind::Status { status, retry_after, .. }) = take_fault(&state, |k| match k {
@@ -325,7 +343,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         }
         _ => false,
     }) {
-        record(&state, &method, &path, status, vec!["status"]);
+        record(&state, &headers, &method, &path, status, vec!["status"]);
         let body =
             format!("{{\"errors\":[{{\"code\":\"UNAVAILABLE\",\"message\":\"injected by FaultProxy: {status}\"}}]}}");
         let mut head = format!(
@@ -358,7 +376,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
     let mut server = match TcpStream::connect(upstream).await {
         Ok(s) => s,
         Err(e) => {
-            record(&state, &method, &path, 0, vec![]);
+            record(&state, &headers, &method, &path, 0, vec![]);
             let msg = format!("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             let _ = client.write_all(msg.as_bytes()).await;
             return Err(e);
@@ -383,7 +401,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         // Interim 1xx answers (100 Continue) pass through.
         let (mut resp, rest) = loop {
             let Some((resp, rest)) = read_head(&mut server_r, &mut buf).await? else {
-                record(&state, &method, &path, 0, vec![]);
+                record(&state, &headers, &method, &path, 0, vec![]);
                 return Ok(());
             };
             if resp.start.split(' ').nth(1).is_some_and(|s| s.starts_with('1')) && !resp.start.contains(" 101 ") {
@@ -425,7 +443,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
             Some(FaultKind::CutBlob { .. }) => faults_applied.push("cut"),
             _ => {}
         }
-        record(&state, &method, &path, status, faults_applied);
+        record(&state, &headers, &method, &path, status, faults_applied);
 
         resp.force_close();
         client_w.write_all(&resp.encode()).await?;
