@@ -512,7 +512,8 @@ pub(crate) mod tests {
     fn fails_closed_on_envelope_shape() {
         let (key, bundle) = key_signed();
         let policy = trusting(&key);
-        let cases: Vec<(Vec<u8>, fn(&Error) -> bool)> = vec![
+        type Expect = fn(&Error) -> bool;
+        let cases: Vec<(Vec<u8>, Expect)> = vec![
             (edit(&bundle, |v| v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json".into()), |e| {
                 matches!(e, Error::UnsupportedMediaType(_))
             }),

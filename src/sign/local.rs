@@ -132,10 +132,10 @@ pub fn sign_folder_with(
 ) -> Result<SignedFolder> {
     let signature_path = signature_path.map(Path::to_path_buf).unwrap_or_else(|| default_signature_path(model));
     let mut options = options.clone();
-    if let Some(rel) = relative_inside(model, &signature_path)? {
-        if !options.ignore_paths.contains(&rel) {
-            options.ignore_paths.push(rel);
-        }
+    if let Some(rel) = relative_inside(model, &signature_path)?
+        && !options.ignore_paths.contains(&rel)
+    {
+        options.ignore_paths.push(rel);
     }
     let files = folder::scan(model, &options)?;
     let digests = folder::hash_files(&files.files, threads, progress)?;

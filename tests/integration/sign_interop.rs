@@ -43,7 +43,14 @@ fn key_policy(public_pem: &Path) -> TrustPolicy {
 fn openssl_key(peers: &Peers, dir: &Path, curve: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{curve}.key"));
     let public = dir.join(format!("{curve}.pub"));
-    run_ok(peers.openssl().args(["genpkey", "-algorithm", "EC", "-pkeyopt"]).arg(format!("ec_paramgen_curve:{curve}")).arg("-out").arg(&key));
+    run_ok(
+        peers
+            .openssl()
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+            .arg(format!("ec_paramgen_curve:{curve}"))
+            .arg("-out")
+            .arg(&key),
+    );
     run_ok(peers.openssl().args(["pkey", "-pubout", "-in"]).arg(&key).arg("-out").arg(&public));
     (key, public)
 }
@@ -60,16 +67,46 @@ fn model_signing_verifies_our_key_signatures() {
         let key = SigningKey::from_pem(&fs::read_to_string(&files.private_key).unwrap(), None).unwrap();
         let signed = sign_folder(&model, &Signer::from_key(key), None, &ScanOptions::default()).unwrap();
         assert_eq!(signed.signature_path, model.join("model.sig"));
-        run_ok(peers.model_signing().args(["verify", "key"]).arg(&model).arg("--signature").arg(&signed.signature_path).arg("--public_key").arg(&files.public_key));
+        run_ok(
+            peers
+                .model_signing()
+                .args(["verify", "key"])
+                .arg(&model)
+                .arg("--signature")
+                .arg(&signed.signature_path)
+                .arg("--public_key")
+                .arg(&files.public_key),
+        );
         // And model_signing reads our PKCS#8 private key: its signature verifies with us.
         let theirs = dir.path().join(format!("theirs-{algorithm}.sig"));
-        run_ok(peers.model_signing().args(["sign", "key"]).arg(&model).arg("--private_key").arg(&files.private_key).arg("--signature").arg(&theirs));
+        run_ok(
+            peers
+                .model_signing()
+                .args(["sign", "key"])
+                .arg(&model)
+                .arg("--private_key")
+                .arg(&files.private_key)
+                .arg("--signature")
+                .arg(&theirs),
+        );
         verify_folder(&model, Some(&theirs), &key_policy(&files.public_key)).unwrap();
     }
     // Sanity: model_signing notices a change in what we signed.
     fs::write(model.join("a-b.txt"), "changed").unwrap();
-    let out = run_fail(peers.model_signing().args(["verify", "key"]).arg(&model).arg("--signature").arg(model.join("model.sig")).arg("--public_key").arg(dir.path().join("p521.pub")));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("a-b.txt") || String::from_utf8_lossy(&out.stderr).contains("a-b.txt"));
+    let out = run_fail(
+        peers
+            .model_signing()
+            .args(["verify", "key"])
+            .arg(&model)
+            .arg("--signature")
+            .arg(model.join("model.sig"))
+            .arg("--public_key")
+            .arg(dir.path().join("p521.pub")),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a-b.txt")
+            || String::from_utf8_lossy(&out.stderr).contains("a-b.txt")
+    );
 }
 
 #[test]
@@ -86,8 +123,26 @@ fn model_signing_verifies_our_certificate_signature() {
     )
     .unwrap();
     sign_folder(&model, &Signer::with_certificates(key, chain).unwrap(), Some(&sig), &ScanOptions::default()).unwrap();
-    run_ok(peers.model_signing().args(["verify", "certificate"]).arg(&model).arg("--signature").arg(&sig).arg("--certificate_chain").arg(certs_dir().join("root.pem")));
-    run_fail(peers.model_signing().args(["verify", "certificate"]).arg(&model).arg("--signature").arg(&sig).arg("--certificate_chain").arg(certs_dir().join("other-root.pem")));
+    run_ok(
+        peers
+            .model_signing()
+            .args(["verify", "certificate"])
+            .arg(&model)
+            .arg("--signature")
+            .arg(&sig)
+            .arg("--certificate_chain")
+            .arg(certs_dir().join("root.pem")),
+    );
+    run_fail(
+        peers
+            .model_signing()
+            .args(["verify", "certificate"])
+            .arg(&model)
+            .arg("--signature")
+            .arg(&sig)
+            .arg("--certificate_chain")
+            .arg(certs_dir().join("other-root.pem")),
+    );
 }
 
 #[test]
@@ -99,7 +154,16 @@ fn we_verify_fresh_model_signing_signatures() {
     for curve in ["P-256", "P-384", "P-521"] {
         let (key, public) = openssl_key(&peers, dir.path(), curve);
         let sig = dir.path().join(format!("{curve}.sig"));
-        run_ok(peers.model_signing().args(["sign", "key"]).arg(&model).arg("--private_key").arg(&key).arg("--signature").arg(&sig));
+        run_ok(
+            peers
+                .model_signing()
+                .args(["sign", "key"])
+                .arg(&model)
+                .arg("--private_key")
+                .arg(&key)
+                .arg("--signature")
+                .arg(&sig),
+        );
         let verified = verify_folder(&model, Some(&sig), &key_policy(&public)).unwrap();
         let names: Vec<&str> = verified.manifest.resources.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
@@ -134,7 +198,9 @@ fn we_verify_fresh_model_signing_signatures() {
             .arg(&sig),
     );
     let roots = |name: &str| {
-        TrustPolicy::new().trust_certificates(parse_pem_certificates(&fs::read_to_string(certs_dir().join(name)).unwrap(), name).unwrap())
+        TrustPolicy::new().trust_certificates(
+            parse_pem_certificates(&fs::read_to_string(certs_dir().join(name)).unwrap(), name).unwrap(),
+        )
     };
     verify_folder(&model, Some(&sig), &roots("root.pem")).unwrap();
     let err = verify_folder(&model, Some(&sig), &roots("other-root.pem")).unwrap_err();
@@ -142,5 +208,35 @@ fn we_verify_fresh_model_signing_signatures() {
     // Tampering after model_signing signed: we name the file.
     fs::write(model.join("sub dir/poids é ü.bin"), "poison").unwrap();
     let err = verify_folder(&model, Some(&sig), &roots("root.pem")).unwrap_err();
-    assert!(matches!(&err, modelsign::Error::Sign(SignError::HashMismatch { path, .. }) if path == "sub dir/poids é ü.bin"), "{err}");
+    assert!(
+        matches!(&err, modelsign::Error::Sign(SignError::HashMismatch { path, .. }) if path == "sub dir/poids é ü.bin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn openssl_reads_our_keys_and_hints_match() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in Algorithm::ALL {
+        for password in [None, Some("s3cret")] {
+            let prefix = dir.path().join(format!("{algorithm}-{}", password.is_some()));
+            let files = write_key_pair(&prefix, algorithm, password).unwrap();
+            let mut cmd = peers.openssl();
+            cmd.args(["pkey", "-pubout", "-in"]).arg(&files.private_key);
+            if let Some(password) = password {
+                cmd.arg("-passin").arg(format!("pass:{password}"));
+                run_fail(
+                    peers.openssl().args(["pkey", "-noout", "-passin", "pass:wrong", "-in"]).arg(&files.private_key),
+                );
+            }
+            // openssl derives the same public key PEM, byte for byte (the model_signing hint).
+            assert_eq!(
+                run_stdout(&mut cmd),
+                fs::read_to_string(&files.public_key).unwrap(),
+                "{algorithm} {password:?}"
+            );
+        }
+    }
 }
