@@ -609,6 +609,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn attack_intermediate_expired_before_the_leaf_was_issued() {
+        let bundle = leaf_signer("leaf-of-expired", &["expired-intermediate"]).sign_statement(&statement()).unwrap();
+        let err = verify_bundle(&bundle, &trusting_roots(&["root"])).unwrap_err();
+        assert!(matches!(err, Error::UntrustedChain(ref m) if m.contains("expired")), "{err}");
+    }
+
+    #[test]
     fn attack_certificate_that_may_not_sign() {
         let bundle = leaf_signer("leaf-no-signing", &["intermediate"]).sign_statement(&statement()).unwrap();
         assert!(matches!(verify_bundle(&bundle, &trusting_roots(&["root"])), Err(Error::CertificateUsage)));

@@ -72,6 +72,29 @@ ca leaf-eku-only "/CN=modelsign eku-only signer" intermediate leaf_eku_only
 ca leaf-no-signing "/CN=modelsign tls server" intermediate leaf_no_signing
 ca other-root "/CN=some other root"
 ca other-leaf "/CN=signer under another root" other-root leaf
+# An intermediate that expired (2020-2021) before its leaf was issued: model_signing
+# validates at the leaf's notBefore, so this chain must fail.
+mkdir -p certs/ca-db && : > certs/ca-db/index.txt && echo 1000 > certs/ca-db/serial
+cat > certs/ca.cnf <<'CNF'
+[ca]
+default_ca = dated
+[dated]
+database = certs/ca-db/index.txt
+new_certs_dir = certs/ca-db
+serial = certs/ca-db/serial
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+CNF
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out certs/expired-intermediate.key
+openssl req -new -key certs/expired-intermediate.key -subj "/CN=modelsign expired intermediate" -out certs/expired.csr
+openssl ca -batch -notext -config certs/ca.cnf -cert certs/root.pem -keyfile certs/root.key -in certs/expired.csr \
+  -startdate 20200101000000Z -enddate 20210101000000Z -extfile certs/ext.cnf -extensions ca \
+  -out certs/expired-intermediate.pem 2>/dev/null
+ca leaf-of-expired "/CN=signer under an expired intermediate" expired-intermediate leaf
+rm -rf certs/ca-db certs/ca.cnf certs/expired.csr
 rm -f certs/*.srl
 
 # Signatures made by model_signing itself.
