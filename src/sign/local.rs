@@ -208,9 +208,14 @@ pub fn verify_folder_with(
     if let Some(rel) = relative_inside(model, &signature_path)? {
         ignore_paths.push(rel);
     }
+    // Git paths are left out as `model_signing verify` does by default, unless the
+    // signature covers them (a model signed with git paths included).
+    let signed_under =
+        |top: &str| manifest.resources.iter().any(|r| r.name == top || r.name.starts_with(&format!("{top}/")));
+    ignore_paths.extend(folder::GIT_PATHS.iter().filter(|p| !signed_under(p)).map(|p| p.to_string()));
     let scan_options = ScanOptions {
         ignore: Vec::new(),
-        ignore_git_paths: true,
+        ignore_git_paths: false,
         allow_symlinks: manifest.allow_symlinks,
         ignore_paths,
     };
@@ -403,6 +408,22 @@ mod tests {
         verify_folder(&model, None, &key_policy("p384")).unwrap();
         // No stray temporary file.
         assert!(fs::read_dir(&model).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn git_paths_signed_on_purpose_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m");
+        copy_dir(&fixtures().join("model"), &model);
+        let key = SigningKey::generate(Algorithm::P256).unwrap();
+        let policy = TrustPolicy::new().trust_key(key.public_key().clone());
+        let options = ScanOptions { ignore_git_paths: false, ..ScanOptions::default() };
+        let signed = sign_folder(&model, &Signer::from_key(key), None, &options).unwrap();
+        assert!(signed.manifest.resources.iter().any(|r| r.name == ".gitattributes"));
+        verify_folder(&model, None, &policy).unwrap();
+        fs::write(model.join(".gitattributes"), "changed").unwrap();
+        let err = sign_err(verify_folder(&model, None, &policy));
+        assert!(matches!(&err, SignError::HashMismatch { path, .. } if path == ".gitattributes"), "{err}");
     }
 
     #[test]
