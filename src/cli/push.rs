@@ -69,6 +69,12 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
             return Err(modelsign::Error::InvalidInput(format!("the packed manifest is {actual}, not the {expected} the reference names")).into());
         }
     }
+    // A model.sig that does not list exactly these files would be refused after the upload,
+    // leaving the model published without its signature: refuse it before.
+    if let Some(bundle) = &signature {
+        let what = format!("{} ({})", signature_file.display(), modelsign::digest::Digest::of(&packed.manifest_bytes));
+        modelsign::ops::sign::check_folder_signature(&packed.manifest, &what, bundle)?;
+    }
     let (manifest, uploaded) = push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
     drop(reporter);
     let mut report = push::report(reference.to_string(), &packed, &manifest, &uploaded);

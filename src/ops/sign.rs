@@ -132,12 +132,20 @@ pub fn unverified_oms_statement(bundle: &[u8]) -> Result<oms::Manifest> {
     Ok(oms::Manifest::from_statement(&statement)?)
 }
 
+/// Checks that a `model_signing` signature found beside a model lists exactly the
+/// components of `manifest` (structure only: its signature is checked against trusted keys
+/// by verification). `push` calls it before uploading anything, so that a stale
+/// `model.sig` does not publish the model unsigned.
+pub fn check_folder_signature(manifest: &Manifest, what: &str, bundle: &[u8]) -> Result<()> {
+    let comps = components::components(manifest, what)?;
+    let signed = unverified_oms_statement(bundle)?;
+    crate::ops::verify::oms_matches_components(&signed, &comps)
+        .map_err(|reason| crate::Error::Verification(format!("model.sig does not match the model's files: {reason}")))
+}
+
 /// Attaches a `model_signing` signature found beside a pushed model, after checking that it
 /// lists exactly the pushed components.
 pub async fn attach_folder_signature(target: &Target, desc: &Descriptor, manifest: &Manifest, bundle: &[u8]) -> Result<Descriptor> {
-    let comps = components::components(manifest, &format!("manifest {}", desc.digest))?;
-    let signed = unverified_oms_statement(bundle)?;
-    crate::ops::verify::oms_matches_components(&signed, &comps)
-        .map_err(|reason| crate::Error::Verification(format!("model.sig does not match the pushed files: {reason}")))?;
+    check_folder_signature(manifest, &format!("manifest {}", desc.digest), bundle)?;
     attach_bundle(target, desc, bundle, oms::PREDICATE_TYPE).await
 }
