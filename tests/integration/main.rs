@@ -1,5 +1,6 @@
 mod support;
 
+mod faults;
 mod interop;
 mod registry_target;
 mod sign_interop;
