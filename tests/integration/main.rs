@@ -4,6 +4,8 @@ mod faults;
 mod interop;
 mod registry_target;
 mod sign_interop;
+mod signing_attacks;
+mod signing_registry;
 mod testbed_smoke;
 mod transport_layout;
 mod transport_registry;

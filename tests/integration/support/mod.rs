@@ -12,6 +12,7 @@ pub mod http;
 pub mod peers;
 pub mod proxy;
 pub mod registry;
+pub mod signing;
 pub mod testbed;
 
 pub use cli::*;
@@ -20,6 +21,7 @@ pub use http::*;
 pub use peers::*;
 pub use proxy::*;
 pub use registry::*;
+pub use signing::*;
 pub use testbed::*;
 
 pub use crate::require_testbed;
