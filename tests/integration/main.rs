@@ -1,5 +1,6 @@
 mod support;
 
+mod auth;
 mod faults;
 mod interop;
 mod registry_target;
