@@ -86,7 +86,12 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     }
     let target = super::open(&reference, global, false).await?;
     let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
-    let all = components::components(&manifest, &format!("{reference} ({})", desc.digest))?;
+    // A manifest whose layers do not all name a file is no model a signature can cover:
+    // it did not verify (exit 3), like a manifest that repeats a path.
+    let all = components::components(&manifest, &format!("{reference} ({})", desc.digest)).map_err(|e| match e {
+        modelsign::Error::InvalidContent { .. } => modelsign::Error::Verification(e.to_string()),
+        e => e,
+    })?;
     let selected = verify::pick_components(all.clone(), &args.component)?;
     let verdict = verify::verify_signatures(&target, &desc, &all, &policy).await?;
     let failure = verdict.failure();

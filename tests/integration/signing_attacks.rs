@@ -273,6 +273,23 @@ fn manifest_with_a_duplicated_component() {
     );
 }
 
+/// A layer that names no file is not a component any signature covers: it did not verify.
+#[test]
+fn manifest_with_an_added_unnamed_layer() {
+    let signed = SignedLayout::new();
+    let injected = b"unnamed payload";
+    runtime().block_on(async {
+        let target = open_target(&signed.reference("v1")).await;
+        put_blob(&target, injected).await;
+    });
+    let bad = craft_and_copy_oms_signature(&signed, |m| {
+        m["layers"].as_array_mut().unwrap().push(serde_json::json!({
+            "mediaType": "application/octet-stream", "digest": sha256_digest(injected), "size": injected.len()}));
+    });
+    let out = signed.verify(&bad, &signed.public);
+    assert_untrusted(&out, &[&sha256_digest(injected), "has no org.cncf.model.filepath"]);
+}
+
 /// The config is not a component: only the manifest statement pins it. Editing it and
 /// copying every signature fails on the manifest statement.
 #[test]
