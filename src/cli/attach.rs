@@ -6,6 +6,7 @@ use clap::Args;
 use modelsign::oci::Annotations;
 use modelsign::ops::attach;
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -42,7 +43,7 @@ pub async fn run(args: &AttachArgs, global: &Global) -> CliResult {
     drop(reporter);
     match args.output {
         Format::Json => output::json(&desc)?,
-        Format::Text => println!("{}", desc.digest),
+        Format::Text => outln!("{}", desc.digest)?,
     }
     Ok(())
 }

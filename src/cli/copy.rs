@@ -3,6 +3,7 @@
 use clap::Args;
 use modelsign::ops::copy;
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -38,7 +39,7 @@ pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
                 report.blobs_skipped
             );
             if let Some(d) = &report.digest {
-                println!("{d}");
+                outln!("{d}")?;
             }
         }
     }

@@ -3,6 +3,7 @@
 use clap::Args;
 use modelsign::ops::discover::{self, ReferrerNode};
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -23,16 +24,17 @@ struct Tree {
     referrers: Vec<ReferrerNode>,
 }
 
-fn print_nodes(nodes: &[ReferrerNode], indent: &str) {
+fn print_nodes(nodes: &[ReferrerNode], indent: &str) -> std::io::Result<()> {
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
-        println!("{indent}{} {}  {}", if last { "└──" } else { "├──" }, n.artifact_type.as_deref().unwrap_or("-"), n.digest);
+        outln!("{indent}{} {}  {}", if last { "└──" } else { "├──" }, n.artifact_type.as_deref().unwrap_or("-"), n.digest)?;
         let child_indent = format!("{indent}{}", if last { "    " } else { "│   " });
         for (k, v) in &n.annotations {
-            println!("{child_indent}  {k}: {v}");
+            outln!("{child_indent}  {k}: {v}")?;
         }
-        print_nodes(&n.referrers, &child_indent);
+        print_nodes(&n.referrers, &child_indent)?;
     }
+    Ok(())
 }
 
 pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
@@ -44,8 +46,8 @@ pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
     match args.output {
         Format::Json => output::json(&tree)?,
         Format::Text => {
-            println!("{}@{}", tree.reference, tree.digest);
-            print_nodes(&tree.referrers, "");
+            outln!("{}@{}", tree.reference, tree.digest)?;
+            print_nodes(&tree.referrers, "")?;
             eprintln!("{} referrers", discover::count(&tree.referrers));
         }
     }

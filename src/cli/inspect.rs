@@ -6,6 +6,7 @@ use modelsign::modelpack::{self, ModelPackConfig};
 use modelsign::ops::{components, discover, pull};
 use serde::Serialize;
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -68,24 +69,24 @@ pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
     match args.output {
         Format::Json => output::json(&inspection)?,
         Format::Text => {
-            println!("Reference:     {}", inspection.reference);
-            println!("Digest:        {}", inspection.digest);
-            println!("Artifact type: {}", inspection.artifact_type);
+            outln!("Reference:     {}", inspection.reference)?;
+            outln!("Digest:        {}", inspection.digest)?;
+            outln!("Artifact type: {}", inspection.artifact_type)?;
             if let Some(c) = &inspection.config {
                 let d = &c.descriptor;
-                println!("Name:          {}", d.name.as_deref().unwrap_or("-"));
-                println!("Version:       {}", d.version.as_deref().unwrap_or("-"));
-                println!("Created:       {}", d.created_at.as_deref().unwrap_or("-"));
-                println!("Format:        {}", c.config.format.as_deref().unwrap_or("-"));
+                outln!("Name:          {}", d.name.as_deref().unwrap_or("-"))?;
+                outln!("Version:       {}", d.version.as_deref().unwrap_or("-"))?;
+                outln!("Created:       {}", d.created_at.as_deref().unwrap_or("-"))?;
+                outln!("Format:        {}", c.config.format.as_deref().unwrap_or("-"))?;
                 if let Some(a) = &c.config.architecture {
-                    println!("Architecture:  {a}");
+                    outln!("Architecture:  {a}")?;
                 }
             }
-            println!("Referrers:     {}", inspection.referrers);
-            println!("Components:    {} ({})", inspection.components.len(), output::bytes(inspection.total_size));
+            outln!("Referrers:     {}", inspection.referrers)?;
+            outln!("Components:    {} ({})", inspection.components.len(), output::bytes(inspection.total_size))?;
             for c in &inspection.components {
                 let kind = c.media_type.strip_prefix("application/vnd.cncf.model.").unwrap_or(&c.media_type);
-                println!("  {:>10}  {:<18} {}  {}", output::bytes(c.size), kind, c.digest, c.path);
+                outln!("  {:>10}  {:<18} {}  {}", output::bytes(c.size), kind, c.digest, c.path)?;
             }
         }
     }

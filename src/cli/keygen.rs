@@ -6,6 +6,7 @@ use clap::Args;
 use modelsign::sign::Algorithm;
 use modelsign::sign::keygen::write_key_pair;
 
+use super::output::outln;
 use super::{CliResult, Global};
 
 #[derive(Args)]
@@ -34,6 +35,6 @@ pub async fn run(args: &KeygenArgs, _global: &Global) -> CliResult {
     };
     let files = write_key_pair(&args.prefix, args.algorithm, password.as_deref())?;
     eprintln!("wrote {} and {}", files.private_key.display(), files.public_key.display());
-    println!("{}", files.public_key.display());
+    outln!("{}", files.public_key.display())?;
     Ok(())
 }

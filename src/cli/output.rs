@@ -19,6 +19,15 @@ pub fn json<T: Serialize>(value: &T) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// `println!` that returns the error instead of panicking when stdout is gone (`| head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
+
 /// Human-readable byte counts.
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use modelsign::ops::{components, pull, verify};
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -71,7 +72,7 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
         Format::Json => output::json(&report)?,
         Format::Text => {
             for c in &report.components {
-                println!("{}  {}  {}", if c.downloaded { "pulled " } else { "present" }, c.digest, c.path);
+                outln!("{}  {}  {}", if c.downloaded { "pulled " } else { "present" }, c.digest, c.path)?;
             }
             eprintln!("pulled {} of {} components ({}) into {}", report.components.iter().filter(|c| c.downloaded).count(), report.components.len(), output::bytes(report.bytes_downloaded), args.dir.display());
         }

@@ -6,6 +6,7 @@ use clap::Args;
 use modelsign::folder::ScanOptions;
 use modelsign::ops::push::{self, PackOptions};
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output};
 
 #[derive(Args)]
@@ -94,7 +95,7 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
                 report.components.len() - sent,
                 output::bytes(report.bytes_uploaded)
             );
-            println!("{}", report.digest);
+            outln!("{}", report.digest)?;
         }
     }
     Ok(())

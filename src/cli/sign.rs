@@ -9,6 +9,7 @@ use modelsign::ops::sign::sign_reference;
 use modelsign::reference::Location;
 use modelsign::sign::local;
 
+use super::output::outln;
 use super::{CliResult, Format, Global, output, trust};
 
 #[derive(Args)]
@@ -52,7 +53,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
             }))?,
             Format::Text => {
                 eprintln!("signed {} files", signed.manifest.resources.len());
-                println!("{}", signed.signature_path.display());
+                outln!("{}", signed.signature_path.display())?;
             }
         }
         return Ok(());
@@ -71,8 +72,8 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         Format::Json => output::json(&report)?,
         Format::Text => {
             eprintln!("signed {} ({} components)", report.digest, report.components);
-            println!("{}", report.oms_signature.digest);
-            println!("{}", report.manifest_signature.digest);
+            outln!("{}", report.oms_signature.digest)?;
+            outln!("{}", report.manifest_signature.digest)?;
         }
     }
     Ok(())

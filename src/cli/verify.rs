@@ -9,6 +9,7 @@ use modelsign::reference::Location;
 use modelsign::sign::local;
 use serde::Serialize;
 
+use super::output::outln;
 use super::{CliError, CliResult, Format, Global, output, trust};
 
 #[derive(Args)]
@@ -47,16 +48,17 @@ struct Report {
     components: Vec<ComponentCheck>,
 }
 
-fn print_signatures(verdict: &SignatureVerdict) {
+fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
     for c in &verdict.checks {
         match &c.outcome {
-            SignatureOutcome::Verified { predicate_type, signer } => println!("ok       signature {} ({predicate_type}) by {signer}", c.referrer),
+            SignatureOutcome::Verified { predicate_type, signer } => outln!("ok       signature {} ({predicate_type}) by {signer}", c.referrer)?,
             SignatureOutcome::Mismatch { predicate_type, signer, reason } => {
-                println!("FAILED   signature {} ({predicate_type}) by {signer}: {reason}", c.referrer)
+                outln!("FAILED   signature {} ({predicate_type}) by {signer}: {reason}", c.referrer)?
             }
-            SignatureOutcome::Ignored { reason } => println!("ignored  referrer {}: {reason}", c.referrer),
+            SignatureOutcome::Ignored { reason } => outln!("ignored  referrer {}: {reason}", c.referrer)?,
         }
     }
+    Ok(())
 }
 
 pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
@@ -73,7 +75,7 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
                 "files": result.manifest.resources.len(),
                 "rootDigest": result.manifest.root_digest,
             }))?,
-            Format::Text => println!("ok       {} files match the signature", result.manifest.resources.len()),
+            Format::Text => outln!("ok       {} files match the signature", result.manifest.resources.len())?,
         }
         return Ok(());
     }
@@ -111,12 +113,12 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {
-            println!("manifest {}", report.digest);
-            print_signatures(&report.signatures);
+            outln!("manifest {}", report.digest)?;
+            print_signatures(&report.signatures)?;
             for c in &report.components {
                 match &c.error {
-                    None => println!("ok       component {} ({})", c.path, output::bytes(c.size)),
-                    Some(e) => println!("FAILED   component {}: {e}", c.path),
+                    None => outln!("ok       component {} ({})", c.path, output::bytes(c.size))?,
+                    Some(e) => outln!("FAILED   component {}: {e}", c.path)?,
                 }
             }
         }
