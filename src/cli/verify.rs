@@ -61,6 +61,23 @@ fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
     Ok(())
 }
 
+fn print_report(report: &Report, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Json => output::json(report),
+        Format::Text => {
+            outln!("manifest {}", report.digest)?;
+            print_signatures(&report.signatures)?;
+            for c in &report.components {
+                match &c.error {
+                    None => outln!("ok       component {} ({})", c.path, output::bytes(c.size))?,
+                    Some(e) => outln!("FAILED   component {}: {e}", c.path)?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     let policy = trust::policy(&args.key, &args.certificate_chain)?;
     if trust::is_local(&args.target) {
@@ -110,21 +127,11 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         checks.iter().find(|c| !c.ok).map(|c| format!("component `{}`: {}", c.path, c.error.as_deref().unwrap_or("failed")))
     });
     let report = Report { reference: reference.to_string(), digest: desc.digest.clone(), verified: failure.is_none(), failure: failure.clone(), signatures: verdict, components: checks };
-    match args.output {
-        Format::Json => output::json(&report)?,
-        Format::Text => {
-            outln!("manifest {}", report.digest)?;
-            print_signatures(&report.signatures)?;
-            for c in &report.components {
-                match &c.error {
-                    None => outln!("ok       component {} ({})", c.path, output::bytes(c.size))?,
-                    Some(e) => outln!("FAILED   component {}: {e}", c.path)?,
-                }
-            }
-        }
-    }
+    // A closed stdout must never hide a failed verification (a broken pipe exits 0).
+    let printed = print_report(&report, args.output);
     match failure {
         None => {
+            printed?;
             if args.output == Format::Text {
                 eprintln!("verified: {} signature(s), {} component(s)", report.signatures.verified(), report.components.len());
             }

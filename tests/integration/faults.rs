@@ -362,3 +362,45 @@ fn uploads_retry_503_and_429_honouring_retry_after() {
     run_ok(ms(&peers).args(["pull", &format!("{}/models/tiny:v1", reg.addr()), "-o"]).arg(&out));
     assert_eq!(files_under(&out), files);
 }
+
+/// Runs `cmd` with a stdout whose reader is already gone (as `modelsign … | head -0`).
+fn run_with_closed_stdout(cmd: &mut Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.wait_with_output().expect("wait")
+}
+
+/// A reader that goes away early is no crash, and never turns a failure into success.
+#[test]
+fn a_closed_stdout_is_no_crash_and_no_false_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 1_000);
+    let layout = format!("oci:{}:v1", tmp.path().join("layout").display());
+    run_ok(modelsign().args(["push", &layout]).arg(&model));
+    let key = tmp.path().join("key");
+    run_ok(modelsign().args(["keygen", "-o"]).arg(&key));
+    let note = tmp.path().join("note.txt");
+    std::fs::write(&note, "x").unwrap();
+    run_ok(modelsign().args(["attach", &layout, "--artifact-type", "application/vnd.example"]).arg(&note));
+
+    for args in [vec!["inspect", &layout], vec!["discover", &layout], vec!["inspect", "--output", "json", &layout]] {
+        let out = run_with_closed_stdout(modelsign().args(&args));
+        let stderr = stderr_text(&out);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    // The model has no signature: verify fails (exit 3), whatever happens to its report.
+    let public = format!("{}.pub", key.display());
+    for format in ["text", "json"] {
+        let out = run_with_closed_stdout(modelsign().args(["verify", &layout, "--key", &public, "--output", format]));
+        let stderr = stderr_text(&out);
+        assert_eq!(out.status.code(), Some(3), "{format}: a failed verification exited otherwise: {stderr}");
+        assert!(!stderr.contains("panicked") && one_error_line(&out).contains("verification failed"), "{stderr}");
+    }
+}
