@@ -101,6 +101,9 @@ impl Manifest {
     /// equal to the root digest of the resources, every resource is `sha256` with a
     /// valid digest, names are safe relative paths (or a lone `"."`) and unique.
     pub fn from_statement(statement: &Statement) -> Result<Self> {
+        if statement.statement_type != super::statement::STATEMENT_TYPE {
+            return Err(invalid(format!("OMS statements are in-toto v1, not `{}`", statement.statement_type)));
+        }
         if statement.predicate_type != PREDICATE_TYPE {
             return Err(invalid(format!(
                 "unsupported predicate type `{}` (expected {PREDICATE_TYPE})",
@@ -212,6 +215,13 @@ mod tests {
             Resource { name: "a-b.txt".into(), digest: Digest::of(b"2") },
             Resource { name: "empty".into(), digest: Digest::of(b"") },
         ]
+    }
+
+    #[test]
+    fn refuses_an_oms_statement_that_is_not_in_toto_v1() {
+        let mut statement = build_statement("tiny", &resources(), &[], false);
+        statement.statement_type = crate::sign::statement::STATEMENT_TYPE_V01.into();
+        assert!(Manifest::from_statement(&statement).is_err());
     }
 
     #[test]

@@ -14,6 +14,10 @@ use super::{Error, Result};
 /// The `_type` of an in-toto Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 
+/// The `_type` of an in-toto Statement v0.1, which cosign 2.5 `attest` still writes
+/// (the same shape as v1 for what is read here).
+pub const STATEMENT_TYPE_V01: &str = "https://in-toto.io/Statement/v0.1";
+
 /// DSSE `payloadType` of an in-toto statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -43,13 +47,13 @@ impl Statement {
         Statement { statement_type: STATEMENT_TYPE.into(), subject, predicate_type: predicate_type.into(), predicate }
     }
 
-    /// Parses a statement from JSON and checks its `_type`.
+    /// Parses a statement from JSON and checks its `_type` (v1, or v0.1 as cosign writes it).
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let statement: Statement = serde_json::from_slice(bytes)
             .map_err(|e| Error::InvalidStatement(format!("not an in-toto statement: {e}")))?;
-        if statement.statement_type != STATEMENT_TYPE {
+        if statement.statement_type != STATEMENT_TYPE && statement.statement_type != STATEMENT_TYPE_V01 {
             return Err(Error::InvalidStatement(format!(
-                "unsupported statement type `{}` (expected {STATEMENT_TYPE})",
+                "unsupported statement type `{}` (expected {STATEMENT_TYPE} or {STATEMENT_TYPE_V01})",
                 statement.statement_type
             )));
         }
@@ -87,8 +91,10 @@ mod tests {
 
     #[test]
     fn rejects_other_types_and_garbage() {
-        let old = br#"{"_type":"https://in-toto.io/Statement/v0.1","subject":[],"predicateType":"p","predicate":{}}"#;
-        assert!(Statement::from_json(old).is_err());
+        let cosign = br#"{"_type":"https://in-toto.io/Statement/v0.1","subject":[],"predicateType":"p","predicate":{}}"#;
+        assert!(Statement::from_json(cosign).is_ok(), "cosign 2.5 writes v0.1");
+        let other = br#"{"_type":"https://in-toto.io/Statement/v0.2","subject":[],"predicateType":"p","predicate":{}}"#;
+        assert!(Statement::from_json(other).is_err());
         assert!(Statement::from_json(b"[]").is_err());
         assert!(Statement::from_json(br#"{"_type":"https://in-toto.io/Statement/v1"}"#).is_err());
     }
