@@ -124,7 +124,11 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         Vec::new()
     };
     let failure = failure.or_else(|| {
-        checks.iter().find(|c| !c.ok).map(|c| format!("component `{}`: {}", c.path, c.error.as_deref().unwrap_or("failed")))
+        checks.iter().find(|c| !c.ok).map(|c| {
+            let error = c.error.as_deref().unwrap_or("failed");
+            // Content errors already start with the component's path.
+            if error.starts_with(&c.path) { error.to_string() } else { format!("component `{}`: {error}", c.path) }
+        })
     });
     let report = Report { reference: reference.to_string(), digest: desc.digest.clone(), verified: failure.is_none(), failure: failure.clone(), signatures: verdict, components: checks };
     // A closed stdout must never hide a failed verification (a broken pipe exits 0).
