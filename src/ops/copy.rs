@@ -82,7 +82,15 @@ impl Copier<'_> {
             self.report.lock().expect("report lock").manifests += 1;
             if depth < MAX_DEPTH {
                 for r in self.src.referrers(desc).await? {
-                    let (r_desc, r_bytes) = self.src.fetch_manifest(&r.digest.to_string()).await?;
+                    // A fallback index can name a referrer deleted since: nothing to copy.
+                    let (r_desc, r_bytes) = match self.src.fetch_manifest(&r.digest.to_string()).await {
+                        Ok(found) => found,
+                        Err(Error::NotFound { .. }) => {
+                            self.progress.note(&format!("referrer {} of {} is listed but gone; skipped", r.digest, desc.digest));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     self.copy_node(&r_desc, &r_bytes, None, depth + 1).await?;
                 }
             }

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::oci::{Annotations, Descriptor, Manifest};
 use crate::target::Target;
 
@@ -34,7 +34,13 @@ pub fn referrers_tree<'a>(target: &'a Target, subject: &'a Descriptor, depth: us
             return Ok(out);
         }
         for entry in target.referrers(subject).await? {
-            let (desc, bytes) = target.fetch_manifest(&entry.digest.to_string()).await?;
+            // A fallback index can name a referrer deleted since (nothing updates the index
+            // then): it is no referrer.
+            let (desc, bytes) = match target.fetch_manifest(&entry.digest.to_string()).await {
+                Ok(found) => found,
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let manifest = Manifest::parse(&bytes, &format!("referrer {}", desc.digest))?;
             // A manifest that does not name this subject is not its referrer, whatever an index says.
             if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {

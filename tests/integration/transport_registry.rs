@@ -348,3 +348,54 @@ fn concurrent_attach_processes_keep_both_referrers_on_distribution() {
         assert_eq!(in_index, want, "round {round}: the fallback index itself");
     }
 }
+
+/// A referrer deleted from distribution (by digest, as a cleanup job does) stays named by
+/// the `sha256-<hex>` fallback index, which nothing updates. Readers must skip it: it is no
+/// referrer. discover, inspect and copy work, with the referrers that exist.
+#[test]
+fn a_deleted_referrer_still_in_the_fallback_index_is_skipped() {
+    let tb = require_testbed!();
+    let reg = Registry::start(RegistryKind::Distribution);
+    let peers = Peers::new(&tb);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 5_000);
+    let repo = "stale/tiny";
+    let reference = format!("{}/{repo}:v1", reg.addr());
+    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
+    let note = tmp.path().join("note.txt");
+    std::fs::write(&note, "note\n").unwrap();
+    let attach = |artifact_type: &str| {
+        run_stdout(ms(&peers).args(["attach", &reference, "--artifact-type", artifact_type]).arg(&note))
+            .trim()
+            .to_string()
+    };
+    let gone = attach("application/vnd.example.deleted");
+    let kept = attach("application/vnd.example.kept");
+    let status = block_on(async {
+        http_client()
+            .delete(format!("{}/v2/{repo}/manifests/{gone}", reg.url()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 202, "DELETE {gone}: {}", reg.log());
+    let (_, index) = raw_manifest(&reg, repo, &format!("sha256-{}", hex(&digest)));
+    assert!(index_digests(&index).contains(&gone), "the fallback index still names the deleted referrer");
+
+    let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &reference])));
+    assert_eq!(strings(&tree["referrers"], "digest"), [kept.clone()], "{tree}");
+    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &reference])));
+    assert_eq!(inspect["referrers"], 1, "{inspect}");
+
+    let mirror = format!("{}/stale/mirror:v1", reg.addr());
+    let copied = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &mirror])));
+    assert_eq!(copied["referrers"], 1, "{copied}");
+    let layout = format!("oci:{}:v1", tmp.path().join("layout").display());
+    run_ok(ms(&peers).args(["copy", &reference, &layout]));
+    for copy in [&mirror, &layout] {
+        let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", copy])));
+        assert_eq!(strings(&tree["referrers"], "digest"), [kept.clone()], "{copy}: {tree}");
+    }
+}
