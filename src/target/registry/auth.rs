@@ -246,7 +246,12 @@ impl Auth {
     }
 
     /// The `Authorization` to send up front, from what earlier requests taught.
-    pub async fn authorization(&self, http: &reqwest::Client, scope: &Scope) -> Result<Option<HeaderValue>> {
+    pub async fn authorization(
+        &self,
+        http: &reqwest::Client,
+        scope: &Scope,
+        operation: &str,
+    ) -> Result<Option<HeaderValue>> {
         match self.known_challenge() {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.basic_header().await),
@@ -254,7 +259,7 @@ impl Auth {
                 if let Some(t) = self.cached_token(scope) {
                     return Ok(Some(t));
                 }
-                self.fetch_token(http, &realm, service.as_deref(), scope).await.map(Some)
+                self.fetch_token(http, &realm, service.as_deref(), scope, operation).await.map(Some)
             }
         }
     }
@@ -266,6 +271,7 @@ impl Auth {
         http: &reqwest::Client,
         headers: &HeaderMap,
         scope: &Scope,
+        operation: &str,
         sent: Option<&HeaderValue>,
     ) -> Result<Option<HeaderValue>> {
         let challenge =
@@ -281,7 +287,7 @@ impl Auth {
                 if let Some(sent) = sent {
                     self.tokens.lock().expect("token lock").retain(|_, t| t.header != *sent);
                 }
-                self.fetch_token(http, &realm, service.as_deref(), scope).await.map(Some)
+                self.fetch_token(http, &realm, service.as_deref(), scope, operation).await.map(Some)
             }
         }
     }
@@ -304,6 +310,7 @@ impl Auth {
         realm: &str,
         service: Option<&str>,
         scope: &Scope,
+        operation: &str,
     ) -> Result<HeaderValue> {
         let _one_at_a_time = self.fetching.lock().await;
         if let Some(t) = self.cached_token(scope) {
@@ -312,15 +319,20 @@ impl Auth {
         let loaded = self.credentials().await.clone();
         let realm_url = Url::parse(realm).map_err(|e| Error::Registry {
             registry: self.registry.clone(),
-            operation: format!("authentication for {scope}"),
+            operation: operation.to_string(),
             status: 401,
             code: None,
             message: Some(format!("the token realm `{realm}` is not a URL: {e}")),
         })?;
-        let operation = format!("token request to {} for {scope}", realm_url.host_str().unwrap_or(realm));
-        let (loaded, realm_url, operation_ref) = (&loaded, &realm_url, operation.as_str());
+        let server = match (realm_url.host_str(), realm_url.port()) {
+            (Some(h), Some(p)) => format!("the token server at {h}:{p}"),
+            (Some(h), None) => format!("the token server at {h}"),
+            _ => "the token server".to_string(),
+        };
+        let token_operation = format!("{operation}: token request to {server}");
+        let (loaded, realm_url, server_ref, original) = (&loaded, &realm_url, server.as_str(), operation);
+        let operation = token_operation.as_str();
         let answer: TokenAnswer = retry::run(&self.policy, &NoProgress, move |_| async move {
-            let operation = operation_ref;
             let request = match loaded.credential.as_ref().map(|c| &c.secret) {
                 Some(Secret::IdentityToken { token }) => {
                     let mut form = Url::parse("http://form.invalid/").expect("static URL");
@@ -376,7 +388,7 @@ impl Auth {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 let body = errors::read_error_body(resp).await;
-                return Err(Failure::Fatal(self.refused(operation, scope, status.as_u16(), loaded, &body, true)));
+                return Err(Failure::Fatal(self.refused(original, scope, status.as_u16(), loaded, &body, server_ref)));
             }
             if !status.is_success() {
                 return Err(errors::status_failure(&self.registry, operation, resp).await);
@@ -396,14 +408,14 @@ impl Auth {
         .await?;
         let token = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| Error::Registry {
             registry: self.registry.clone(),
-            operation: operation.clone(),
+            operation: operation.to_string(),
             status: 200,
             code: None,
             message: Some("the token server answered without a token".into()),
         })?;
         let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::Registry {
             registry: self.registry.clone(),
-            operation,
+            operation: operation.to_string(),
             status: 200,
             code: None,
             message: Some("the token server answered a token that is not valid in an HTTP header".into()),
@@ -420,7 +432,7 @@ impl Auth {
     /// the operation, the scope, and whether (and where) credentials were found.
     pub async fn unauthorized(&self, operation: &str, scope: &Scope, status: u16, body: &ErrorBody) -> Error {
         let loaded = self.credentials().await.clone();
-        self.refused(operation, scope, status, &loaded, body, false)
+        self.refused(operation, scope, status, &loaded, body, "the registry")
     }
 
     fn refused(
@@ -430,20 +442,17 @@ impl Auth {
         status: u16,
         loaded: &Loaded,
         body: &ErrorBody,
-        by_token_server: bool,
+        by: &str,
     ) -> Error {
-        let by = if by_token_server { "the token server" } else { "the registry" };
         let mut reason = match (&loaded.credential, &loaded.problem) {
             (Some(c), _) => format!("the credentials from {} were refused by {by}", c.source),
             (None, Some(problem)) => format!("no usable credentials ({problem})"),
-            (None, None) => {
-                format!(
-                    "no credentials for {} found in {}; run `modelsign login {}`",
-                    self.registry, loaded.looked_in, self.registry
-                )
-            }
+            (None, None) => format!("no credentials for {} found in {}", self.registry, loaded.looked_in),
         };
         reason.push_str(&body.suffix());
+        if loaded.credential.is_none() {
+            reason.push_str(&format!("; run `modelsign login {}`", self.registry));
+        }
         Error::Unauthorized {
             registry: self.registry.clone(),
             action: format!("{operation} (scope {scope})"),

@@ -148,7 +148,7 @@ impl Client {
     /// per call). 401/403 that survive become `Error::Unauthorized`; every other status is
     /// returned; transport errors are classified.
     pub async fn send_once(&self, call: &Call<'_>) -> Result<Response, Failure> {
-        let mut authorization = self.auth.authorization(&self.http, call.scope).await?;
+        let mut authorization = self.auth.authorization(&self.http, call.scope, call.operation).await?;
         for round in 0..2 {
             let mut req = self.http.request(call.method.clone(), call.url.clone()).headers(call.headers.clone());
             if let Some(a) = &authorization {
@@ -178,7 +178,7 @@ impl Client {
             if status == StatusCode::UNAUTHORIZED && round == 0 {
                 let next = self
                     .auth
-                    .after_unauthorized(&self.http, resp.headers(), call.scope, authorization.as_ref())
+                    .after_unauthorized(&self.http, resp.headers(), call.scope, call.operation, authorization.as_ref())
                     .await?;
                 if next.is_some() {
                     authorization = next;

@@ -128,12 +128,9 @@ impl Registry {
 /// Reads a small body whole, refusing more than `limit` bytes (by Content-Length before
 /// reading anything, and while reading for chunked answers).
 pub(super) async fn read_limited(mut resp: Response, limit: u64, registry: &str, operation: &str) -> Result<Vec<u8>> {
-    let too_big = |size: String| Error::Registry {
-        registry: registry.to_string(),
-        operation: operation.to_string(),
-        status: 200,
-        code: None,
-        message: Some(format!("the answer is {size} bytes, over the {limit}-byte limit for manifests")),
+    let too_big = |size: String| Error::InvalidContent {
+        what: format!("registry {registry}: {operation}"),
+        reason: format!("{size} bytes is over the {limit}-byte limit for manifests"),
     };
     let declared = header_u64(resp.headers(), CONTENT_LENGTH);
     if let Some(len) = declared
@@ -146,7 +143,7 @@ pub(super) async fn read_limited(mut resp: Response, limit: u64, registry: &str,
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if (out.len() + chunk.len()) as u64 > limit {
-                    return Err(too_big("more than that".to_string()));
+                    return Err(too_big(format!("more than {limit}")));
                 }
                 out.extend_from_slice(&chunk);
             }

@@ -184,40 +184,55 @@ impl Registry {
 
     /// Adds `desc` to the fallback index of `subject`, then re-reads the index until the entry
     /// is seen to have survived (another writer may have replaced the index meanwhile).
+    /// Registry errors during an attempt (distribution's tag files are not written
+    /// atomically, so a concurrent read can fail) are retried too; the last one is reported.
     async fn add_to_fallback_index(&self, subject: &Descriptor, desc: &Descriptor) -> Result<()> {
         let tag = subject.digest.fallback_tag();
+        let mut last_error = None;
         for attempt in 1..=FALLBACK_ATTEMPTS {
-            let mut index = self.read_fallback_index(subject).await?;
-            if index.manifests.iter().any(|d| d.digest == desc.digest) {
-                if attempt == 1 {
-                    return Ok(()); // already listed before we wrote anything
-                }
-            } else {
-                index.manifests.push(desc.clone());
-                if let Err(e) = self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, &tag).await {
-                    // An entry whose manifest was deleted makes distribution refuse the index.
-                    let Error::Registry { status: 400, .. } = e else { return Err(e) };
-                    if !self.drop_missing(&mut index, desc).await? {
-                        return Err(e);
-                    }
-                    self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, &tag).await?;
-                }
-            }
-            // Give a concurrent writer that read the old index time to land its write, then
-            // check ours is still there.
-            let base = Duration::from_millis(150) * attempt;
-            tokio::time::sleep(jitter(base, base * 3)).await;
-            if self.read_fallback_index(subject).await?.manifests.iter().any(|d| d.digest == desc.digest) {
-                return Ok(());
+            match self.fallback_attempt(subject, desc, &tag, attempt).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e @ (Error::Registry { .. } | Error::InvalidContent { .. })) => last_error = Some(e),
+                Err(e) => return Err(e),
             }
         }
-        Err(Error::Registry {
+        Err(last_error.unwrap_or_else(|| Error::Registry {
             registry: self.registry.clone(),
             operation: format!("update referrers index {}:{tag}", self.repository),
             status: 0,
             code: None,
             message: Some(format!("the entry for {} kept being overwritten by other writers", desc.digest)),
-        })
+        }))
+    }
+
+    /// One read-modify-write-verify round; `Ok(true)` when the entry is seen in the index.
+    async fn fallback_attempt(&self, subject: &Descriptor, desc: &Descriptor, tag: &str, attempt: u32) -> Result<bool> {
+        // Later rounds wait first, spreading competing writers apart.
+        let base = Duration::from_millis(150) * attempt;
+        if attempt > 1 {
+            tokio::time::sleep(jitter(base / 2, base)).await;
+        }
+        let mut index = self.read_fallback_index(subject).await?;
+        if index.manifests.iter().any(|d| d.digest == desc.digest) {
+            if attempt == 1 {
+                return Ok(true); // already listed before we wrote anything
+            }
+        } else {
+            index.manifests.push(desc.clone());
+            if let Err(e) = self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, tag).await {
+                // An entry whose manifest was deleted makes distribution refuse the index.
+                let Error::Registry { status: 400, .. } = e else { return Err(e) };
+                if !self.drop_missing(&mut index, desc).await? {
+                    return Err(e);
+                }
+                self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, tag).await?;
+            }
+        }
+        // Give a concurrent writer that read the old index time to land its write, then
+        // check ours is still there.
+        tokio::time::sleep(jitter(base, base * 3)).await;
+        Ok(self.read_fallback_index(subject).await?.manifests.iter().any(|d| d.digest == desc.digest))
     }
 
     /// Removes index entries (other than `keep`) whose manifests no longer exist.
