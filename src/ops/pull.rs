@@ -149,9 +149,24 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
             missing.push((*c, dest));
         }
     }
-    let Some(((first, first_dest), rest)) = missing.split_first() else { return Ok(out) };
-    std::fs::create_dir_all(partial_dir).map_err(|e| Error::io(partial_dir, e))?;
+    let Some((first, _)) = missing.first() else { return Ok(out) };
     let partial = partial_dir.join(desc.digest.hex());
+    let _lock = lock_partial(partial_dir, &partial, &first.path, progress).await?;
+    // Another pull into this folder may have put them in place while we waited.
+    let mut still_missing = Vec::new();
+    for (c, dest) in missing {
+        if up_to_date(&dest, desc)? {
+            progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
+            out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: false });
+        } else {
+            still_missing.push((c, dest));
+        }
+    }
+    let missing = still_missing;
+    let Some(((first, first_dest), rest)) = missing.split_first() else {
+        let _ = std::fs::remove_file(&partial);
+        return Ok(out);
+    };
     download(target, desc, &first.path, &partial, progress).await?;
     for (c, dest) in rest {
         let copy = partial_dir.join(format!("{}.copy", desc.digest.hex()));
@@ -163,6 +178,63 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
         out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: true });
     }
     Ok(out)
+}
+
+/// The exclusive lock on a blob's partial file, held while it is downloaded and put in
+/// place: two pulls into the same folder (two processes) must not append to the same
+/// partial file, or each would check its own bytes and rename a mix of both into place.
+struct PartialLock {
+    _file: std::fs::File,
+}
+
+/// Creates (or opens) `partial` and locks it, waiting while another pull holds it. The
+/// holder before us may have renamed or deleted the file: only the file still at the path
+/// counts, else we start over.
+async fn lock_partial(partial_dir: &Path, partial: &Path, label: &str, progress: &dyn Progress) -> Result<PartialLock> {
+    let mut noted = false;
+    loop {
+        std::fs::create_dir_all(partial_dir).map_err(|e| Error::io(partial_dir, e))?;
+        let file = match std::fs::OpenOptions::new().create(true).append(true).open(partial) {
+            Ok(f) => f,
+            // The folder was removed by a pull that finished meanwhile: make it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(partial, e)),
+        };
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if !noted {
+                        progress.note(&format!("{label}: waiting for another pull into the same folder"));
+                        noted = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(partial, e)),
+            }
+        }
+        if is_file_at(&file, partial) {
+            return Ok(PartialLock { _file: file });
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+fn is_file_at(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Elsewhere an open file cannot be renamed or deleted: it is still there.
+        let _ = file;
+        path.exists()
+    }
 }
 
 /// Renames a checked file into place, re-checking the path just before.

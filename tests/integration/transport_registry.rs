@@ -399,3 +399,44 @@ fn a_deleted_referrer_still_in_the_fallback_index_is_skipped() {
         assert_eq!(strings(&tree["referrers"], "digest"), [kept.clone()], "{copy}: {tree}");
     }
 }
+
+/// Three `modelsign pull` processes into the same folder at once: each must end with the
+/// model's exact bytes in place, and each component is downloaded by one of them only.
+#[test]
+fn concurrent_pulls_into_one_folder_write_the_right_bytes() {
+    let tb = require_testbed!();
+    let reg = Registry::start(RegistryKind::Distribution);
+    let peers = Peers::new(&tb);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 4_000_000);
+    std::fs::write(model.join("second.safetensors"), pseudo_random_bytes(2_000_000, 99)).unwrap();
+    let files = files_under(&model);
+    let reference = format!("{}/shared/tiny:v1", reg.addr());
+    run_ok(ms(&peers).args(["push", &reference]).arg(&model));
+
+    for round in 0..3 {
+        let out = tmp.path().join(format!("out-{round}"));
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cmd = ms(&peers);
+                cmd.args(["pull", &reference, "--format", "json", "-o"]).arg(&out);
+                cmd.stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                cmd.spawn().expect("spawn pull")
+            })
+            .collect();
+        let mut downloads: BTreeMap<String, usize> = BTreeMap::new();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "round {round}: pull failed: {}", stderr_text(&output));
+            for c in stdout_json(&output)["components"].as_array().unwrap() {
+                *downloads.entry(c["path"].as_str().unwrap().to_string()).or_default() +=
+                    (c["downloaded"] == true) as usize;
+            }
+        }
+        assert_eq!(files_under(&out), files, "round {round}: the folder does not hold the model's bytes");
+        let once: BTreeMap<String, usize> = files.keys().map(|p| (p.clone(), 1)).collect();
+        assert_eq!(downloads, once, "round {round}: each component is downloaded by one pull");
+    }
+}
