@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds modelsign, makes a small sample model, pushes it to an OCI layout folder (and to a
 # local registry on loopback when `docker-registry` is installed), inspects it, and pulls
-# one component. Everything happens under a temporary folder that is removed at the end.
+# one component, and signs it and verifies one component. Everything happens under a temporary folder that is removed at the end.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -32,6 +32,12 @@ run push "oci:$WORK/layout:v1" "$WORK/tiny-llm" --version 1.0
 run inspect "oci:$WORK/layout:v1"
 run pull "oci:$WORK/layout:v1" -o "$WORK/pulled" --include 'tokenizer/*'
 ls -R "$WORK/pulled"
+
+echo "==> sign it from its manifest, verify one component" >&2
+run keygen -o "$WORK/signer"
+run sign "oci:$WORK/layout:v1" --key "$WORK/signer.key"
+run discover "oci:$WORK/layout:v1"
+run verify --offline "oci:$WORK/layout:v1" --key "$WORK/signer.pub" --component config.json
 
 if command -v docker-registry >/dev/null 2>&1; then
   echo "==> push to a local registry (distribution on loopback)" >&2
