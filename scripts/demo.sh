@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds modelsign, makes a small sample model, pushes it to an OCI layout folder (and to a
-# local registry on loopback when `docker-registry` is installed), inspects it, and pulls
-# one component, and signs it and verifies one component. Everything happens under a temporary folder that is removed at the end.
+# local registry on loopback when `docker-registry` is installed), inspects it, pulls one
+# component, signs it from its manifest and verifies one component. Everything happens
+# under a temporary folder that is removed at the end.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
