@@ -317,7 +317,10 @@ async fn transfer(target: &Target, desc: &Descriptor, label: &str, partial: &Pat
     if offset == desc.size {
         return Ok(());
     }
-    let mut reader = target.fetch_blob(desc, offset).await?;
+    let mut reader = target.fetch_blob(desc, offset).await.map_err(|e| match e {
+        Error::NotFound { target, what } => Error::NotFound { target, what: format!("{what} ({label})") },
+        other => other,
+    })?;
     let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Error::io(partial, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let result = async {

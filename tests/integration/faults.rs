@@ -404,3 +404,33 @@ fn a_closed_stdout_is_no_crash_and_no_false_success() {
         assert!(!stderr.contains("panicked") && one_error_line(&out).contains("verification failed"), "{stderr}");
     }
 }
+
+/// A layer blob the registry lost (deleted behind the manifest): one line naming the
+/// component and its digest, exit 1, the component not written.
+#[test]
+fn a_missing_blob_names_the_component() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::Distribution);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 20_000);
+    let files = files_under(&model);
+    let weights = sha256_digest(&files["model.safetensors"]);
+    let reference = format!("{}/models/tiny:v1", reg.addr());
+    run_ok(ms(&peers).args(["push", &reference]).arg(&model));
+    let status = block_on(async {
+        let url = format!("{}/v2/models/tiny/blobs/{weights}", reg.url());
+        http_client().delete(url).send().await.unwrap().status().as_u16()
+    });
+    assert_eq!(status, 202, "{}", reg.log());
+
+    let out = tmp.path().join("out");
+    let output = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    let line = one_error_line(&output);
+    assert!(
+        line.contains("model.safetensors") && line.contains(&weights) && line.contains("not found"),
+        "names component and digest: {line}"
+    );
+    assert!(!out.join("model.safetensors").exists());
+}
