@@ -440,3 +440,42 @@ fn concurrent_pulls_into_one_folder_write_the_right_bytes() {
         assert_eq!(downloads, once, "round {round}: each component is downloaded by one pull");
     }
 }
+
+/// Straight from distribution to another registry of each kind (different hosts: nothing to
+/// mount): every blob streams through, checked, and the referrers come along, once.
+#[test]
+fn copy_between_two_registries_streams_blobs_and_keeps_referrers() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let src = Registry::start(RegistryKind::Distribution);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 100_000);
+    let files = files_under(&model);
+    let reference = format!("{}/models/tiny:v1", src.addr());
+    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
+    let note = tmp.path().join("note.txt");
+    std::fs::write(&note, "reviewed\n").unwrap();
+    let att =
+        run_stdout(ms(&peers).args(["attach", &reference, "--artifact-type", REVIEW]).arg(&note)).trim().to_string();
+
+    for kind in RegistryKind::anonymous_kinds() {
+        let dst = Registry::start(kind.clone());
+        let target = format!("{}/copied/tiny:v1", dst.addr());
+        let copied = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &target])));
+        assert_eq!(copied["digest"], digest.as_str());
+        assert_eq!((copied["manifests"].as_u64(), copied["referrers"].as_u64()), (Some(2), Some(1)), "{copied}");
+        // config + 5 layers + the referrer's empty config and its file, all streamed.
+        assert_eq!(copied["blobsCopied"], 8, "{copied}");
+        assert_eq!(copied["blobsMounted"], 0, "{copied}");
+        let layer_bytes: u64 = files.values().map(|b| b.len() as u64).sum();
+        assert!(copied["bytesCopied"].as_u64().unwrap() > layer_bytes, "{copied}");
+        assert_listed_on_the_wire(&dst, "copied/tiny", &digest, &att);
+        assert_pulls_identical(&peers, &target, &tmp.path().join(format!("out-{}", kind.name())), &files);
+
+        // Again: everything is there already.
+        let again = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &target])));
+        assert_eq!((again["blobsCopied"].as_u64(), again["blobsSkipped"].as_u64()), (Some(0), Some(8)), "{again}");
+        let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &target])));
+        assert_eq!(strings(&tree["referrers"], "digest"), [att.clone()], "{kind:?}: copied twice, listed once");
+    }
+}
