@@ -157,7 +157,9 @@ fn a_manifest_naming_a_traversal_path_writes_nothing() {
     std::fs::create_dir_all(&work).unwrap();
     let absolute = tmp.path().join("absolute.txt");
     let absolute = absolute.to_str().unwrap();
-    let cases: Vec<(&str, Vec<(&str, bool)>, &str, &str)> = vec![
+    // (tag, layers as (path, with a filepath annotation), the bad path, why it is bad)
+    type Case<'a> = (&'a str, Vec<(&'a str, bool)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         ("dotdot", vec![("ok.txt", true), ("../escape.txt", true)], "../escape.txt", "`..`"),
         ("deep", vec![("ok.txt", true), ("sub/../../escape.txt", true)], "sub/../../escape.txt", "`..`"),
         ("title-only", vec![("ok.txt", false), ("../escape.txt", false)], "../escape.txt", "`..`"),
