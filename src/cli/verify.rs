@@ -126,8 +126,9 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     let failure = failure.or_else(|| {
         checks.iter().find(|c| !c.ok).map(|c| {
             let error = c.error.as_deref().unwrap_or("failed");
-            // Content errors already start with the component's path.
-            if error.starts_with(&c.path) { error.to_string() } else { format!("component `{}`: {error}", c.path) }
+            // Content errors already name the component.
+            let name = format!("component `{}`", c.path);
+            if error.contains(&name) { error.to_string() } else { format!("{name}: {error}") }
         })
     });
     let report = Report { reference: reference.to_string(), digest: desc.digest.clone(), verified: failure.is_none(), failure: failure.clone(), signatures: verdict, components: checks };

@@ -214,7 +214,8 @@ pub async fn verify_components(target: &Target, components: &[Component], progre
         progress.start(&d.digest, &c.path, d.size);
         let result: Result<()> = async {
             let reader = target.fetch_blob(d, 0).await?;
-            let mut verified = VerifyingReader::new(reader, d.digest.clone(), d.size, c.path.clone(), Hasher::new());
+            let label = format!("component `{}`", c.path);
+            let mut verified = VerifyingReader::new(reader, d.digest.clone(), d.size, label, Hasher::new());
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = verified.read(&mut buf).await.map_err(|e| Error::io(&c.path, e))?;
