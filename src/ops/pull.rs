@@ -122,15 +122,16 @@ pub async fn pull_components(
     for c in components {
         by_digest.entry(c.descriptor.digest.clone()).or_default().push(c);
     }
-    let results: Vec<Vec<PulledComponent>> = futures_util::stream::iter(by_digest.into_values().map(|group| {
+    let results: Result<Vec<Vec<PulledComponent>>> = futures_util::stream::iter(by_digest.into_values().map(|group| {
         let partial_dir = partial_dir.clone();
         async move { pull_group(target, dir, &partial_dir, &group, progress).await }
     }))
     .buffer_unordered(concurrency.max(1))
     .try_collect()
-    .await?;
-    // Leave no empty bookkeeping folder behind.
+    .await;
+    // Leave no empty bookkeeping folder behind (it stays when it holds a resumable download).
     let _ = std::fs::remove_dir(&partial_dir);
+    let results: Vec<Vec<PulledComponent>> = results?;
     let mut out: Vec<PulledComponent> = results.into_iter().flatten().collect();
     out.sort_by(|a, b| folder::component_order(&a.path, &b.path));
     Ok(out)
@@ -167,7 +168,13 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
         let _ = std::fs::remove_file(&partial);
         return Ok(out);
     };
-    download(target, desc, &first.path, &partial, progress).await?;
+    if let Err(e) = download(target, desc, &first.path, &partial, progress).await {
+        // Keep what can be resumed, nothing else.
+        if std::fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&partial);
+        }
+        return Err(e);
+    }
     for (c, dest) in rest {
         let copy = partial_dir.join(format!("{}.copy", desc.digest.hex()));
         std::fs::copy(&partial, &copy).map_err(|e| Error::io(&copy, e))?;
