@@ -207,13 +207,20 @@ mod tests {
         VerifyingReader::new(&good[..], d.clone(), 5, "x", Hasher::new()).read_to_end(&mut out).await.unwrap();
         assert_eq!(out, good);
         let bad = b"hellp".to_vec();
-        let err = VerifyingReader::new(&bad[..], d.clone(), 5, "x", Hasher::new()).read_to_end(&mut Vec::new()).await.unwrap_err();
+        let err = VerifyingReader::new(&bad[..], d.clone(), 5, "x", Hasher::new())
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
         assert!(matches!(unwrap_io_error(err), Some(Error::DigestMismatch { .. })));
         let long = b"hello!".to_vec();
-        let err = VerifyingReader::new(&long[..], d.clone(), 5, "x", Hasher::new()).read_to_end(&mut Vec::new()).await.unwrap_err();
+        let err = VerifyingReader::new(&long[..], d.clone(), 5, "x", Hasher::new())
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
         assert!(matches!(unwrap_io_error(err), Some(Error::SizeMismatch { .. })));
         let short = b"hell".to_vec();
-        let err = VerifyingReader::new(&short[..], d, 5, "x", Hasher::new()).read_to_end(&mut Vec::new()).await.unwrap_err();
+        let err =
+            VerifyingReader::new(&short[..], d, 5, "x", Hasher::new()).read_to_end(&mut Vec::new()).await.unwrap_err();
         assert!(matches!(unwrap_io_error(err), Some(Error::SizeMismatch { .. })));
     }
 }

@@ -88,7 +88,10 @@ fn build_globs(patterns: &[String]) -> Result<GlobSet> {
 pub fn scan(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
     let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
     if meta.file_type().is_symlink() && !options.allow_symlinks {
-        return Err(Error::InvalidInput(format!("{} is a symlink (pass --allow-symlinks to follow it)", root.display())));
+        return Err(Error::InvalidInput(format!(
+            "{} is a symlink (pass --allow-symlinks to follow it)",
+            root.display()
+        )));
     }
     let meta = fs::metadata(root).map_err(|e| Error::io(root, e))?;
     if meta.is_file() {
@@ -109,7 +112,14 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
     Ok(ModelFiles { root: root.to_path_buf(), single_file: false, files })
 }
 
-fn walk(dir: &Path, prefix: &str, options: &ScanOptions, globs: &GlobSet, out: &mut Vec<FileEntry>, depth: usize) -> Result<()> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    options: &ScanOptions,
+    globs: &GlobSet,
+    out: &mut Vec<FileEntry>,
+    depth: usize,
+) -> Result<()> {
     if depth > 64 {
         return Err(Error::InvalidInput(format!("{}: folders nested too deep (a symlink loop?)", dir.display())));
     }
@@ -131,7 +141,10 @@ fn walk(dir: &Path, prefix: &str, options: &ScanOptions, globs: &GlobSet, out: &
         let mut file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if file_type.is_symlink() {
             if !options.allow_symlinks {
-                return Err(Error::InvalidInput(format!("{} is a symlink (pass --allow-symlinks to follow it)", path.display())));
+                return Err(Error::InvalidInput(format!(
+                    "{} is a symlink (pass --allow-symlinks to follow it)",
+                    path.display()
+                )));
             }
             file_type = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.file_type();
         }
@@ -185,7 +198,10 @@ pub fn hash_files(files: &[FileEntry], threads: usize, progress: &dyn Progress) 
                     progress.start(&id, &entry.path, entry.size);
                     let result = hash_file(&entry.source, Some((&id, progress))).and_then(|(d, len)| {
                         if len != entry.size {
-                            Err(Error::InvalidInput(format!("{} changed while it was being read", entry.source.display())))
+                            Err(Error::InvalidInput(format!(
+                                "{} changed while it was being read",
+                                entry.source.display()
+                            )))
                         } else {
                             Ok(d)
                         }

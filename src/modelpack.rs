@@ -23,8 +23,26 @@ pub struct Classification {
     pub guessed: bool,
 }
 
-const WEIGHT_EXTENSIONS: &[&str] =
-    &["safetensors", "gguf", "ggml", "onnx", "pt", "pth", "ckpt", "h5", "keras", "pb", "tflite", "msgpack", "npz", "ot", "mlmodel", "nemo", "engine", "trt"];
+const WEIGHT_EXTENSIONS: &[&str] = &[
+    "safetensors",
+    "gguf",
+    "ggml",
+    "onnx",
+    "pt",
+    "pth",
+    "ckpt",
+    "h5",
+    "keras",
+    "pb",
+    "tflite",
+    "msgpack",
+    "npz",
+    "ot",
+    "mlmodel",
+    "nemo",
+    "engine",
+    "trt",
+];
 const WEIGHT_CONFIG_NAMES: &[&str] = &[
     "config.json",
     "generation_config.json",
@@ -40,9 +58,12 @@ const WEIGHT_CONFIG_NAMES: &[&str] = &[
     "tokenizer.model",
     "chat_template.jinja",
 ];
-const CODE_EXTENSIONS: &[&str] =
-    &["py", "ipynb", "sh", "js", "ts", "go", "rs", "c", "cc", "cpp", "h", "hpp", "cu", "java", "jl", "r", "lua", "toml", "yaml", "yml", "jinja"];
-const DOC_EXTENSIONS: &[&str] = &["md", "markdown", "rst", "txt", "pdf", "html", "png", "jpg", "jpeg", "gif", "svg", "webp"];
+const CODE_EXTENSIONS: &[&str] = &[
+    "py", "ipynb", "sh", "js", "ts", "go", "rs", "c", "cc", "cpp", "h", "hpp", "cu", "java", "jl", "r", "lua", "toml",
+    "yaml", "yml", "jinja",
+];
+const DOC_EXTENSIONS: &[&str] =
+    &["md", "markdown", "rst", "txt", "pdf", "html", "png", "jpg", "jpeg", "gif", "svg", "webp"];
 const DATASET_EXTENSIONS: &[&str] = &["csv", "tsv", "parquet", "jsonl", "arrow", "tfrecord"];
 
 /// Classifies a model file by its path, the way modctl and kit do: weights, weight
@@ -65,7 +86,11 @@ pub fn classify(path: &str, size: u64) -> Classification {
     {
         return sure(WEIGHT_CONFIG);
     }
-    if lower.starts_with("readme") || lower.starts_with("license") || lower.starts_with("notice") || lower.starts_with("model_card") {
+    if lower.starts_with("readme")
+        || lower.starts_with("license")
+        || lower.starts_with("notice")
+        || lower.starts_with("model_card")
+    {
         return sure(DOC);
     }
     if DATASET_EXTENSIONS.contains(&ext) {
@@ -187,11 +212,8 @@ pub fn read_hf_config(bytes: &[u8]) -> ModelConfig {
         .or_else(|| v.get("model_type").and_then(|m| m.as_str()))
         .map(str::to_string);
     let precision = v.get("torch_dtype").or_else(|| v.get("dtype")).and_then(|d| d.as_str()).map(str::to_string);
-    let quantization = v
-        .get("quantization_config")
-        .and_then(|q| q.get("quant_method"))
-        .and_then(|m| m.as_str())
-        .map(str::to_string);
+    let quantization =
+        v.get("quantization_config").and_then(|q| q.get("quant_method")).and_then(|m| m.as_str()).map(str::to_string);
     ModelConfig { architecture, precision, quantization, ..ModelConfig::default() }
 }
 
@@ -213,7 +235,10 @@ mod tests {
 
     #[test]
     fn infers_format_by_bytes() {
-        assert_eq!(infer_format([("a.safetensors", 10), ("b.gguf", 5), ("c.txt", 100)]).as_deref(), Some("safetensors"));
+        assert_eq!(
+            infer_format([("a.safetensors", 10), ("b.gguf", 5), ("c.txt", 100)]).as_deref(),
+            Some("safetensors")
+        );
         assert_eq!(infer_format([("c.txt", 100)]), None);
     }
 

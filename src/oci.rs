@@ -102,17 +102,23 @@ impl Manifest {
     }
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| Error::InvalidContent { what: what.to_string(), reason: format!("not an OCI image manifest: {e}") })?;
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::InvalidContent {
+            what: what.to_string(),
+            reason: format!("not an OCI image manifest: {e}"),
+        })?;
         if m.schema_version != 2 {
-            return Err(Error::InvalidContent { what: what.to_string(), reason: format!("schemaVersion {} is not 2", m.schema_version) });
+            return Err(Error::InvalidContent {
+                what: what.to_string(),
+                reason: format!("schemaVersion {} is not 2", m.schema_version),
+            });
         }
         Ok(m)
     }
 
     /// The descriptor of this manifest when serialised as `bytes`.
     pub fn descriptor(&self, bytes: &[u8]) -> Descriptor {
-        let mut d = Descriptor::of_bytes(self.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.into()), bytes);
+        let mut d =
+            Descriptor::of_bytes(self.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.into()), bytes);
         d.artifact_type = Some(self.effective_artifact_type().to_string());
         d.annotations = self.annotations.clone();
         d
@@ -152,8 +158,10 @@ impl Index {
     }
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::InvalidContent { what: what.to_string(), reason: format!("not an OCI image index: {e}") })
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidContent {
+            what: what.to_string(),
+            reason: format!("not an OCI image index: {e}"),
+        })
     }
 }
 
@@ -166,5 +174,7 @@ pub fn sniff_media_type(bytes: &[u8]) -> Option<String> {
         manifests: Option<serde_json::Value>,
     }
     let p: Probe = serde_json::from_slice(bytes).ok()?;
-    p.media_type.or_else(|| Some(if p.manifests.is_some() { MEDIA_TYPE_IMAGE_INDEX } else { MEDIA_TYPE_IMAGE_MANIFEST }.to_string()))
+    p.media_type.or_else(|| {
+        Some(if p.manifests.is_some() { MEDIA_TYPE_IMAGE_INDEX } else { MEDIA_TYPE_IMAGE_MANIFEST }.to_string())
+    })
 }

@@ -77,7 +77,9 @@ fn valid_repository(repo: &str) -> bool {
 /// Splits `rest@digest` and `rest:tag` (the tag only after the last `/`).
 fn split_tag_digest(s: &str, whole: &str) -> Result<(String, Option<String>, Option<Digest>)> {
     let (rest, digest) = match s.rsplit_once('@') {
-        Some((rest, d)) => (rest, Some(d.parse::<Digest>().map_err(|_| invalid(whole, format!("`{d}` is not a sha256 digest")))?)),
+        Some((rest, d)) => {
+            (rest, Some(d.parse::<Digest>().map_err(|_| invalid(whole, format!("`{d}` is not a sha256 digest")))?))
+        }
         None => (s, None),
     };
     let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -113,7 +115,10 @@ impl FromStr for Reference {
         }
         let (repository, tag, digest) = split_tag_digest(rest, s)?;
         if !valid_repository(&repository) {
-            return Err(invalid(s, format!("`{repository}` is not a valid repository name (lowercase letters, digits, . _ - and /)")));
+            return Err(invalid(
+                s,
+                format!("`{repository}` is not a valid repository name (lowercase letters, digits, . _ - and /)"),
+            ));
         }
         Ok(Reference { location: Location::Registry { registry: registry.to_string(), repository }, tag, digest })
     }
@@ -142,7 +147,10 @@ mod tests {
     #[test]
     fn registry_references() {
         let r: Reference = "127.0.0.1:5000/models/llama:v1".parse().unwrap();
-        assert_eq!(r.location, Location::Registry { registry: "127.0.0.1:5000".into(), repository: "models/llama".into() });
+        assert_eq!(
+            r.location,
+            Location::Registry { registry: "127.0.0.1:5000".into(), repository: "models/llama".into() }
+        );
         assert_eq!(r.tag.as_deref(), Some("v1"));
         let d = Digest::of(b"x");
         let r: Reference = format!("localhost:5000/m@{d}").parse().unwrap();

@@ -22,9 +22,14 @@ pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let dst_ref = super::parse_reference(&args.destination)?;
     let src = super::open(&src_ref, global, false).await?;
     let dst = super::open(&dst_ref, global, true).await?;
-    let tag = dst_ref.tag.clone().or_else(|| src_ref.tag.clone()).or_else(|| src_ref.digest.is_none().then(|| "latest".to_string()));
+    let tag = dst_ref
+        .tag
+        .clone()
+        .or_else(|| src_ref.tag.clone())
+        .or_else(|| src_ref.digest.is_none().then(|| "latest".to_string()));
     let reporter = global.progress("copy");
-    let report = copy::copy(&src, &dst, &src_ref.selector(), tag.as_deref(), global.concurrency, reporter.get()).await?;
+    let report =
+        copy::copy(&src, &dst, &src_ref.selector(), tag.as_deref(), global.concurrency, reporter.get()).await?;
     drop(reporter);
     match args.output {
         Format::Json => output::json(&report)?,

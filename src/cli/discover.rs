@@ -27,7 +27,12 @@ struct Tree {
 fn print_nodes(nodes: &[ReferrerNode], indent: &str) -> std::io::Result<()> {
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
-        outln!("{indent}{} {}  {}", if last { "└──" } else { "├──" }, n.artifact_type.as_deref().unwrap_or("-"), n.digest)?;
+        outln!(
+            "{indent}{} {}  {}",
+            if last { "└──" } else { "├──" },
+            n.artifact_type.as_deref().unwrap_or("-"),
+            n.digest
+        )?;
         let child_indent = format!("{indent}{}", if last { "    " } else { "│   " });
         for (k, v) in &n.annotations {
             outln!("{child_indent}  {k}: {v}")?;
@@ -42,7 +47,12 @@ pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
     let target = super::open(&reference, global, false).await?;
     let desc = target.resolve(&reference.selector()).await?;
     let referrers = discover::referrers_tree(&target, &desc, 0).await?;
-    let tree = Tree { reference: reference.to_string(), digest: desc.digest.clone(), media_type: desc.media_type.clone(), referrers };
+    let tree = Tree {
+        reference: reference.to_string(),
+        digest: desc.digest.clone(),
+        media_type: desc.media_type.clone(),
+        referrers,
+    };
     match args.output {
         Format::Json => output::json(&tree)?,
         Format::Text => {

@@ -62,7 +62,12 @@ pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
         total_size: comps.iter().map(|c| c.descriptor.size).sum(),
         components: comps
             .into_iter()
-            .map(|c| Component { path: c.path, media_type: c.descriptor.media_type, size: c.descriptor.size, digest: c.descriptor.digest })
+            .map(|c| Component {
+                path: c.path,
+                media_type: c.descriptor.media_type,
+                size: c.descriptor.size,
+                digest: c.descriptor.digest,
+            })
             .collect(),
         referrers,
     };

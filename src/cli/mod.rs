@@ -148,15 +148,19 @@ pub async fn open(reference: &Reference, global: &Global, create: bool) -> Resul
 /// Which exit code an error maps to.
 fn exit_code(err: &Error) -> u8 {
     match err {
-        Error::DigestMismatch { .. } | Error::SizeMismatch { .. } | Error::Verification(_) | Error::UnsafePath { .. } => {
-            exit::UNTRUSTED
-        }
+        Error::DigestMismatch { .. }
+        | Error::SizeMismatch { .. }
+        | Error::Verification(_)
+        | Error::UnsafePath { .. } => exit::UNTRUSTED,
         Error::Sign(e) => {
             use modelsign::sign::Error as S;
             match e {
-                S::InvalidKey { .. } | S::PasswordRequired | S::WrongPassword | S::InvalidCertificate { .. } | S::CertificateKeyMismatch | S::NoTrust => {
-                    exit::FAILURE
-                }
+                S::InvalidKey { .. }
+                | S::PasswordRequired
+                | S::WrongPassword
+                | S::InvalidCertificate { .. }
+                | S::CertificateKeyMismatch
+                | S::NoTrust => exit::FAILURE,
                 _ => exit::UNTRUSTED,
             }
         }

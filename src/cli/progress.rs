@@ -19,9 +19,11 @@ impl Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
-            ProgressStyle::with_template("{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         total.set_prefix(verb.to_string());
         Bars { multi, total, bars: Mutex::new(HashMap::new()) }
@@ -44,7 +46,11 @@ impl Bars {
 
 fn short(label: &str) -> String {
     let chars: Vec<char> = label.chars().collect();
-    if chars.len() <= 40 { label.to_string() } else { format!("…{}", chars[chars.len() - 39..].iter().collect::<String>()) }
+    if chars.len() <= 40 {
+        label.to_string()
+    } else {
+        format!("…{}", chars[chars.len() - 39..].iter().collect::<String>())
+    }
 }
 
 impl Progress for Bars {

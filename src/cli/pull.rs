@@ -58,7 +58,9 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
                 eprintln!("verified; wrote {}", path.display());
             }
             (Some(_), false) => eprintln!("verified; model.sig not written: --include pulled only part of the model"),
-            (None, _) => eprintln!("verified; model.sig not written: no trusted OMS signature (only manifest signatures)"),
+            (None, _) => {
+                eprintln!("verified; model.sig not written: no trusted OMS signature (only manifest signatures)")
+            }
         }
     }
     let report = pull::PullReport {
@@ -74,7 +76,13 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
             for c in &report.components {
                 outln!("{}  {}  {}", if c.downloaded { "pulled " } else { "present" }, c.digest, c.path)?;
             }
-            eprintln!("pulled {} of {} components ({}) into {}", report.components.iter().filter(|c| c.downloaded).count(), report.components.len(), output::bytes(report.bytes_downloaded), args.dir.display());
+            eprintln!(
+                "pulled {} of {} components ({}) into {}",
+                report.components.iter().filter(|c| c.downloaded).count(),
+                report.components.len(),
+                output::bytes(report.bytes_downloaded),
+                args.dir.display()
+            );
         }
     }
     Ok(())

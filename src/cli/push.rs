@@ -67,7 +67,10 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     if let Some(expected) = &reference.digest {
         let actual = modelsign::digest::Digest::of(&packed.manifest_bytes);
         if &actual != expected {
-            return Err(modelsign::Error::InvalidInput(format!("the packed manifest is {actual}, not the {expected} the reference names")).into());
+            return Err(modelsign::Error::InvalidInput(format!(
+                "the packed manifest is {actual}, not the {expected} the reference names"
+            ))
+            .into());
         }
     }
     // A model.sig that does not list exactly these files would be refused after the upload,
@@ -76,11 +79,13 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
         let what = format!("{} ({})", signature_file.display(), modelsign::digest::Digest::of(&packed.manifest_bytes));
         modelsign::ops::sign::check_folder_signature(&packed.manifest, &what, bundle)?;
     }
-    let (manifest, uploaded) = push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
+    let (manifest, uploaded) =
+        push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
     drop(reporter);
     let mut report = push::report(reference.to_string(), &packed, &manifest, &uploaded);
     if let Some(bundle) = &signature {
-        let attached = modelsign::ops::sign::attach_folder_signature(&target, &manifest, &packed.manifest, bundle).await?;
+        let attached =
+            modelsign::ops::sign::attach_folder_signature(&target, &manifest, &packed.manifest, bundle).await?;
         eprintln!("attached {} as signature {}", signature_file.display(), attached.digest);
         report.signature = Some(attached);
     }

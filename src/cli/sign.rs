@@ -42,9 +42,11 @@ pub struct SignArgs {
 pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
     if trust::is_local(&args.target) {
-        let options = ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
+        let options =
+            ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
         let path = PathBuf::from(&args.target);
-        let signed = tokio::task::block_in_place(|| local::sign_folder(&path, &signer, args.signature.as_deref(), &options))?;
+        let signed =
+            tokio::task::block_in_place(|| local::sign_folder(&path, &signer, args.signature.as_deref(), &options))?;
         match args.output {
             Format::Json => output::json(&serde_json::json!({
                 "signature": signed.signature_path,
@@ -59,13 +61,18 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         return Ok(());
     }
     if args.signature.is_some() || !args.ignore.is_empty() || args.allow_symlinks {
-        return Err(modelsign::Error::InvalidInput("--signature, --ignore and --allow-symlinks apply to local folders only".into()).into());
+        return Err(modelsign::Error::InvalidInput(
+            "--signature, --ignore and --allow-symlinks apply to local folders only".into(),
+        )
+        .into());
     }
     let reference = super::parse_reference(&args.target)?;
     let target = super::open(&reference, global, false).await?;
     let subject_name = match &reference.location {
         Location::Registry { registry, repository } => format!("{registry}/{repository}"),
-        Location::Layout { path } => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+        Location::Layout { path } => {
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        }
     };
     let report = sign_reference(&target, &reference.selector(), &subject_name, &signer).await?;
     match args.output {

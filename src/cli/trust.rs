@@ -22,7 +22,9 @@ pub fn password(prompt: &str) -> Result<Option<String>, Error> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    rpassword::prompt_password(prompt).map(Some).map_err(|e| Error::InvalidInput(format!("cannot read the password: {e}")))
+    rpassword::prompt_password(prompt)
+        .map(Some)
+        .map_err(|e| Error::InvalidInput(format!("cannot read the password: {e}")))
 }
 
 /// A signer from a private key file and an optional certificate chain (leaf, then intermediates).

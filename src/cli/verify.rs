@@ -51,7 +51,9 @@ struct Report {
 fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
     for c in &verdict.checks {
         match &c.outcome {
-            SignatureOutcome::Verified { predicate_type, signer } => outln!("ok       signature {} ({predicate_type}) by {signer}", c.referrer)?,
+            SignatureOutcome::Verified { predicate_type, signer } => {
+                outln!("ok       signature {} ({predicate_type}) by {signer}", c.referrer)?
+            }
             SignatureOutcome::Mismatch { predicate_type, signer, reason } => {
                 outln!("FAILED   signature {} ({predicate_type}) by {signer}: {reason}", c.referrer)?
             }
@@ -82,7 +84,9 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     let policy = trust::policy(&args.key, &args.certificate_chain)?;
     if trust::is_local(&args.target) {
         if !args.component.is_empty() || args.offline {
-            return Err(modelsign::Error::InvalidInput("--component and --offline apply to references only".into()).into());
+            return Err(
+                modelsign::Error::InvalidInput("--component and --offline apply to references only".into()).into()
+            );
         }
         let path = PathBuf::from(&args.target);
         let result = tokio::task::block_in_place(|| local::verify_folder(&path, args.signature.as_deref(), &policy))?;
@@ -101,7 +105,9 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     }
     let reference = super::parse_reference(&args.target)?;
     if args.offline && !matches!(reference.location, Location::Layout { .. }) {
-        return Err(modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into());
+        return Err(
+            modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into()
+        );
     }
     let target = super::open(&reference, global, false).await?;
     let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
@@ -131,14 +137,25 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
             if error.contains(&name) { error.to_string() } else { format!("{name}: {error}") }
         })
     });
-    let report = Report { reference: reference.to_string(), digest: desc.digest.clone(), verified: failure.is_none(), failure: failure.clone(), signatures: verdict, components: checks };
+    let report = Report {
+        reference: reference.to_string(),
+        digest: desc.digest.clone(),
+        verified: failure.is_none(),
+        failure: failure.clone(),
+        signatures: verdict,
+        components: checks,
+    };
     // A closed stdout must never hide a failed verification (a broken pipe exits 0).
     let printed = print_report(&report, args.output);
     match failure {
         None => {
             printed?;
             if args.output == Format::Text {
-                eprintln!("verified: {} signature(s), {} component(s)", report.signatures.verified(), report.components.len());
+                eprintln!(
+                    "verified: {} signature(s), {} component(s)",
+                    report.signatures.verified(),
+                    report.components.len()
+                );
             }
             Ok(())
         }

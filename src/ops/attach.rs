@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::oci::{ANNOTATION_CREATED, ANNOTATION_TITLE, Annotations, Descriptor, EMPTY_JSON, MEDIA_TYPE_EMPTY, Manifest};
+use crate::oci::{
+    ANNOTATION_CREATED, ANNOTATION_TITLE, Annotations, Descriptor, EMPTY_JSON, MEDIA_TYPE_EMPTY, Manifest,
+};
 use crate::progress::Progress;
 use crate::target::{BlobSource, Target};
 
@@ -12,17 +14,29 @@ use crate::target::{BlobSource, Target};
 pub const DEFAULT_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Builds a referrer manifest: empty config, the given layers, `subject`.
-pub fn referrer_manifest(artifact_type: &str, subject: &Descriptor, layers: Vec<Descriptor>, mut annotations: Annotations) -> Manifest {
+pub fn referrer_manifest(
+    artifact_type: &str,
+    subject: &Descriptor,
+    layers: Vec<Descriptor>,
+    mut annotations: Annotations,
+) -> Manifest {
     let config = Descriptor::of_bytes(MEDIA_TYPE_EMPTY, EMPTY_JSON);
     let mut m = Manifest::new(Some(artifact_type.to_string()), config, layers);
     m.subject = Some(subject.plain());
-    annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    annotations
+        .entry(ANNOTATION_CREATED.into())
+        .or_insert_with(|| humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
     m.annotations = annotations;
     m
 }
 
 /// Pushes the empty config, the layers' blobs, and the referrer manifest.
-pub async fn push_referrer(target: &Target, manifest: &Manifest, sources: &[BlobSource<'_>], progress: &dyn Progress) -> Result<Descriptor> {
+pub async fn push_referrer(
+    target: &Target,
+    manifest: &Manifest,
+    sources: &[BlobSource<'_>],
+    progress: &dyn Progress,
+) -> Result<Descriptor> {
     if !target.blob_exists(&manifest.config).await? {
         target.push_blob(&manifest.config, &BlobSource::Bytes(EMPTY_JSON), progress).await?;
     }
@@ -36,7 +50,14 @@ pub async fn push_referrer(target: &Target, manifest: &Manifest, sources: &[Blob
 }
 
 /// Attaches `files` to `subject` as a referrer of `artifact_type`.
-pub async fn attach(target: &Target, subject: &Descriptor, artifact_type: &str, files: &[PathBuf], annotations: Annotations, progress: &dyn Progress) -> Result<Descriptor> {
+pub async fn attach(
+    target: &Target,
+    subject: &Descriptor,
+    artifact_type: &str,
+    files: &[PathBuf],
+    annotations: Annotations,
+    progress: &dyn Progress,
+) -> Result<Descriptor> {
     if files.is_empty() {
         return Err(Error::InvalidInput("attach needs at least one file".into()));
     }

@@ -57,7 +57,11 @@ pub fn components(manifest: &Manifest, what: &str) -> Result<Vec<Component>> {
             return Err(Error::UnsafePath { what: what.to_string(), path: path.to_string(), reason: reason.into() });
         }
         if !seen.insert(path.to_string()) {
-            return Err(Error::UnsafePath { what: what.to_string(), path: path.to_string(), reason: "repeats another component's path".into() });
+            return Err(Error::UnsafePath {
+                what: what.to_string(),
+                path: path.to_string(),
+                reason: "repeats another component's path".into(),
+            });
         }
         out.push(Component { path: path.to_string(), descriptor: layer.clone() });
     }

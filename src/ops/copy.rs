@@ -39,8 +39,22 @@ struct Copier<'a> {
 }
 
 /// Copies what `selector` names in `src` to `dst` (tagged `tag` there), with every referrer.
-pub async fn copy(src: &Target, dst: &Target, selector: &str, tag: Option<&str>, concurrency: usize, progress: &dyn Progress) -> Result<CopyReport> {
-    let copier = Copier { src, dst, concurrency, progress, visited: Mutex::new(HashSet::new()), report: Mutex::new(CopyReport::default()) };
+pub async fn copy(
+    src: &Target,
+    dst: &Target,
+    selector: &str,
+    tag: Option<&str>,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    let copier = Copier {
+        src,
+        dst,
+        concurrency,
+        progress,
+        visited: Mutex::new(HashSet::new()),
+        report: Mutex::new(CopyReport::default()),
+    };
     let (desc, bytes) = src.fetch_manifest(selector).await?;
     copier.copy_node(&desc, &bytes, tag, 0).await?;
     let mut report = copier.report.into_inner().expect("copy report lock");
@@ -49,7 +63,13 @@ pub async fn copy(src: &Target, dst: &Target, selector: &str, tag: Option<&str>,
 }
 
 impl Copier<'_> {
-    fn copy_node<'s>(&'s self, desc: &'s Descriptor, bytes: &'s [u8], tag: Option<&'s str>, depth: usize) -> futures_util::future::BoxFuture<'s, Result<()>> {
+    fn copy_node<'s>(
+        &'s self,
+        desc: &'s Descriptor,
+        bytes: &'s [u8],
+        tag: Option<&'s str>,
+        depth: usize,
+    ) -> futures_util::future::BoxFuture<'s, Result<()>> {
         Box::pin(async move {
             if !self.visited.lock().expect("visited lock").insert(desc.digest.clone()) {
                 return Ok(());
@@ -66,7 +86,10 @@ impl Copier<'_> {
                 let manifest = Manifest::parse(bytes, &what)?;
                 let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
                 let transfers: Vec<_> = blobs.into_iter().map(|b| self.copy_blob(b)).collect();
-                futures_util::stream::iter(transfers).buffer_unordered(self.concurrency.max(1)).try_collect::<Vec<()>>().await?;
+                futures_util::stream::iter(transfers)
+                    .buffer_unordered(self.concurrency.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
                 manifest.subject.clone()
             };
             match subject {
@@ -86,7 +109,8 @@ impl Copier<'_> {
                     let (r_desc, r_bytes) = match self.src.fetch_manifest(&r.digest.to_string()).await {
                         Ok(found) => found,
                         Err(Error::NotFound { .. }) => {
-                            self.progress.note(&format!("referrer {} of {} is listed but gone; skipped", r.digest, desc.digest));
+                            self.progress
+                                .note(&format!("referrer {} of {} is listed but gone; skipped", r.digest, desc.digest));
                             continue;
                         }
                         Err(e) => return Err(e),
@@ -112,7 +136,9 @@ impl Copier<'_> {
             return Ok(());
         }
         self.dst.push_blob(desc, &BlobSource::Target(self.src), self.progress).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound { target: self.src.describe(), what: format!("blob {} ({label})", desc.digest) },
+            Error::NotFound { .. } => {
+                Error::NotFound { target: self.src.describe(), what: format!("blob {} ({label})", desc.digest) }
+            }
             other => other,
         })?;
         let mut report = self.report.lock().expect("report lock");
@@ -121,4 +147,3 @@ impl Copier<'_> {
         Ok(())
     }
 }
-

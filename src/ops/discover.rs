@@ -27,7 +27,11 @@ pub struct ReferrerNode {
 }
 
 /// The referrers of `subject`, each with its own referrers.
-pub fn referrers_tree<'a>(target: &'a Target, subject: &'a Descriptor, depth: usize) -> BoxFuture<'a, Result<Vec<ReferrerNode>>> {
+pub fn referrers_tree<'a>(
+    target: &'a Target,
+    subject: &'a Descriptor,
+    depth: usize,
+) -> BoxFuture<'a, Result<Vec<ReferrerNode>>> {
     Box::pin(async move {
         let mut out = Vec::new();
         if depth >= MAX_DEPTH {

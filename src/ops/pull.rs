@@ -51,7 +51,10 @@ pub struct PullReport {
 pub async fn fetch_model_manifest(target: &Target, selector: &str) -> Result<(Descriptor, Manifest)> {
     let (desc, bytes) = target.fetch_manifest(selector).await?;
     if desc.is_index() {
-        return Err(Error::InvalidInput(format!("`{selector}` in {} is an image index, not a model manifest", target.describe())));
+        return Err(Error::InvalidInput(format!(
+            "`{selector}` in {} is an image index, not a model manifest",
+            target.describe()
+        )));
     }
     let manifest = Manifest::parse(&bytes, &format!("manifest {} in {}", desc.digest, target.describe()))?;
     Ok((desc, manifest))
@@ -137,7 +140,13 @@ pub async fn pull_components(
     Ok(out)
 }
 
-async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&Component], progress: &dyn Progress) -> Result<Vec<PulledComponent>> {
+async fn pull_group(
+    target: &Target,
+    dir: &Path,
+    partial_dir: &Path,
+    group: &[&Component],
+    progress: &dyn Progress,
+) -> Result<Vec<PulledComponent>> {
     let desc = &group[0].descriptor;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -145,7 +154,12 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
         let dest = dir.join(&c.path);
         if up_to_date(&dest, desc)? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
-            out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: false });
+            out.push(PulledComponent {
+                path: c.path.clone(),
+                digest: desc.digest.clone(),
+                size: desc.size,
+                downloaded: false,
+            });
         } else {
             missing.push((*c, dest));
         }
@@ -158,7 +172,12 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
     for (c, dest) in missing {
         if up_to_date(&dest, desc)? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
-            out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: false });
+            out.push(PulledComponent {
+                path: c.path.clone(),
+                digest: desc.digest.clone(),
+                size: desc.size,
+                downloaded: false,
+            });
         } else {
             still_missing.push((c, dest));
         }
@@ -182,7 +201,12 @@ async fn pull_group(target: &Target, dir: &Path, partial_dir: &Path, group: &[&C
     }
     place(&partial, dir, &first.path, first_dest)?;
     for (c, _) in &missing {
-        out.push(PulledComponent { path: c.path.clone(), digest: desc.digest.clone(), size: desc.size, downloaded: true });
+        out.push(PulledComponent {
+            path: c.path.clone(),
+            digest: desc.digest.clone(),
+            size: desc.size,
+            downloaded: true,
+        });
     }
     Ok(out)
 }
@@ -256,7 +280,13 @@ fn place(from: &Path, dir: &Path, path: &str, dest: &Path) -> Result<()> {
 /// Downloads a blob into `partial`, resuming what is already there, and returns once the
 /// file holds exactly the blob. A digest or size mismatch deletes the partial file; a
 /// transfer error keeps it for the next attempt.
-pub async fn download(target: &Target, desc: &Descriptor, label: &str, partial: &Path, progress: &dyn Progress) -> Result<()> {
+pub async fn download(
+    target: &Target,
+    desc: &Descriptor,
+    label: &str,
+    partial: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
     let mut hasher = Hasher::new();
     let mut offset = match std::fs::metadata(partial) {
         Ok(m) if m.len() <= desc.size => m.len(),
@@ -319,7 +349,14 @@ fn is_transient(e: &Error) -> bool {
 }
 
 /// One attempt: appends from `hasher.len()` to the end of the blob.
-async fn transfer(target: &Target, desc: &Descriptor, label: &str, partial: &Path, hasher: &mut Hasher, progress: &dyn Progress) -> Result<()> {
+async fn transfer(
+    target: &Target,
+    desc: &Descriptor,
+    label: &str,
+    partial: &Path,
+    hasher: &mut Hasher,
+    progress: &dyn Progress,
+) -> Result<()> {
     let offset = hasher.len();
     if offset == desc.size {
         return Ok(());
@@ -328,16 +365,26 @@ async fn transfer(target: &Target, desc: &Descriptor, label: &str, partial: &Pat
         Error::NotFound { target, what } => Error::NotFound { target, what: format!("{what} ({label})") },
         other => other,
     })?;
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Error::io(partial, e))?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(partial)
+        .await
+        .map_err(|e| Error::io(partial, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let result = async {
         loop {
-            let n = reader.read(&mut buf).await.map_err(|e| Error::io(format!("{label} from {}", target.describe()), e))?;
+            let n =
+                reader.read(&mut buf).await.map_err(|e| Error::io(format!("{label} from {}", target.describe()), e))?;
             if n == 0 {
                 return Ok(());
             }
             if hasher.len() + n as u64 > desc.size {
-                return Err(Error::SizeMismatch { what: label.to_string(), expected: desc.size, actual: hasher.len() + n as u64 });
+                return Err(Error::SizeMismatch {
+                    what: label.to_string(),
+                    expected: desc.size,
+                    actual: hasher.len() + n as u64,
+                });
             }
             file.write_all(&buf[..n]).await.map_err(|e| Error::io(partial, e))?;
             hasher.update(&buf[..n]);

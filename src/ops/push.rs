@@ -39,7 +39,12 @@ pub struct PackedModel {
 }
 
 /// Scans and hashes a folder and builds its ModelPack manifest. Reads every file once.
-pub fn pack(path: &Path, options: &PackOptions, default_version: Option<&str>, progress: &dyn Progress) -> Result<PackedModel> {
+pub fn pack(
+    path: &Path,
+    options: &PackOptions,
+    default_version: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<PackedModel> {
     let model = folder::scan(path, &options.scan)?;
     if model.files.is_empty() {
         return Err(Error::InvalidInput(format!("{}: no files to push", path.display())));
@@ -60,7 +65,11 @@ pub fn pack(path: &Path, options: &PackOptions, default_version: Option<&str>, p
     }
 
     let name = options.name.clone().or_else(|| {
-        let base = if model.single_file { path.file_stem().map(|n| n.to_owned()) } else { path.canonicalize().ok()?.file_name().map(|n| n.to_owned()) };
+        let base = if model.single_file {
+            path.file_stem().map(|n| n.to_owned())
+        } else {
+            path.canonicalize().ok()?.file_name().map(|n| n.to_owned())
+        };
         base.and_then(|n| n.to_str().map(str::to_string))
     });
     let mut config = model
@@ -84,7 +93,11 @@ pub fn pack(path: &Path, options: &PackOptions, default_version: Option<&str>, p
     };
     let config_bytes = config.to_bytes();
     let config_desc = Descriptor::of_bytes(modelpack::CONFIG_MEDIA_TYPE, &config_bytes);
-    let manifest = Manifest::new(Some(modelpack::ARTIFACT_TYPE.into()), config_desc, layers.iter().map(|(d, _)| d.clone()).collect());
+    let manifest = Manifest::new(
+        Some(modelpack::ARTIFACT_TYPE.into()),
+        config_desc,
+        layers.iter().map(|(d, _)| d.clone()).collect(),
+    );
     let manifest_bytes = manifest.to_bytes();
     Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers })
 }

@@ -19,11 +19,11 @@ use crate::oci::{Annotations, Descriptor, Manifest};
 use crate::ops::attach::{push_referrer, referrer_manifest};
 use crate::ops::components::{self, Component};
 use crate::progress::NoProgress;
+use crate::sign::Signer;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::local::SIGNATURE_FILE;
 use crate::sign::oms::{self, Resource};
 use crate::sign::statement::{Statement, Subject};
-use crate::sign::Signer;
 use crate::target::{BlobSource, Target};
 
 /// Predicate type of the manifest statement.
@@ -52,7 +52,12 @@ pub fn oms_statement(model_name: &str, components: &[Component]) -> Statement {
 }
 
 /// The statement whose subject is the manifest itself.
-pub fn manifest_statement(subject_name: &str, manifest_desc: &Descriptor, manifest: &Manifest, oms_root: &Digest) -> Statement {
+pub fn manifest_statement(
+    subject_name: &str,
+    manifest_desc: &Descriptor,
+    manifest: &Manifest,
+    oms_root: &Digest,
+) -> Statement {
     let subject = Subject {
         name: subject_name.to_string(),
         digest: [("sha256".to_string(), manifest_desc.digest.hex())].into_iter().collect(),
@@ -76,7 +81,12 @@ pub fn bundle_referrer(subject: &Descriptor, bundle: &[u8], predicate_type: &str
 }
 
 /// Attaches a bundle to `subject` as a referrer.
-pub async fn attach_bundle(target: &Target, subject: &Descriptor, bundle: &[u8], predicate_type: &str) -> Result<Descriptor> {
+pub async fn attach_bundle(
+    target: &Target,
+    subject: &Descriptor,
+    bundle: &[u8],
+    predicate_type: &str,
+) -> Result<Descriptor> {
     let manifest = bundle_referrer(subject, bundle, predicate_type);
     push_referrer(target, &manifest, &[BlobSource::Bytes(bundle)], &NoProgress).await
 }
@@ -95,7 +105,12 @@ pub struct SignReport {
 
 /// Signs the model `selector` names in `target`. `subject_name` names the artifact in
 /// the manifest statement (the repository, as cosign does).
-pub async fn sign_reference(target: &Target, selector: &str, subject_name: &str, signer: &Signer) -> Result<SignReport> {
+pub async fn sign_reference(
+    target: &Target,
+    selector: &str,
+    subject_name: &str,
+    signer: &Signer,
+) -> Result<SignReport> {
     let (desc, manifest) = crate::ops::pull::fetch_model_manifest(target, selector).await?;
     let comps = components::components(&manifest, &format!("manifest {}", desc.digest))?;
     let model_name = subject_name.rsplit('/').next().unwrap_or(subject_name);
@@ -127,7 +142,9 @@ pub fn unverified_oms_statement(bundle: &[u8]) -> Result<oms::Manifest> {
         .pointer("/dsseEnvelope/payload")
         .and_then(|p| p.as_str())
         .ok_or_else(|| invalid("not a Sigstore bundle with a DSSE envelope".into()))?;
-    let payload = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|e| invalid(format!("payload is not base64: {e}")))?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .map_err(|e| invalid(format!("payload is not base64: {e}")))?;
     let statement = Statement::from_json(&payload)?;
     Ok(oms::Manifest::from_statement(&statement)?)
 }
@@ -145,7 +162,12 @@ pub fn check_folder_signature(manifest: &Manifest, what: &str, bundle: &[u8]) ->
 
 /// Attaches a `model_signing` signature found beside a pushed model, after checking that it
 /// lists exactly the pushed components.
-pub async fn attach_folder_signature(target: &Target, desc: &Descriptor, manifest: &Manifest, bundle: &[u8]) -> Result<Descriptor> {
+pub async fn attach_folder_signature(
+    target: &Target,
+    desc: &Descriptor,
+    manifest: &Manifest,
+    bundle: &[u8],
+) -> Result<Descriptor> {
     check_folder_signature(manifest, &format!("manifest {}", desc.digest), bundle)?;
     attach_bundle(target, desc, bundle, oms::PREDICATE_TYPE).await
 }

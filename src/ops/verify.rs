@@ -109,7 +109,10 @@ pub fn oms_matches_components(signed: &oms::Manifest, components: &[Component]) 
         return if signed.resources[0].digest == c.descriptor.digest {
             Ok(())
         } else {
-            Err(format!("component `{}` is {}, the signature says {}", c.path, c.descriptor.digest, signed.resources[0].digest))
+            Err(format!(
+                "component `{}` is {}, the signature says {}",
+                c.path, c.descriptor.digest, signed.resources[0].digest
+            ))
         };
     }
     let mut expected: BTreeMap<&str, &Digest> = BTreeMap::new();
@@ -119,7 +122,9 @@ pub fn oms_matches_components(signed: &oms::Manifest, components: &[Component]) 
     for r in &signed.resources {
         match expected.remove(r.name.as_str()) {
             None => return Err(format!("signed file `{}` is not a component of the manifest", r.name)),
-            Some(d) if *d != r.digest => return Err(format!("component `{}` is {d}, the signature says {}", r.name, r.digest)),
+            Some(d) if *d != r.digest => {
+                return Err(format!("component `{}` is {d}, the signature says {}", r.name, r.digest));
+            }
             Some(_) => {}
         }
     }
@@ -130,13 +135,20 @@ pub fn oms_matches_components(signed: &oms::Manifest, components: &[Component]) 
 }
 
 /// Checks a trusted statement against the manifest. `Err` holds why it does not match.
-fn matches_manifest(verified: &VerifiedStatement, desc: &Descriptor, components: &[Component]) -> std::result::Result<(), String> {
+fn matches_manifest(
+    verified: &VerifiedStatement,
+    desc: &Descriptor,
+    components: &[Component],
+) -> std::result::Result<(), String> {
     let statement = verified.statement();
     if statement.predicate_type == oms::PREDICATE_TYPE {
         let signed = oms::Manifest::from_statement(statement).map_err(|e| e.to_string())?;
         return oms_matches_components(&signed, components);
     }
-    let names_manifest = statement.subject.iter().any(|s| s.digest.get("sha256").map(String::as_str) == Some(desc.digest.hex().as_str()));
+    let names_manifest = statement
+        .subject
+        .iter()
+        .any(|s| s.digest.get("sha256").map(String::as_str) == Some(desc.digest.hex().as_str()));
     if !names_manifest {
         return Err(format!("the statement is about another artifact, not {}", desc.digest));
     }
@@ -151,7 +163,11 @@ fn matches_manifest(verified: &VerifiedStatement, desc: &Descriptor, components:
 }
 
 /// Reads one referrer's bundle. `Err` holds why it is ignored.
-async fn referrer_bundle(target: &Target, entry: &Descriptor, subject: &Descriptor) -> std::result::Result<Vec<u8>, String> {
+async fn referrer_bundle(
+    target: &Target,
+    entry: &Descriptor,
+    subject: &Descriptor,
+) -> std::result::Result<Vec<u8>, String> {
     let (_, bytes) = target.fetch_manifest(&entry.digest.to_string()).await.map_err(|e| e.to_string())?;
     let manifest = Manifest::parse(&bytes, "referrer").map_err(|e| e.to_string())?;
     if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
@@ -166,7 +182,12 @@ async fn referrer_bundle(target: &Target, entry: &Descriptor, subject: &Descript
 }
 
 /// Applies the verification rule to every referrer of `desc`.
-pub async fn verify_signatures(target: &Target, desc: &Descriptor, components: &[Component], policy: &TrustPolicy) -> Result<SignatureVerdict> {
+pub async fn verify_signatures(
+    target: &Target,
+    desc: &Descriptor,
+    components: &[Component],
+    policy: &TrustPolicy,
+) -> Result<SignatureVerdict> {
     let mut checks = Vec::new();
     let mut oms_bundle = None;
     for entry in target.referrers(desc).await? {
@@ -207,7 +228,11 @@ pub struct ComponentCheck {
 }
 
 /// Streams each component's blob through SHA-256 without storing it.
-pub async fn verify_components(target: &Target, components: &[Component], progress: &dyn Progress) -> Vec<ComponentCheck> {
+pub async fn verify_components(
+    target: &Target,
+    components: &[Component],
+    progress: &dyn Progress,
+) -> Vec<ComponentCheck> {
     let mut out = Vec::with_capacity(components.len());
     for c in components {
         let d = &c.descriptor;

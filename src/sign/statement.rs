@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn rejects_other_types_and_garbage() {
-        let cosign = br#"{"_type":"https://in-toto.io/Statement/v0.1","subject":[],"predicateType":"p","predicate":{}}"#;
+        let cosign =
+            br#"{"_type":"https://in-toto.io/Statement/v0.1","subject":[],"predicateType":"p","predicate":{}}"#;
         assert!(Statement::from_json(cosign).is_ok(), "cosign 2.5 writes v0.1");
         let other = br#"{"_type":"https://in-toto.io/Statement/v0.2","subject":[],"predicateType":"p","predicate":{}}"#;
         assert!(Statement::from_json(other).is_err());

@@ -38,7 +38,10 @@ impl Layout {
             return Ok(layout);
         }
         if !create {
-            return Err(Error::NotFound { target: layout.describe(), what: "an OCI layout (no oci-layout file)".into() });
+            return Err(Error::NotFound {
+                target: layout.describe(),
+                what: "an OCI layout (no oci-layout file)".into(),
+            });
         }
         fs::create_dir_all(path.join("blobs/sha256")).map_err(|e| Error::io(path, e))?;
         write_atomically(&marker, OCI_LAYOUT_CONTENT)?;
@@ -102,11 +105,16 @@ impl Layout {
     pub async fn fetch_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
         let desc = self.resolve(selector).await?;
         if desc.size > MAX_MANIFEST_SIZE {
-            return Err(Error::InvalidContent { what: format!("manifest {}", desc.digest), reason: "larger than 4 MiB".into() });
+            return Err(Error::InvalidContent {
+                what: format!("manifest {}", desc.digest),
+                reason: "larger than 4 MiB".into(),
+            });
         }
         let path = self.blob_path(&desc.digest);
         let bytes = read_limited(&path, MAX_MANIFEST_SIZE).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound { target: self.describe(), what: format!("manifest {}", desc.digest) },
+            std::io::ErrorKind::NotFound => {
+                Error::NotFound { target: self.describe(), what: format!("manifest {}", desc.digest) }
+            }
             _ => Error::io(&path, e),
         })?;
         Ok((desc.media_type, bytes))
@@ -115,7 +123,9 @@ impl Layout {
     pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
         let path = self.blob_path(&desc.digest);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound { target: self.describe(), what: format!("blob {}", desc.digest) },
+            std::io::ErrorKind::NotFound => {
+                Error::NotFound { target: self.describe(), what: format!("blob {}", desc.digest) }
+            }
             _ => Error::io(&path, e),
         })?;
         if offset > 0 {
@@ -173,18 +183,16 @@ impl Layout {
         }
         self.push_blob(&desc, &BlobSource::Bytes(bytes), &crate::progress::NoProgress).await?;
         let entry = desc.clone();
-        self.update_index(|index| {
-            match tag {
-                Some(tag) => {
-                    index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
-                    let mut tagged = entry;
-                    tagged.annotations.insert(ANNOTATION_REF_NAME.into(), tag.to_string());
-                    index.manifests.push(tagged);
-                }
-                None => {
-                    if !index.manifests.iter().any(|d| d.digest == entry.digest) {
-                        index.manifests.push(entry);
-                    }
+        self.update_index(|index| match tag {
+            Some(tag) => {
+                index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+                let mut tagged = entry;
+                tagged.annotations.insert(ANNOTATION_REF_NAME.into(), tag.to_string());
+                index.manifests.push(tagged);
+            }
+            None => {
+                if !index.manifests.iter().any(|d| d.digest == entry.digest) {
+                    index.manifests.push(entry);
                 }
             }
         })?;
@@ -236,7 +244,11 @@ fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".modelsign-").suffix(".partial").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".modelsign-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     make_readable(tmp.as_file(), path)?;

@@ -76,7 +76,13 @@ impl BlobSource<'_> {
             }
             BlobSource::Target(t) => {
                 let r = Box::pin(t.fetch_blob(desc, 0)).await?;
-                Ok(Box::pin(VerifyingReader::new(r, desc.digest.clone(), desc.size, desc.digest.to_string(), Hasher::new())))
+                Ok(Box::pin(VerifyingReader::new(
+                    r,
+                    desc.digest.clone(),
+                    desc.size,
+                    desc.digest.to_string(),
+                    Hasher::new(),
+                )))
             }
         }
     }
@@ -120,7 +126,11 @@ impl Target {
         if let Ok(expected) = selector.parse::<Digest>()
             && desc.digest != expected
         {
-            return Err(Error::DigestMismatch { what: format!("manifest in {}", self.describe()), expected, actual: desc.digest });
+            return Err(Error::DigestMismatch {
+                what: format!("manifest in {}", self.describe()),
+                expected,
+                actual: desc.digest,
+            });
         }
         Ok((desc, bytes))
     }
@@ -149,7 +159,13 @@ impl Target {
             });
         }
         let reader = self.fetch_blob(desc, 0).await?;
-        let mut verified = VerifyingReader::new(reader, desc.digest.clone(), desc.size, format!("blob {}", desc.digest), Hasher::new());
+        let mut verified = VerifyingReader::new(
+            reader,
+            desc.digest.clone(),
+            desc.size,
+            format!("blob {}", desc.digest),
+            Hasher::new(),
+        );
         let mut out = Vec::with_capacity(desc.size as usize);
         verified.read_to_end(&mut out).await.map_err(|e| Error::io(self.describe(), e))?;
         Ok(out)
@@ -175,7 +191,9 @@ impl Target {
     /// `Ok(false)` when it would not; the caller then uploads.
     pub async fn mount_blob(&self, desc: &Descriptor, from: &Target) -> Result<bool> {
         match (self, from) {
-            (Target::Registry(r), Target::Registry(src)) if r.same_registry(src) => r.mount_blob(desc, src.repository()).await,
+            (Target::Registry(r), Target::Registry(src)) if r.same_registry(src) => {
+                r.mount_blob(desc, src.repository()).await
+            }
             _ => Ok(false),
         }
     }

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::support::*;
 
 fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn push_layout(model: &Path, layout: &Path) -> String {
@@ -42,7 +43,8 @@ fn push_inspect_pull_round_trip() {
     assert!(digest.starts_with("sha256:"), "{digest}");
     assert!(layout.join("oci-layout").is_file());
 
-    let inspect = json(&run_ok(modelsign().args(["inspect", "--output", "json", &format!("oci:{}:v1", layout.display())])));
+    let inspect =
+        json(&run_ok(modelsign().args(["inspect", "--output", "json", &format!("oci:{}:v1", layout.display())])));
     assert_eq!(inspect["digest"], digest.as_str());
     assert_eq!(inspect["artifactType"], "application/vnd.cncf.model.manifest.v1+json");
     assert_eq!(inspect["config"]["config"]["format"], "safetensors");
@@ -59,14 +61,29 @@ fn push_inspect_pull_round_trip() {
 
     // One component only.
     let out_dir = tmp.path().join("out");
-    run_ok(modelsign().args(["pull", &format!("oci:{}@{digest}", layout.display()), "-o"]).arg(&out_dir).args(["--include", "*.safetensors"]));
-    assert_eq!(std::fs::read(out_dir.join("model.safetensors")).unwrap(), std::fs::read(model.join("model.safetensors")).unwrap());
+    run_ok(
+        modelsign()
+            .args(["pull", &format!("oci:{}@{digest}", layout.display()), "-o"])
+            .arg(&out_dir)
+            .args(["--include", "*.safetensors"]),
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("model.safetensors")).unwrap(),
+        std::fs::read(model.join("model.safetensors")).unwrap()
+    );
     assert!(!out_dir.join("config.json").exists());
     assert!(!out_dir.join(".modelsign-partial").exists());
 
     // Everything, into the existing folder: the present file is not fetched again.
-    let report = json(&run_ok(modelsign().args(["pull", &format!("oci:{}:v1", layout.display()), "--format", "json", "-o"]).arg(&out_dir)));
-    let pulled: Vec<(&str, bool)> = report["components"].as_array().unwrap().iter().map(|c| (c["path"].as_str().unwrap(), c["downloaded"].as_bool().unwrap())).collect();
+    let report = json(&run_ok(
+        modelsign().args(["pull", &format!("oci:{}:v1", layout.display()), "--format", "json", "-o"]).arg(&out_dir),
+    ));
+    let pulled: Vec<(&str, bool)> = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), c["downloaded"].as_bool().unwrap()))
+        .collect();
     assert!(pulled.contains(&("model.safetensors", false)), "{pulled:?}");
     assert!(pulled.contains(&("extra/notes.txt", true)), "{pulled:?}");
     for p in paths {
@@ -80,9 +97,13 @@ fn repush_sends_nothing_and_same_content_same_digest() {
     let model = write_tiny_model(tmp.path(), "tiny", 10_000);
     let layout = tmp.path().join("layout");
     let reference = format!("oci:{}:v1", layout.display());
-    let first = json(&run_ok(modelsign().env("SOURCE_DATE_EPOCH", "1700000000").args(["push", "--output", "json", &reference]).arg(&model)));
+    let first = json(&run_ok(
+        modelsign().env("SOURCE_DATE_EPOCH", "1700000000").args(["push", "--output", "json", &reference]).arg(&model),
+    ));
     assert!(first["bytesUploaded"].as_u64().unwrap() > 10_000);
-    let second = json(&run_ok(modelsign().env("SOURCE_DATE_EPOCH", "1700000000").args(["push", "--output", "json", &reference]).arg(&model)));
+    let second = json(&run_ok(
+        modelsign().env("SOURCE_DATE_EPOCH", "1700000000").args(["push", "--output", "json", &reference]).arg(&model),
+    ));
     assert_eq!(second["bytesUploaded"], 0);
     assert_eq!(first["digest"], second["digest"], "reproducible with SOURCE_DATE_EPOCH");
 }
@@ -98,7 +119,8 @@ fn single_file_and_ignores() {
     let reference = format!("oci:{}:v1", layout.display());
     run_ok(modelsign().args(["push", &reference, "--ignore", "*.tmp"]).arg(&model));
     let inspect = json(&run_ok(modelsign().args(["inspect", "--output", "json", &reference])));
-    let paths: Vec<&str> = inspect["components"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> =
+        inspect["components"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
     assert!(!paths.iter().any(|p| p.starts_with(".git") || p.ends_with(".tmp")), "{paths:?}");
 
     let single = format!("oci:{}:single", layout.display());
@@ -124,7 +146,9 @@ fn traversal_and_duplicate_paths_write_nothing() {
     let model = write_tiny_model(tmp.path(), "tiny", 1000);
     let layout = tmp.path().join("layout");
     let digest = push_layout(&model, &layout);
-    for (path, why) in [("../escape.txt", ".."), ("/etc/evil", "absolute"), ("a\\b", "backslash"), ("config.json", "repeats")] {
+    for (path, why) in
+        [("../escape.txt", ".."), ("/etc/evil", "absolute"), ("a\\b", "backslash"), ("config.json", "repeats")]
+    {
         tamper_manifest(&layout, &digest, |m| {
             m["layers"][1]["annotations"]["org.cncf.model.filepath"] = path.into();
         });
@@ -133,7 +157,10 @@ fn traversal_and_duplicate_paths_write_nothing() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(why) && stderr.contains(path), "{path}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none(), "{path}: something was written");
+        assert!(
+            !out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none(),
+            "{path}: something was written"
+        );
         assert!(!tmp.path().join("escape.txt").exists());
     }
 }
@@ -167,16 +194,27 @@ fn corrupted_blob_is_rejected_and_leaves_no_file() {
     bytes[1234] ^= 0x01;
     std::fs::write(&blob, &bytes).unwrap();
     let out_dir = tmp.path().join("out");
-    let out = run_fail(modelsign().args(["pull", &format!("oci:{}:v1", layout.display()), "--include", "model.safetensors", "-o"]).arg(&out_dir));
+    let out = run_fail(
+        modelsign()
+            .args(["pull", &format!("oci:{}:v1", layout.display()), "--include", "model.safetensors", "-o"])
+            .arg(&out_dir),
+    );
     assert_eq!(out.status.code(), Some(3), "content mismatch exits 3");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("digest mismatch") && stderr.contains("model.safetensors"), "{stderr}");
     assert!(!out_dir.join("model.safetensors").exists());
-    assert!(!out_dir.join(".modelsign-partial").exists() || std::fs::read_dir(out_dir.join(".modelsign-partial")).unwrap().next().is_none());
+    assert!(
+        !out_dir.join(".modelsign-partial").exists()
+            || std::fs::read_dir(out_dir.join(".modelsign-partial")).unwrap().next().is_none()
+    );
 
     // Truncated blob: a size mismatch.
     std::fs::write(&blob, &weights[..1000]).unwrap();
-    let out = run_fail(modelsign().args(["pull", &format!("oci:{}:v1", layout.display()), "--include", "model.safetensors", "-o"]).arg(&out_dir));
+    let out = run_fail(
+        modelsign()
+            .args(["pull", &format!("oci:{}:v1", layout.display()), "--include", "model.safetensors", "-o"])
+            .arg(&out_dir),
+    );
     assert!(!out_dir.join("model.safetensors").exists(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -189,7 +227,11 @@ fn missing_tag_and_missing_layout_are_clear_errors() {
     let out = run_fail(modelsign().args(["inspect", &format!("oci:{}:nope", layout.display())]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nope") && stderr.contains("not found"), "{stderr}");
-    let out = run_fail(modelsign().args(["pull", &format!("oci:{}:v1", tmp.path().join("absent").display()), "-o"]).arg(tmp.path().join("o")));
+    let out = run_fail(
+        modelsign()
+            .args(["pull", &format!("oci:{}:v1", tmp.path().join("absent").display()), "-o"])
+            .arg(tmp.path().join("o")),
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent"));
     let out = run_fail(modelsign().args(["inspect", "not a reference"]));
     assert_eq!(out.status.code(), Some(1));
@@ -204,10 +246,23 @@ fn attach_discover_and_copy_with_referrers() {
     let note = tmp.path().join("note.txt");
     std::fs::write(&note, "reviewed").unwrap();
     let reference = format!("oci:{}:v1", layout.display());
-    let att = run_stdout(modelsign().args(["attach", &reference, "--artifact-type", "application/vnd.example.review", "-a", "k=v"]).arg(&note));
+    let att = run_stdout(
+        modelsign()
+            .args(["attach", &reference, "--artifact-type", "application/vnd.example.review", "-a", "k=v"])
+            .arg(&note),
+    );
     let att = att.trim().to_string();
     // A referrer of the referrer.
-    run_ok(modelsign().args(["attach", &format!("oci:{}@{att}", layout.display()), "--artifact-type", "application/vnd.example.countersign"]).arg(&note));
+    run_ok(
+        modelsign()
+            .args([
+                "attach",
+                &format!("oci:{}@{att}", layout.display()),
+                "--artifact-type",
+                "application/vnd.example.countersign",
+            ])
+            .arg(&note),
+    );
 
     let tree = json(&run_ok(modelsign().args(["discover", "--output", "json", &reference])));
     assert_eq!(tree["digest"], digest.as_str());
@@ -219,7 +274,8 @@ fn attach_discover_and_copy_with_referrers() {
 
     let copy = tmp.path().join("copy");
     run_ok(modelsign().args(["copy", &reference, &format!("oci:{}", copy.display())]));
-    let tree2 = json(&run_ok(modelsign().args(["discover", "--output", "json", &format!("oci:{}:v1", copy.display())])));
+    let tree2 =
+        json(&run_ok(modelsign().args(["discover", "--output", "json", &format!("oci:{}:v1", copy.display())])));
     assert_eq!(tree2["digest"], digest.as_str());
     assert_eq!(tree2["referrers"], tree["referrers"]);
     let out_dir = tmp.path().join("out");
