@@ -37,16 +37,31 @@ pub async fn push_referrer(
     sources: &[BlobSource<'_>],
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
-    if !target.blob_exists(&manifest.config).await? {
-        target.push_blob(&manifest.config, &BlobSource::Bytes(EMPTY_JSON), progress).await?;
+    let mut pushed = push_referrers(target, &[(manifest, sources)], progress).await?;
+    Ok(pushed.remove(0))
+}
+
+/// [`push_referrer`] for several referrers of one subject: blobs first, then the manifests
+/// together (one fallback-index update on registries without the referrers API).
+pub async fn push_referrers(
+    target: &Target,
+    referrers: &[(&Manifest, &[BlobSource<'_>])],
+    progress: &dyn Progress,
+) -> Result<Vec<Descriptor>> {
+    let empty = Descriptor::of_bytes(MEDIA_TYPE_EMPTY, EMPTY_JSON);
+    if referrers.iter().any(|(m, _)| m.config == empty) && !target.blob_exists(&empty).await? {
+        target.push_blob(&empty, &BlobSource::Bytes(EMPTY_JSON), progress).await?;
     }
-    for (layer, source) in manifest.layers.iter().zip(sources) {
-        if !target.blob_exists(layer).await? {
-            target.push_blob(layer, source, progress).await?;
+    for (manifest, sources) in referrers {
+        for (layer, source) in manifest.layers.iter().zip(sources.iter()) {
+            if !target.blob_exists(layer).await? {
+                target.push_blob(layer, source, progress).await?;
+            }
         }
     }
-    let bytes = manifest.to_bytes();
-    target.push_referrer(&bytes, manifest).await
+    let bytes: Vec<Vec<u8>> = referrers.iter().map(|(m, _)| m.to_bytes()).collect();
+    let batch: Vec<(&[u8], &Manifest)> = bytes.iter().zip(referrers).map(|(b, (m, _))| (b.as_slice(), *m)).collect();
+    target.push_referrers(&batch).await
 }
 
 /// Attaches `files` to `subject` as a referrer of `artifact_type`.

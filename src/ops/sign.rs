@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::folder::{self, ScanOptions};
 use crate::oci::{Annotations, Descriptor, Manifest};
-use crate::ops::attach::{push_referrer, referrer_manifest};
+use crate::ops::attach::{push_referrer, push_referrers, referrer_manifest};
 use crate::ops::components::{self, Component};
 use crate::progress::NoProgress;
 use crate::sign::Signer;
@@ -119,8 +119,19 @@ pub async fn sign_reference(
     let oms_bundle = signer.sign_statement(&oms)?;
     let manifest_st = manifest_statement(subject_name, &desc, &manifest, &oms_root);
     let manifest_bundle = signer.sign_statement(&manifest_st)?;
-    let oms_signature = attach_bundle(target, &desc, &oms_bundle, oms::PREDICATE_TYPE).await?;
-    let manifest_signature = attach_bundle(target, &desc, &manifest_bundle, MANIFEST_PREDICATE_TYPE).await?;
+    // Both referrers at once: one fallback-index update where the registry has no referrers API.
+    let oms_referrer = bundle_referrer(&desc, &oms_bundle, oms::PREDICATE_TYPE);
+    let manifest_referrer = bundle_referrer(&desc, &manifest_bundle, MANIFEST_PREDICATE_TYPE);
+    let oms_source = [BlobSource::Bytes(&oms_bundle)];
+    let manifest_source = [BlobSource::Bytes(&manifest_bundle)];
+    let mut pushed = push_referrers(
+        target,
+        &[(&oms_referrer, &oms_source[..]), (&manifest_referrer, &manifest_source[..])],
+        &NoProgress,
+    )
+    .await?;
+    let manifest_signature = pushed.pop().expect("two referrers pushed");
+    let oms_signature = pushed.pop().expect("two referrers pushed");
     Ok(SignReport {
         reference: selector.to_string(),
         digest: desc.digest,

@@ -210,13 +210,28 @@ impl Target {
     /// through the registry's referrers API when it indexed it, else through the
     /// `sha256-<hex>` fallback tag (read-modify-write, re-read, retried).
     pub async fn push_referrer(&self, bytes: &[u8], manifest: &Manifest) -> Result<Descriptor> {
-        let subject = manifest
-            .subject
-            .as_ref()
-            .ok_or_else(|| Error::InvalidInput("a referrer manifest needs a subject".into()))?;
+        let mut pushed = self.push_referrers(&[(bytes, manifest)]).await?;
+        Ok(pushed.remove(0))
+    }
+
+    /// [`Target::push_referrer`] for several manifests of the same subject at once: a
+    /// registry without the referrers API gets one fallback-index update for all of them.
+    pub async fn push_referrers(&self, referrers: &[(&[u8], &Manifest)]) -> Result<Vec<Descriptor>> {
+        let Some(((_, first), rest)) = referrers.split_first() else { return Ok(Vec::new()) };
+        let subject =
+            first.subject.as_ref().ok_or_else(|| Error::InvalidInput("a referrer manifest needs a subject".into()))?;
+        if rest.iter().any(|(_, m)| m.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest)) {
+            return Err(Error::InvalidInput("referrers pushed together must share their subject".into()));
+        }
         match self {
-            Target::Registry(r) => r.push_referrer(bytes, manifest, subject).await,
-            Target::Layout(l) => l.push_referrer(bytes, manifest).await,
+            Target::Registry(r) => r.push_referrers(subject, referrers).await,
+            Target::Layout(l) => {
+                let mut out = Vec::with_capacity(referrers.len());
+                for (bytes, manifest) in referrers {
+                    out.push(l.push_referrer(bytes, manifest).await?);
+                }
+                Ok(out)
+            }
         }
     }
 

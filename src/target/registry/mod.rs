@@ -110,8 +110,12 @@ impl Registry {
         self.put_manifest(bytes, media_type, tag).await
     }
 
-    pub async fn push_referrer(&self, bytes: &[u8], manifest: &Manifest, subject: &Descriptor) -> Result<Descriptor> {
-        self.put_referrer(bytes, manifest, subject).await
+    pub async fn push_referrers(
+        &self,
+        subject: &Descriptor,
+        referrers: &[(&[u8], &Manifest)],
+    ) -> Result<Vec<Descriptor>> {
+        self.put_referrers(subject, referrers).await
     }
 
     pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {

@@ -45,6 +45,9 @@ enum ApiAnswer {
 
 /// Attempts at updating the fallback index before giving up.
 const FALLBACK_ATTEMPTS: u32 = 6;
+/// Bounds of the wait before checking that a fallback-index write survived.
+const SETTLE_MIN: Duration = Duration::from_millis(50);
+const SETTLE_MAX: Duration = Duration::from_secs(2);
 /// Most pages of referrers followed.
 const MAX_PAGES: usize = 1000;
 
@@ -154,94 +157,121 @@ impl Registry {
         }
     }
 
-    pub(super) async fn put_referrer(
+    /// Pushes referrer manifests of one subject by digest and makes them findable: the
+    /// registry indexed them (`OCI-Subject`, or a referrers API), else one update of the
+    /// fallback index adds them all.
+    pub(super) async fn put_referrers(
         &self,
-        bytes: &[u8],
-        manifest: &Manifest,
         subject: &Descriptor,
-    ) -> Result<Descriptor> {
-        let media_type = manifest.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
-        let desc = manifest.descriptor(bytes);
-        if self.put_manifest_at(bytes, &media_type, &desc.digest.to_string()).await? {
-            self.set_api_state(ApiState::Supported);
-            return Ok(desc);
+        referrers: &[(&[u8], &Manifest)],
+    ) -> Result<Vec<Descriptor>> {
+        let mut descs = Vec::with_capacity(referrers.len());
+        let mut all_indexed = true;
+        for (bytes, manifest) in referrers {
+            let media_type = manifest.media_type.clone().unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+            let desc = manifest.descriptor(bytes);
+            if self.put_manifest_at(bytes, &media_type, &desc.digest.to_string()).await? {
+                self.set_api_state(ApiState::Supported);
+            } else {
+                all_indexed = false;
+            }
+            descs.push(desc);
+        }
+        if all_indexed {
+            return Ok(descs);
         }
         match self.api_state() {
-            ApiState::Supported => return Ok(desc),
+            ApiState::Supported => return Ok(descs),
             ApiState::Unsupported => {}
             ApiState::Unknown => match self.referrers_via_api(subject).await? {
                 ApiAnswer::List(_) => {
                     self.set_api_state(ApiState::Supported);
-                    return Ok(desc);
+                    return Ok(descs);
                 }
                 ApiAnswer::Unsupported => self.set_api_state(ApiState::Unsupported),
                 ApiAnswer::Inconclusive => {}
             },
         }
-        self.add_to_fallback_index(subject, &desc).await?;
-        Ok(desc)
+        self.add_to_fallback_index(subject, &descs).await?;
+        Ok(descs)
     }
 
-    /// Adds `desc` to the fallback index of `subject`, then re-reads the index until the entry
-    /// is seen to have survived (another writer may have replaced the index meanwhile).
-    /// Registry errors during an attempt (distribution's tag files are not written
-    /// atomically, so a concurrent read can fail) are retried too; the last one is reported.
-    async fn add_to_fallback_index(&self, subject: &Descriptor, desc: &Descriptor) -> Result<()> {
+    /// Adds `descs` to the fallback index of `subject`, then re-reads the index until the
+    /// entries are seen to have survived (another writer may have replaced the index
+    /// meanwhile). Registry errors during an attempt (distribution's tag files are not
+    /// written atomically, so a concurrent read can fail) are retried too; the last one is
+    /// reported.
+    async fn add_to_fallback_index(&self, subject: &Descriptor, descs: &[Descriptor]) -> Result<()> {
         let tag = subject.digest.fallback_tag();
         let mut last_error = None;
         for attempt in 1..=FALLBACK_ATTEMPTS {
-            match self.fallback_attempt(subject, desc, &tag, attempt).await {
+            match self.fallback_attempt(subject, descs, &tag, attempt).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e @ (Error::Registry { .. } | Error::InvalidContent { .. })) => last_error = Some(e),
                 Err(e) => return Err(e),
             }
         }
+        let digests: Vec<String> = descs.iter().map(|d| d.digest.to_string()).collect();
         Err(last_error.unwrap_or_else(|| Error::Registry {
             registry: self.registry.clone(),
             operation: format!("update referrers index {}:{tag}", self.repository),
             status: 0,
             code: None,
-            message: Some(format!("the entry for {} kept being overwritten by other writers", desc.digest)),
+            message: Some(format!("the entries for {} kept being overwritten by other writers", digests.join(", "))),
         }))
     }
 
-    /// One read-modify-write-verify round; `Ok(true)` when the entry is seen in the index.
-    async fn fallback_attempt(&self, subject: &Descriptor, desc: &Descriptor, tag: &str, attempt: u32) -> Result<bool> {
+    /// One read-modify-write-verify round; `Ok(true)` when every entry is seen in the index.
+    async fn fallback_attempt(
+        &self,
+        subject: &Descriptor,
+        descs: &[Descriptor],
+        tag: &str,
+        attempt: u32,
+    ) -> Result<bool> {
+        let listed = |index: &Index, d: &Descriptor| index.manifests.iter().any(|e| e.digest == d.digest);
         // Later rounds wait first, spreading competing writers apart.
         let base = Duration::from_millis(150) * attempt;
         if attempt > 1 {
             tokio::time::sleep(jitter(base / 2, base)).await;
         }
+        let started = std::time::Instant::now();
         let mut index = self.read_fallback_index(subject).await?;
-        if index.manifests.iter().any(|d| d.digest == desc.digest) {
+        let missing: Vec<&Descriptor> = descs.iter().filter(|d| !listed(&index, d)).collect();
+        if missing.is_empty() {
             if attempt == 1 {
                 return Ok(true); // already listed before we wrote anything
             }
         } else {
-            index.manifests.push(desc.clone());
+            index.manifests.extend(missing.into_iter().cloned());
             if let Err(e) = self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, tag).await {
                 // An entry whose manifest was deleted makes distribution refuse the index.
                 let Error::Registry { status: 400, .. } = e else { return Err(e) };
-                if !self.drop_missing(&mut index, desc).await? {
+                if !self.drop_missing(&mut index, descs).await? {
                     return Err(e);
                 }
                 self.put_manifest_at(&index.to_bytes(), MEDIA_TYPE_IMAGE_INDEX, tag).await?;
             }
         }
         // Give a concurrent writer that read the old index time to land its write, then
-        // check ours is still there.
-        tokio::time::sleep(jitter(base, base * 3)).await;
-        Ok(self.read_fallback_index(subject).await?.manifests.iter().any(|d| d.digest == desc.digest))
+        // check ours are still there. Its read-to-write window is about as long as ours
+        // was, so wait a few times that (not a fixed time: loopback and WAN differ by
+        // 100×), and longer in later rounds.
+        let round_trip = started.elapsed();
+        let settle = (round_trip * 3).clamp(SETTLE_MIN, SETTLE_MAX) * attempt;
+        tokio::time::sleep(jitter(settle, settle * 2)).await;
+        let index = self.read_fallback_index(subject).await?;
+        Ok(descs.iter().all(|d| listed(&index, d)))
     }
 
-    /// Removes index entries (other than `keep`) whose manifests no longer exist.
+    /// Removes index entries (other than those in `keep`) whose manifests no longer exist.
     /// Returns whether any was removed.
-    async fn drop_missing(&self, index: &mut Index, keep: &Descriptor) -> Result<bool> {
+    async fn drop_missing(&self, index: &mut Index, keep: &[Descriptor]) -> Result<bool> {
         let mut kept = Vec::with_capacity(index.manifests.len());
         let before = index.manifests.len();
         for entry in std::mem::take(&mut index.manifests) {
-            if entry.digest == keep.digest {
+            if keep.iter().any(|k| k.digest == entry.digest) {
                 kept.push(entry);
                 continue;
             }
