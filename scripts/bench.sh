@@ -1,0 +1,554 @@
+#!/usr/bin/env bash
+# Benchmarks modelsign against its peers in ONE run, on the same local registry (distribution 2.8
+# on loopback, filesystem storage) and the same generated model, and prints a Markdown table
+# (also written to ${BENCH_OUT:-target/bench.md}) that can be pasted into the README.
+#
+#   scripts/bench.sh                          # 1 GiB model, median of 3 runs
+#   BENCH_MIB=64 BENCH_RUNS=1 scripts/bench.sh  # quick check
+#
+# Knobs:
+#   BENCH_MIB        model size in MiB: two weight files of BENCH_MIB/2 each + small files (1024)
+#   BENCH_RUNS       repetitions of every timing; the table shows the median (3)
+#   BENCH_SIGN_4X    also push a 4×BENCH_MIB model once and time `sign REF` on it (1; 0 skips)
+#   BENCH_OUT        where the table goes (default <repo>/target/bench.md; a relative path is
+#                    taken from the current directory)
+#   BENCH_QUIET_WAIT wait up to this many seconds for a 10-second window in which other work used
+#                    at most 5% of the machine's CPU before starting (0: do not wait, only report)
+#
+# What is measured (issues 2 and 3, "Done when"):
+#   push to a fresh repository (modelsign, oras, parallel curl POST+PUT of pre-hashed blobs),
+#   re-push when every blob exists, pull of the whole model into an empty folder (modelsign, oras,
+#   parallel curl GET), peak RSS of push and pull, `sign PATH` vs `model_signing sign key`,
+#   `sign REF` (from the manifest) at BENCH_MIB and 4×BENCH_MIB, and `verify REF --component`
+#   of a 1 MiB file vs `oras pull` + `model_signing verify key` of the whole model, with the bytes
+#   modelsign fetched counted by a small TCP proxy.
+#
+# Method: every command runs under /usr/bin/time (peak RSS, user and system CPU); wall time is
+# taken around it with nanosecond clock reads. The model's files are in the page cache (just
+# written) and so are the registry's blobs. Before the timings, one untimed push stores every blob
+# in the registry, so every "fresh repository" push (modelsign, oras and curl alike) uploads every
+# byte to a repository that has none of them, while the registry's content store already holds
+# them (distribution then drops the upload instead of moving it: no disk writes count against
+# anyone). The tools alternate within each run and take turns going first; `sync` runs before
+# each timed command. Each timing also records the registry's CPU and the CPU that everything
+# else on the machine used meanwhile, so a disturbed run can be told apart.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CALLER_PWD="$PWD"
+cd "$REPO"
+
+BENCH_MIB="${BENCH_MIB:-1024}"
+BENCH_RUNS="${BENCH_RUNS:-3}"
+BENCH_SIGN_4X="${BENCH_SIGN_4X:-1}"
+BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-0}"
+if [[ -n "${BENCH_OUT:-}" ]]; then
+  case "$BENCH_OUT" in /*) OUT="$BENCH_OUT" ;; *) OUT="$CALLER_PWD/$BENCH_OUT" ;; esac
+else
+  OUT="$REPO/target/bench.md"
+fi
+[[ "$BENCH_MIB" =~ ^[0-9]+$ && "$BENCH_MIB" -ge 2 ]] || { echo "bench: BENCH_MIB must be an integer >= 2" >&2; exit 2; }
+[[ "$BENCH_RUNS" =~ ^[0-9]+$ && "$BENCH_RUNS" -ge 1 ]] || { echo "bench: BENCH_RUNS must be an integer >= 1" >&2; exit 2; }
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Tools: modelsign (release build), the test bed's peers, docker-registry, curl, /usr/bin/time.
+# ---------------------------------------------------------------------------------------------
+log "cargo build --release"
+cargo build --release --quiet
+MS="$REPO/target/release/modelsign"
+[[ -x "$MS" ]] || die "no $MS after cargo build --release"
+
+TB="${MODELSIGN_TESTBED:-$REPO/.testbed}"
+peers_ok() {
+  [[ -f "$TB/env" ]] || return 1
+  # shellcheck disable=SC1090,SC1091
+  . "$TB/env"
+  local t
+  for t in oras cosign model_signing docker-registry curl python3 /usr/bin/time; do
+    command -v "$t" >/dev/null 2>&1 || return 1
+  done
+}
+if ! peers_ok; then
+  log "peers missing: running scripts/testbed.sh"
+  "$REPO/scripts/testbed.sh"
+  peers_ok || die "the test bed did not provide oras, cosign, model_signing, docker-registry, curl, python3 and /usr/bin/time"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Work folder, cleanup
+# ---------------------------------------------------------------------------------------------
+W="$(mktemp -d "${TMPDIR:-/tmp}/modelsign-bench.XXXXXX")"
+REGISTRY_PID=""
+PROXY_PID=""
+cleanup() {
+  local rc=$? pid
+  set +e
+  for pid in $PROXY_PID $REGISTRY_PID; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  rm -rf "$W"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$W/home" "$W/docker" "$W/res" "$W/tmp"
+# Never the machine's credentials; a private HOME for oras and model_signing too.
+export HOME="$W/home" DOCKER_CONFIG="$W/docker" TMPDIR="$W/tmp"
+CMDLOG="$W/commands.log"
+
+# ---------------------------------------------------------------------------------------------
+# Load: wait for quiet if asked, and report what else runs.
+# ---------------------------------------------------------------------------------------------
+# busy_percent SECONDS: the share of the machine's CPU that was busy during the next SECONDS
+busy_percent() {
+  local a b
+  a="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat)"
+  sleep "$1"
+  b="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat)"
+  awk -v a="$a" -v b="$b" 'BEGIN{split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; p = 0; if (d > 0) p = 100 * (y[1] - x[1]) / d; printf "%.0f", p}'
+}
+if ((BENCH_QUIET_WAIT > 0)); then
+  deadline=$((SECONDS + BENCH_QUIET_WAIT))
+  while busy="$(busy_percent 10)" && ((busy > 5 && SECONDS < deadline)); do
+    log "waiting for quiet: the machine was ${busy}% busy over the last 10 s"
+  done
+fi
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "load average at start: $LOAD_START ($(nproc) cores)"
+IDLE_CHECK="$(busy_percent 2)%"
+log "CPU used by others just before the start (2 s): $IDLE_CHECK of the machine"
+
+# ---------------------------------------------------------------------------------------------
+# The model: two weight files of BENCH_MIB/2 MiB (pseudo-random), config.json, tokenizer.json,
+# tokenizer.model (1 MiB: the component of the verify check) and README.md.
+# ---------------------------------------------------------------------------------------------
+MODEL="$W/model"
+mkdir -p "$MODEL"
+HALF_KIB=$((BENCH_MIB * 512))
+COMPONENT="tokenizer.model"
+W1="model-00001-of-00002.safetensors"
+W2="model-00002-of-00002.safetensors"
+log "generating a ${BENCH_MIB} MiB model in $MODEL"
+openssl rand -out "$MODEL/$W1" $((HALF_KIB * 1024)) &
+p1=$!
+openssl rand -out "$MODEL/$W2" $((HALF_KIB * 1024)) &
+p2=$!
+wait "$p1" && wait "$p2" || die "openssl rand failed"
+openssl rand -out "$MODEL/$COMPONENT" 1048576
+printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","torch_dtype":"bfloat16","hidden_size":4096}\n' >"$MODEL/config.json"
+python3 -c 'import json,sys; json.dump({"version":"1.0","model":{"type":"BPE","vocab":{f"tok{i}":i for i in range(2000)}}},sys.stdout)' >"$MODEL/tokenizer.json"
+printf '# bench-model\n\nA generated model for scripts/bench.sh.\n' >"$MODEL/README.md"
+FILES=("$W1" "$W2" "$COMPONENT" config.json tokenizer.json README.md)
+declare -A DIG
+for f in "${FILES[@]}"; do DIG[$f]="$(sha256sum "$MODEL/$f" | cut -d' ' -f1)"; done
+MODEL_BYTES="$(du -cb "${FILES[@]/#/$MODEL/}" | tail -1 | cut -f1)"
+COMPONENT_BYTES="$(stat -c %s "$MODEL/$COMPONENT")"
+
+# oras push arguments: file:mediatype, relative to the model folder (so titles are plain names).
+ORAS_FILES=(
+  "$W1:application/vnd.cncf.model.weight.v1.raw"
+  "$W2:application/vnd.cncf.model.weight.v1.raw"
+  "$COMPONENT:application/vnd.cncf.model.weight.config.v1.raw"
+  "config.json:application/vnd.cncf.model.weight.config.v1.raw"
+  "tokenizer.json:application/vnd.cncf.model.weight.config.v1.raw"
+  "README.md:application/vnd.cncf.model.doc.v1.raw"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Registry: distribution 2.8, filesystem storage in the work folder, port from its log.
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$W/registry"
+cat >"$W/registry/cfg.yml" <<YAML
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $W/registry/data
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:0
+YAML
+(cd "$W/registry" && exec docker-registry serve cfg.yml) >"$W/registry/log" 2>&1 &
+REGISTRY_PID=$!
+HOSTPORT=""
+for _ in $(seq 200); do
+  HOSTPORT="$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$W/registry/log" | head -1 | sed 's/^listening on //' || true)"
+  [[ -n "$HOSTPORT" ]] && break
+  kill -0 "$REGISTRY_PID" 2>/dev/null || { cat "$W/registry/log" >&2; die "docker-registry exited"; }
+  sleep 0.05
+done
+[[ -n "$HOSTPORT" ]] || { cat "$W/registry/log" >&2; die "docker-registry did not say where it listens"; }
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://$HOSTPORT/v2/" && break; sleep 0.05; done
+REG="http://$HOSTPORT"
+log "registry: distribution $(docker-registry --version | awk '{print $3}') at $HOSTPORT"
+
+# ---------------------------------------------------------------------------------------------
+# Helper scripts for the curl limit (files, so /usr/bin/time can run them).
+# ---------------------------------------------------------------------------------------------
+# curl-push.sh REG REPO DIR FILE=DIGEST... : POST an upload session, then PUT ?digest= the bytes
+cat >"$W/curl-push.sh" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+reg=$1 repo=$2 dir=$3; shift 3
+one() {
+  local f=${1%%=*} d=${1#*=} loc
+  loc=$(curl -sS -f -X POST -D - -o /dev/null "$reg/v2/$repo/blobs/uploads/" | tr -d '\r' |
+        awk 'tolower($1) == "location:" {print $2}')
+  [[ -n "$loc" ]] || { echo "curl-push: no Location for $f" >&2; return 1; }
+  case "$loc" in http*) ;; *) loc="$reg$loc" ;; esac
+  case "$loc" in *\?*) loc="$loc&digest=sha256:$d" ;; *) loc="$loc?digest=sha256:$d" ;; esac
+  # -T streams the file (--data-binary @file would first read all of it into memory: 512 MiB
+  # of RSS and a second copy per file, which understates the registry's limit).
+  curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' -T "$dir/$f" -o /dev/null "$loc"
+}
+pids=()
+for a in "$@"; do one "$a" & pids+=($!); done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+exit $rc
+SH
+# curl-get.sh REG REPO OUTDIR FILE=DIGEST... : GET every blob in parallel into OUTDIR/FILE
+cat >"$W/curl-get.sh" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+reg=$1 repo=$2 out=$3; shift 3
+mkdir -p "$out"
+pids=()
+for a in "$@"; do
+  f=${a%%=*} d=${a#*=}
+  curl -sS -f -o "$out/$f" "$reg/v2/$repo/blobs/sha256:$d" & pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+exit $rc
+SH
+# oras-pull-verify.sh REF OUTDIR SIG PUB : the peer of `modelsign verify --component`
+cat >"$W/oras-pull-verify.sh" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+oras pull --plain-http --no-tty -o "$2" "$1" >/dev/null
+model_signing verify key "$2" --signature "$3" --public_key "$4" >/dev/null
+SH
+chmod +x "$W"/*.sh
+BLOB_ARGS=()
+for f in "${FILES[@]}"; do BLOB_ARGS+=("$f=${DIG[$f]}"); done
+
+# ---------------------------------------------------------------------------------------------
+# Byte-counting TCP proxy (between modelsign and the registry, for the verify check).
+# Writes {"up": bytes client->registry, "down": bytes registry->client, "active": open conns}.
+# ---------------------------------------------------------------------------------------------
+cat >"$W/count-proxy.py" <<'PY'
+import asyncio, json, os, sys
+
+upstream_port, port_file, stats_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+stats = {"up": 0, "down": 0, "connections": 0, "active": 0}
+
+def dump():
+    tmp = stats_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(stats, f)
+    os.replace(tmp, stats_file)
+
+async def pipe(reader, writer, key):
+    try:
+        while data := await reader.read(1 << 16):
+            stats[key] += len(data)
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+async def handle(client_r, client_w):
+    stats["connections"] += 1
+    stats["active"] += 1
+    dump()
+    try:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", upstream_port)
+    except OSError:
+        client_w.close()
+    else:
+        await asyncio.gather(pipe(client_r, up_w, "up"), pipe(up_r, client_w, "down"))
+    stats["active"] -= 1
+    dump()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    dump()
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    os.replace(port_file + ".tmp", port_file)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+PY
+python3 "$W/count-proxy.py" "${HOSTPORT##*:}" "$W/proxy.port" "$W/proxy.json" 2>"$W/proxy.log" &
+PROXY_PID=$!
+for _ in $(seq 100); do [[ -s "$W/proxy.port" ]] && break; sleep 0.05; done
+[[ -s "$W/proxy.port" ]] || { cat "$W/proxy.log" >&2; die "the counting proxy did not start"; }
+PROXY="127.0.0.1:$(cat "$W/proxy.port")"
+proxy_stat() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$W/proxy.json" "$1"; }
+# count_down NAME CMD... : run CMD (which talks to $PROXY), record bytes registry->client in res/NAME.bytes
+count_down() {
+  local name=$1 before after
+  shift
+  before="$(proxy_stat down)"
+  "$@" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "failed: $*"; }
+  for _ in $(seq 100); do [[ "$(proxy_stat active)" == 0 ]] && break; sleep 0.05; done
+  after="$(proxy_stat down)"
+  echo $((after - before)) >"$W/res/$name.bytes"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Timing: measure NAME CMD... appends "wall_s rss_kib user_s sys_s registry_cpu_s other_cpu_s"
+# to res/NAME. registry_cpu_s: CPU the registry (and proxy) used meanwhile. other_cpu_s: CPU used
+# meanwhile by everything that is not this benchmark (other processes, kernel threads such as
+# writeback), from /proc/stat minus our own children's CPU (bash `times`) minus the registry's.
+# ---------------------------------------------------------------------------------------------
+CLK_TCK="$(getconf CLK_TCK)"
+machine_busy() { awk -v hz="$CLK_TCK" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8+$9)/hz; exit}' /proc/stat; }
+servers_cpu() {
+  local p t=0
+  for p in $REGISTRY_PID $PROXY_PID; do
+    [[ -r "/proc/$p/stat" ]] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  awk -v t="$t" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", t/hz}'
+}
+# own_cpu: CPU of this shell and of every child it has waited for (call it directly, not in
+# $(…): a subshell's `times` knows nothing of its parent's children), into $OWN_CPU
+own_cpu() {
+  times >"$W/times.out"
+  OWN_CPU="$(awk '{for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); s += a[1] * 60 + a[2]}} END{printf "%.2f", s}' "$W/times.out")"
+}
+measure() {
+  local name=$1 t0 t1 b0 b1 s0 s1 o0 o1
+  shift
+  sync
+  echo "+ [$name] $*" >>"$CMDLOG"
+  own_cpu
+  b0=$(machine_busy) s0=$(servers_cpu) o0=$OWN_CPU
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%M %U %S' -o "$W/time.out" "$@" >>"$CMDLOG" 2>&1 || {
+    tail -20 "$CMDLOG" >&2
+    die "failed: $*"
+  }
+  t1=$(date +%s%N)
+  own_cpu
+  b1=$(machine_busy) s1=$(servers_cpu) o1=$OWN_CPU
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}') $(tail -1 "$W/time.out")" \
+    "$(awk -v s0="$s0" -v s1="$s1" 'BEGIN{printf "%.2f", s1-s0}')" \
+    "$(awk -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" -v o0="$o0" -v o1="$o1" \
+         'BEGIN{x = (b1-b0) - (s1-s0) - (o1-o0); if (x < 0) x = 0; printf "%.2f", x}')" >>"$W/res/$name"
+  log "  $name: $(tail -1 "$W/res/$name" | awk '{printf "%.3f s, %.1f MB peak RSS, cpu %.2f+%.2f s, registry %.2f s, other %.2f s", $1, $2*1024/1e6, $3, $4, $5, $6}')"
+}
+median() { sort -n -k1,1 "$W/res/$1" | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+max_rss_mb() { awk 'BEGIN{m=0} $2>m{m=$2} END{printf "%.1f", m*1024/1e6}' "$W/res/$1"; }
+
+# check_dir DIR: every file of the model is there with the right SHA-256
+check_dir() {
+  local f got
+  for f in "${FILES[@]}"; do
+    got="$(sha256sum "$1/$f" 2>/dev/null | cut -d' ' -f1 || true)"
+    [[ "$got" == "${DIG[$f]}" ]] || die "$1/$f: wrong or missing (sha256 $got, want ${DIG[$f]})"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Keys and the untimed setup: every blob in the registry; the reference model signed once.
+# ---------------------------------------------------------------------------------------------
+"$MS" keygen -o "$W/signer" >>"$CMDLOG" 2>&1
+KEY="$W/signer.key" PUB="$W/signer.pub"
+REF="$HOSTPORT/bench/model:v1"
+log "setup: push $REF (untimed: stores every blob), sign it once, model_signing signature of the folder"
+"$MS" push --plain-http --no-progress "$REF" "$MODEL" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "setup push failed"; }
+"$MS" sign --plain-http --no-progress "$REF" --key "$KEY" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "setup sign failed"; }
+model_signing sign key "$MODEL" --private_key "$KEY" --signature "$W/oms-setup.sig" >>"$CMDLOG" 2>&1 ||
+  { tail -20 "$CMDLOG" >&2; die "model_signing sign failed"; }
+# Sanity: both verifiers accept what they will be timed on.
+"$MS" verify --plain-http --no-progress "$REF" --key "$PUB" --component "$COMPONENT" >>"$CMDLOG" 2>&1 ||
+  { tail -20 "$CMDLOG" >&2; die "modelsign verify of the setup model failed"; }
+
+if [[ "$BENCH_SIGN_4X" != 0 ]]; then
+  MODEL4="$W/model4x"
+  mkdir -p "$MODEL4"
+  log "setup: a $((4 * BENCH_MIB)) MiB model (from the page-cached files) pushed once"
+  cat "$MODEL/$W1" "$MODEL/$W2" "$MODEL/$W1" "$MODEL/$W2" >"$MODEL4/$W1"
+  cat "$MODEL/$W2" "$MODEL/$W1" "$MODEL/$W2" "$MODEL/$W1" >"$MODEL4/$W2"
+  for f in "$COMPONENT" config.json tokenizer.json README.md; do ln "$MODEL/$f" "$MODEL4/$f"; done
+  REF4="$HOSTPORT/bench/model4x:v1"
+  "$MS" push --plain-http --no-progress "$REF4" "$MODEL4" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "4x push failed"; }
+fi
+
+# Let the setup's writes reach the disk before anything is timed.
+t_sync=$SECONDS
+sync
+log "setup done; sync took $((SECONDS - t_sync)) s; page cache holds $(fincore -n -o RES "$MODEL/$W1" "$MODEL/$W2" 2>/dev/null | paste -sd+ | sed 's/+/ + /g' || echo '?') of the weight files"
+
+# ---------------------------------------------------------------------------------------------
+# The timings, interleaved run by run.
+# ---------------------------------------------------------------------------------------------
+# One function per timed step; $i is the run number. Within each group the tools take turns
+# going first (run 1: modelsign first, run 2: the next tool first, …), so no tool always pays
+# for whatever the step before left behind (dirty pages, freed memory, warm connections).
+t_push_ms() { measure push_ms "$MS" push --plain-http --no-progress "$HOSTPORT/bench/ms-$i:v1" "$MODEL"; }
+t_push_oras() {
+  measure push_oras env -C "$MODEL" oras push --plain-http --no-tty \
+    --artifact-type application/vnd.cncf.model.manifest.v1+json "$HOSTPORT/bench/oras-$i:v1" "${ORAS_FILES[@]}"
+}
+t_push_curl() { measure push_curl "$W/curl-push.sh" "$REG" "bench/curl-$i" "$MODEL" "${BLOB_ARGS[@]}"; }
+t_repush_ms() { measure repush_ms "$MS" push --plain-http --no-progress "$HOSTPORT/bench/ms-1:v1" "$MODEL"; }
+t_repush_oras() {
+  measure repush_oras env -C "$MODEL" oras push --plain-http --no-tty \
+    --artifact-type application/vnd.cncf.model.manifest.v1+json "$HOSTPORT/bench/oras-1:v1" "${ORAS_FILES[@]}"
+}
+# Each pulled folder is checked in run 1, then removed before its dirty pages are written back.
+pulled() {
+  if ((i == 1)); then check_dir "$1"; fi
+  rm -rf "$1"
+}
+t_pull_ms() { measure pull_ms "$MS" pull --plain-http --no-progress "$REF" -o "$W/pull-ms" && pulled "$W/pull-ms"; }
+t_pull_oras() { measure pull_oras oras pull --plain-http --no-tty "$REF" -o "$W/pull-oras" && pulled "$W/pull-oras"; }
+t_pull_curl() { measure pull_curl "$W/curl-get.sh" "$REG" bench/model "$W/pull-curl" "${BLOB_ARGS[@]}" && pulled "$W/pull-curl"; }
+t_signdir_ms() { measure signdir_ms "$MS" sign "$MODEL" --key "$KEY" --signature "$W/ms-$i.sig"; }
+t_signdir_oms() { measure signdir_oms model_signing sign key "$MODEL" --private_key "$KEY" --signature "$W/oms-$i.sig"; }
+# ms-1 and model4x collect one more signature per run, alike.
+t_signref_ms() { measure signref_ms "$MS" sign --plain-http --no-progress "$HOSTPORT/bench/ms-1:v1" --key "$KEY"; }
+t_signref4_ms() { measure signref4_ms "$MS" sign --plain-http --no-progress "$REF4" --key "$KEY"; }
+t_verify_ms() { measure verify_ms "$MS" verify --plain-http --no-progress "$REF" --key "$PUB" --component "$COMPONENT"; }
+t_verify_peer() {
+  rm -rf "$W/verify-oras"
+  measure verify_peer "$W/oras-pull-verify.sh" "$REF" "$W/verify-oras" "$W/oms-setup.sig" "$PUB"
+  rm -rf "$W/verify-oras"
+}
+# in_turn STEP… : run the steps, starting with step number (i-1) mod count
+in_turn() {
+  local n=$# k
+  local steps=("$@")
+  for ((k = 0; k < n; k++)); do "${steps[$(((i - 1 + k) % n))]}"; done
+}
+
+for ((i = 1; i <= BENCH_RUNS; i++)); do
+  log "run $i/$BENCH_RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  cut -d' ' -f1 /proc/loadavg >>"$W/res/load"
+  in_turn t_push_ms t_push_oras t_push_curl   # (1) push to a fresh repository; (4) curl PUT limit
+  in_turn t_repush_ms t_repush_oras           # (2) re-push: every blob already there
+  in_turn t_pull_ms t_pull_oras t_pull_curl   # (3) pull into an empty folder; (4) curl GET limit
+  in_turn t_signdir_ms t_signdir_oms          # (5) sign a local folder (signature written outside it)
+  if [[ "$BENCH_SIGN_4X" != 0 ]]; then        # (6) sign the pushed model from its manifest alone
+    in_turn t_signref_ms t_signref4_ms
+  else
+    t_signref_ms
+  fi
+  in_turn t_verify_ms t_verify_peer           # (7) verify one 1 MiB component vs pull all + verify
+done
+
+# The two signatures of the same folder agree (modelsign writes what model_signing writes).
+model_signing verify key "$MODEL" --signature "$W/ms-1.sig" --public_key "$PUB" >>"$CMDLOG" 2>&1 ||
+  { tail -20 "$CMDLOG" >&2; die "model_signing does not accept modelsign's folder signature"; }
+
+# Bytes fetched, through the counting proxy (untimed, one run each).
+log "bytes fetched through the counting proxy"
+count_down verify_ms "$MS" verify --plain-http --no-progress "$PROXY/bench/model:v1" --key "$PUB" --component "$COMPONENT"
+rm -rf "$W/verify-oras"
+count_down verify_peer oras pull --plain-http --no-tty "$PROXY/bench/model:v1" -o "$W/verify-oras"
+rm -rf "$W/verify-oras"
+
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+# row OP MS PEER RATIO TARGET MET
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f×", a/b; else print "—" }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a <= b) print "yes"; else print "**no**" }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a < b) print "yes"; else print "**no**" }'; }
+secs() { awk -v s="$1" 'BEGIN{ printf "%.2f s", s }'; }
+rate() { awk -v s="$1" -v b="$MODEL_BYTES" 'BEGIN{ printf "%.0f MB/s", b/s/1e6 }'; }
+MIBS="$BENCH_MIB MiB"
+[[ $BENCH_MIB -ge 1024 && $((BENCH_MIB % 1024)) -eq 0 ]] && MIBS="$((BENCH_MIB / 1024)) GiB"
+MIBS4="$((4 * BENCH_MIB)) MiB"
+[[ $((4 * BENCH_MIB)) -ge 1024 && $((4 * BENCH_MIB % 1024)) -eq 0 ]] && MIBS4="$((4 * BENCH_MIB / 1024)) GiB"
+
+m_push_ms=$(median push_ms) m_push_oras=$(median push_oras) m_push_curl=$(median push_curl)
+m_repush_ms=$(median repush_ms) m_repush_oras=$(median repush_oras)
+m_pull_ms=$(median pull_ms) m_pull_oras=$(median pull_oras) m_pull_curl=$(median pull_curl)
+m_signdir_ms=$(median signdir_ms) m_signdir_oms=$(median signdir_oms)
+m_signref_ms=$(median signref_ms)
+m_verify_ms=$(median verify_ms) m_verify_peer=$(median verify_peer)
+
+r=$(ratio "$m_push_ms" "$m_push_oras")
+row "push, fresh repository ($MIBS)" "$(secs "$m_push_ms") ($(rate "$m_push_ms"))" "oras push: $(secs "$m_push_oras")" "$r" "≤ 1.00× oras" "$(le "${r%×}" 1.00)"
+row "push, fresh repository: registry limit" "$(secs "$m_push_ms")" "parallel curl POST+PUT, pre-hashed: $(secs "$m_push_curl") ($(rate "$m_push_curl"))" "$(ratio "$m_push_ms" "$m_push_curl")" "— (informative)" "—"
+row "re-push, every blob present" "$(secs "$m_repush_ms")" "oras push: $(secs "$m_repush_oras")" "$(ratio "$m_repush_ms" "$m_repush_oras")" "— (informative)" "—"
+r=$(ratio "$m_pull_ms" "$m_pull_oras")
+row "pull, whole model into an empty folder" "$(secs "$m_pull_ms") ($(rate "$m_pull_ms"))" "oras pull: $(secs "$m_pull_oras")" "$r" "≤ 1.00× oras" "$(le "${r%×}" 1.00)"
+r=$(ratio "$m_pull_ms" "$m_pull_curl")
+row "pull: registry limit" "$(secs "$m_pull_ms")" "parallel curl GET: $(secs "$m_pull_curl") ($(rate "$m_pull_curl"))" "$r" "≤ 1.10× curl" "$(le "${r%×}" 1.10)"
+r=$(ratio "$m_signdir_ms" "$m_signdir_oms")
+row "sign a local folder" "$(secs "$m_signdir_ms")" "model_signing sign key: $(secs "$m_signdir_oms")" "$r" "≤ 0.50× model_signing" "$(le "${r%×}" 0.50)"
+row "sign REF from the manifest ($MIBS)" "$(secs "$m_signref_ms")" "—" "—" "< 0.20 s" "$(lt "$m_signref_ms" 0.2)"
+if [[ "$BENCH_SIGN_4X" != 0 ]]; then
+  m_signref4_ms=$(median signref4_ms)
+  row "sign REF from the manifest ($MIBS4)" "$(secs "$m_signref4_ms")" "same at $MIBS: $(secs "$m_signref_ms")" "$(ratio "$m_signref4_ms" "$m_signref_ms") (4× model / 1×)" "< 0.20 s, size-independent" "$(lt "$m_signref4_ms" 0.2)"
+fi
+r=$(ratio "$m_verify_ms" "$m_verify_peer")
+row "verify REF --component (1 MiB file)" "$(secs "$m_verify_ms")" "oras pull + model_signing verify key: $(secs "$m_verify_peer")" "$r" "≤ 0.10× (a tenth)" "$(le "${r%×}" 0.10)"
+b_ms=$(cat "$W/res/verify_ms.bytes") b_peer=$(cat "$W/res/verify_peer.bytes")
+limit=$((COMPONENT_BYTES + 65536))
+row "bytes fetched by that verify" "$b_ms B (component $COMPONENT_BYTES + $((b_ms - COMPONENT_BYTES)))" "oras pull: $b_peer B" "$(awk -v a="$b_ms" -v b="$b_peer" 'BEGIN{printf "%.4f×", a/b}')" "≤ $limit B (component + 64 KiB)" "$(le "$b_ms" "$limit")"
+rss_push_ms=$(max_rss_mb push_ms) rss_push_oras=$(max_rss_mb push_oras)
+rss_pull_ms=$(max_rss_mb pull_ms) rss_pull_oras=$(max_rss_mb pull_oras)
+row "peak RSS, push ($MIBS)" "$rss_push_ms MB" "oras push: $rss_push_oras MB" "$(ratio "$rss_push_ms" "$rss_push_oras")" "< 50 MB" "$(lt "$rss_push_ms" 50)"
+row "peak RSS, pull ($MIBS)" "$rss_pull_ms MB" "oras pull: $rss_pull_oras MB" "$(ratio "$rss_pull_ms" "$rss_pull_oras")" "< 50 MB" "$(lt "$rss_pull_ms" 50)"
+
+ver_ms="$("$MS" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'))"
+ver_oras="$(oras version | awk '/^Version:/{print $2}')"
+ver_oms="$("$TB/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("model-signing"))' 2>/dev/null || echo '?')"
+ver_reg="$(docker-registry --version | awk '{print $3}')"
+loads="$(paste -sd' ' "$W/res/load")"
+TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signref_ms signref4_ms verify_ms verify_peer)
+other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/$f"; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
+
+{
+  echo "modelsign $ver_ms vs oras $ver_oras, model_signing $ver_oms, curl; distribution $ver_reg on loopback (filesystem storage)."
+  echo "Model: $MIBS ($MODEL_BYTES bytes): two $((BENCH_MIB / 2)) MiB weight files, a 1 MiB \`$COMPONENT\`, config.json, tokenizer.json, README.md; pseudo-random, page cache warm."
+  echo "Median of $BENCH_RUNS run(s); wall time; peak RSS is the largest of the runs. $(nproc) cores; load average at start $LOAD_START, at end $LOAD_END (1-min at each run: $loads; the benchmark itself keeps both cores busy). Other work on the machine: $IDLE_CHECK of it just before the start; $other_total."
+  echo
+  echo "| operation | modelsign | peer | ratio (modelsign/peer) | target | met? |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} >"$W/table.md"
+
+{
+  cat "$W/table.md"
+  echo
+  echo "<details><summary>every run: wall s, peak RSS KiB, user s, system s, registry CPU s, CPU s used by everything else meanwhile</summary>"
+  echo
+  echo '```'
+  for f in "${TIMINGS[@]}"; do
+    [[ -f "$W/res/$f" ]] && printf '%-12s %s\n' "$f" "$(paste -sd'|' "$W/res/$f" | sed 's/|/ | /g')"
+  done
+  echo '```'
+  echo
+  echo "</details>"
+} >"$W/bench.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$W/bench.md" "$OUT"
+echo
+cat "$W/bench.md"
+echo
+log "written to $OUT"
