@@ -530,6 +530,10 @@ other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/
   echo "| operation | modelsign | peer | ratio (modelsign/peer) | target | met? |"
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "The curl rows move bytes only: the PUTs send blobs hashed beforehand, the GETs check no digest;"
+  echo "modelsign and oras hash every byte they send or receive. Push is fresh: a repository that has none"
+  echo "of the blobs. Bytes fetched are counted by a TCP proxy (HTTP headers included)."
 } >"$W/table.md"
 
 {
