@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use modelsign::Error;
 use modelsign::progress::Progress;
 use modelsign::reference::Reference;
-use modelsign::target::{Target, TargetOptions};
+use modelsign::target::{Notes, Target, TargetOptions};
 
 pub use output::Format;
 
@@ -73,7 +73,11 @@ pub struct Global {
 
 impl Global {
     pub fn target_options(&self) -> TargetOptions {
-        TargetOptions { plain_http: self.plain_http, concurrency: Some(self.concurrency) }
+        TargetOptions {
+            plain_http: self.plain_http,
+            concurrency: Some(self.concurrency),
+            notes: Notes(std::sync::Arc::new(progress::Quiet)),
+        }
     }
 
     /// Progress reporting for one command: bars on a terminal, plain notes otherwise.

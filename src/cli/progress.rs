@@ -2,11 +2,14 @@
 //! when it is a terminal and `--no-progress` is not given. Notes print above the bars.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use modelsign::digest::Digest;
 use modelsign::progress::{Progress, Skipped};
+
+/// The one set of bars of this process, so that notes from anywhere print above them.
+static MULTI: OnceLock<MultiProgress> = OnceLock::new();
 
 pub struct Bars {
     multi: MultiProgress,
@@ -16,7 +19,7 @@ pub struct Bars {
 
 impl Bars {
     pub fn new(verb: &str) -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let multi = MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())).clone();
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
             ProgressStyle::with_template(
@@ -95,11 +98,16 @@ impl Progress for Bars {
     }
 }
 
-/// Prints notes on stderr when there are no bars.
+/// Prints notes on stderr: above the bars when there are bars, else as plain lines.
 pub struct Quiet;
 
 impl Progress for Quiet {
     fn note(&self, message: &str) {
-        eprintln!("note: {message}");
+        match MULTI.get() {
+            Some(multi) => {
+                let _ = multi.println(format!("note: {message}"));
+            }
+            None => eprintln!("note: {message}"),
+        }
     }
 }

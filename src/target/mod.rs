@@ -35,6 +35,24 @@ pub struct TargetOptions {
     pub plain_http: bool,
     /// Blobs transferred at once.
     pub concurrency: Option<usize>,
+    /// Where notes go that no operation's progress receives (a retried manifest request).
+    pub notes: Notes,
+}
+
+/// A shared sink for [`Progress::note`]s; reports nothing by default.
+#[derive(Clone)]
+pub struct Notes(pub std::sync::Arc<dyn Progress>);
+
+impl Default for Notes {
+    fn default() -> Self {
+        Notes(std::sync::Arc::new(crate::progress::NoProgress))
+    }
+}
+
+impl std::fmt::Debug for Notes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notes")
+    }
 }
 
 impl TargetOptions {

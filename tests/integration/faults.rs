@@ -343,6 +343,7 @@ fn uploads_retry_503_and_429_honouring_retry_after() {
     assert!(elapsed >= Duration::from_secs(2), "Retry-After ignored: {elapsed:?}");
     let notes = stderr_text(&push);
     assert!(notes.contains("HTTP 503") && notes.contains("retrying"), "retries are reported: {notes}");
+    assert!(notes.contains("HTTP 429"), "a retried manifest PUT is reported too: {notes}");
     let digest = stdout_json(&push)["digest"].as_str().unwrap().to_string();
     let manifest_puts: Vec<u16> = proxy
         .requests()

@@ -88,6 +88,8 @@ pub(crate) struct Client {
     http: reqwest::Client,
     auth: Auth,
     pub policy: RetryPolicy,
+    /// Receives retry notes of requests made without an operation's progress.
+    pub notes: std::sync::Arc<dyn crate::progress::Progress>,
     /// The registry has answered at least once: later connection failures are transient.
     reached: AtomicBool,
 }
@@ -119,6 +121,7 @@ impl Client {
             http,
             auth: Auth::new(registry, credentials),
             policy: RetryPolicy::default(),
+            notes: std::sync::Arc::new(crate::progress::NoProgress),
             reached: AtomicBool::new(false),
         })
     }
@@ -220,7 +223,7 @@ impl Client {
         let scope = Scope::none();
         let operation = "login";
         let call = Call::new(Method::GET, self.url("/v2/"), &scope, operation);
-        let resp = self.send(&call, &crate::progress::NoProgress).await?;
+        let resp = self.send(&call, &*self.notes).await?;
         if resp.status().is_success() {
             return Ok(());
         }

@@ -12,7 +12,6 @@ use super::client::{Call, Payload};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor};
-use crate::progress::NoProgress;
 use crate::target::{MAX_MANIFEST_SIZE, PushedManifest};
 
 pub(super) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
@@ -46,8 +45,10 @@ impl Registry {
     pub(super) async fn resolve_manifest(&self, selector: &str) -> Result<Descriptor> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("resolve manifest {}", self.reference(selector));
-        let resp =
-            self.client.send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &NoProgress).await?;
+        let resp = self
+            .client
+            .send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &*self.client.notes)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
         }
@@ -73,8 +74,10 @@ impl Registry {
     pub(super) async fn get_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("fetch manifest {}", self.reference(selector));
-        let resp =
-            self.client.send(&self.manifest_call(Method::GET, selector, &scope, &operation), &NoProgress).await?;
+        let resp = self
+            .client
+            .send(&self.manifest_call(Method::GET, selector, &scope, &operation), &*self.client.notes)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
         }
@@ -117,7 +120,7 @@ impl Registry {
         )
         .header(CONTENT_TYPE, media_type)
         .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
-        let resp = self.client.send(&call, &NoProgress).await?;
+        let resp = self.client.send(&call, &*self.client.notes).await?;
         if !resp.status().is_success() {
             return Err(self.client.unexpected(&operation, resp).await);
         }

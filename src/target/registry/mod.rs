@@ -41,8 +41,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
+        let mut client = client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?;
+        client.notes = options.notes.0.clone();
         Ok(Registry {
-            client: Box::new(client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?),
+            client: Box::new(client),
             registry: registry.to_string(),
             repository: repository.to_string(),
             plain_http: options.plain_http,

@@ -23,7 +23,6 @@ use super::manifests::{manifest_media_type, read_limited};
 use super::retry::jitter;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, Manifest};
-use crate::progress::NoProgress;
 use crate::target::MAX_MANIFEST_SIZE;
 
 /// Whether the registry serves the referrers API.
@@ -103,7 +102,7 @@ impl Registry {
         let mut found = Vec::new();
         for page in 0..MAX_PAGES {
             let call = Call::new(Method::GET, url.clone(), &scope, &operation).header(ACCEPT, MEDIA_TYPE_IMAGE_INDEX);
-            let resp = self.client.send(&call, &NoProgress).await?;
+            let resp = self.client.send(&call, &*self.client.notes).await?;
             let status = resp.status();
             if page == 0
                 && matches!(

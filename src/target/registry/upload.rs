@@ -21,7 +21,7 @@ use super::errors;
 use super::retry::{self, Failure};
 use crate::error::{Error, Result};
 use crate::oci::{ANNOTATION_TITLE, Descriptor};
-use crate::progress::{NoProgress, Progress};
+use crate::progress::Progress;
 use crate::target::BlobSource;
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
@@ -126,7 +126,8 @@ impl Registry {
         let operation = format!("mount blob {} from {from_repository} into {}", desc.digest, self.repository);
         let mut url = self.uploads_url();
         url.query_pairs_mut().append_pair("mount", &desc.digest.to_string()).append_pair("from", from_repository);
-        let resp = match self.client.send(&Call::new(Method::POST, url, &scope, &operation), &NoProgress).await {
+        let resp = match self.client.send(&Call::new(Method::POST, url, &scope, &operation), &*self.client.notes).await
+        {
             Ok(r) => r,
             // Not allowed to read the source (or to mount): an upload will tell the real story.
             Err(Error::Unauthorized { .. }) => return Ok(false),
