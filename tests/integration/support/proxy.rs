@@ -377,7 +377,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         Ok(s) => s,
         Err(e) => {
             record(&state, &headers, &method, &path, 0, vec![]);
-            let msg = format!("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let msg = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string();
             let _ = client.write_all(msg.as_bytes()).await;
             return Err(e);
         }
@@ -428,15 +428,18 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         let content_length: Option<u64> = resp.get("Content-Length").and_then(|v| v.parse().ok());
         let chunked = resp.get("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let mut body_fault = None;
-        if method == "GET" && (status == 200 || status == 206) && content_length.is_some() && !chunked {
-            if let Some(digest) = blob_digest(&path) {
-                body_fault = take_fault(&state, |k| match k {
-                    FaultKind::CorruptBlob { digest: d } | FaultKind::CutBlob { digest: d, .. } => {
-                        d.as_deref().is_none_or(|d| d == digest)
-                    }
-                    _ => false,
-                });
-            }
+        if method == "GET"
+            && (status == 200 || status == 206)
+            && content_length.is_some()
+            && !chunked
+            && let Some(digest) = blob_digest(&path)
+        {
+            body_fault = take_fault(&state, |k| match k {
+                FaultKind::CorruptBlob { digest: d } | FaultKind::CutBlob { digest: d, .. } => {
+                    d.as_deref().is_none_or(|d| d == digest)
+                }
+                _ => false,
+            });
         }
         match &body_fault {
             Some(FaultKind::CorruptBlob { .. }) => faults_applied.push("corrupt"),
@@ -470,19 +473,20 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
             } else {
                 std::mem::take(&mut pending)
             };
-            if let Some(at) = flip_at {
-                if at >= pos && at < pos + data.len() as u64 {
-                    data[(at - pos) as usize] ^= 0x01;
-                }
+            if let Some(at) = flip_at
+                && at >= pos
+                && at < pos + data.len() as u64
+            {
+                data[(at - pos) as usize] ^= 0x01;
             }
-            if let Some(cut) = cut_at {
-                if pos + data.len() as u64 >= cut {
-                    let keep = (cut - pos) as usize;
-                    client_w.write_all(&data[..keep]).await?;
-                    client_w.flush().await?;
-                    // An abrupt end: the client has fewer bytes than Content-Length.
-                    return Ok(());
-                }
+            if let Some(cut) = cut_at
+                && pos + data.len() as u64 >= cut
+            {
+                let keep = (cut - pos) as usize;
+                client_w.write_all(&data[..keep]).await?;
+                client_w.flush().await?;
+                // An abrupt end: the client has fewer bytes than Content-Length.
+                return Ok(());
             }
             client_w.write_all(&data).await?;
             pos += data.len() as u64;
