@@ -230,9 +230,9 @@ async fn fault_proxy_passes_through_and_corrupts_or_cuts_blobs() {
     proxy.add_fault(Fault::cut_blob(&digest, 1000).times(1));
     let resp = client.get(&blob_url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    match resp.bytes().await {
-        Ok(body) => assert!(body.len() < content.len(), "cut body has {} bytes", body.len()),
-        Err(_) => {} // reqwest reports the early close as an error
+    // reqwest may also report the early close as an error
+    if let Ok(body) = resp.bytes().await {
+        assert!(body.len() < content.len(), "cut body has {} bytes", body.len());
     }
     // a resumed download with Range passes through
     let resp = client.get(&blob_url).header("Range", "bytes=1000-").send().await.unwrap();

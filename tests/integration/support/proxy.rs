@@ -414,12 +414,9 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         let status: u16 = resp.start.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
 
         // (d) dropped headers: every matching DropHeader fault applies.
-        loop {
-            let Some(FaultKind::DropHeader { name }) =
-                take_fault(&state, |k| matches!(k, FaultKind::DropHeader { name } if resp.get(name).is_some()))
-            else {
-                break;
-            };
+        while let Some(FaultKind::DropHeader { name }) =
+            take_fault(&state, |k| matches!(k, FaultKind::DropHeader { name } if resp.get(name).is_some()))
+        {
             resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
             faults_applied.push("drop-header");
         }
