@@ -379,6 +379,12 @@ async fn transfer(
     let file =
         std::fs::OpenOptions::new().create(true).append(true).open(partial).map_err(|e| Error::io(partial, e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Buffers go round between reader and writer instead of being allocated per chunk, so
+    // the allocator never hands pages back to the kernel only to fault them in again.
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
+    for _ in 0..CHUNKS_IN_FLIGHT + 1 {
+        free_tx.try_send(vec![0u8; CHUNK]).expect("the pool has room for every buffer");
+    }
     let mut writer_hasher = std::mem::take(hasher);
     let path = partial.to_path_buf();
     let writer = tokio::task::spawn_blocking(move || {
@@ -392,13 +398,15 @@ async fn transfer(
                 }
             }
             writer_hasher.update(&chunk);
+            let _ = free_tx.blocking_send(chunk);
         }
         (writer_hasher, Ok(()))
     });
     let mut received = offset;
     let read_result: Result<()> = async {
         loop {
-            let mut chunk = vec![0u8; CHUNK];
+            let Some(mut chunk) = free_rx.recv().await else { return Ok(()) };
+            chunk.resize(CHUNK, 0);
             let mut filled = 0;
             let mut read_error = None;
             while filled < CHUNK {
