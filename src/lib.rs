@@ -1,6 +1,7 @@
 //! modelsign: AI models as OCI artifacts, one layer per file, signed so that one
 //! component can be verified without the rest. See `docs/ARCHITECTURE.md`.
 
+pub mod atomic_file;
 pub mod digest;
 pub mod error;
 pub mod folder;

@@ -54,7 +54,7 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
         match (&verdict.oms_bundle, args.include.is_empty()) {
             (Some(bundle), true) => {
                 let path = args.dir.join(modelsign::sign::local::SIGNATURE_FILE);
-                modelsign::target::write_file_atomically(&path, bundle)?;
+                modelsign::atomic_file::write(&path, bundle)?;
                 eprintln!("verified; wrote {}", path.display());
             }
             (Some(_), false) => eprintln!("verified; model.sig not written: --include pulled only part of the model"),

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use super::bundle::{Signer, TrustPolicy, VerifiedStatement, verify_bundle};
@@ -155,34 +154,9 @@ pub fn sign_folder_with(
 
     let statement = oms::build_statement(&model_name(model), &resources, &ignore_paths, options.allow_symlinks);
     let bundle = signer.sign_statement(&statement).map_err(Error::from)?;
-    write_atomically(&signature_path, &bundle)?;
+    crate::atomic_file::write(&signature_path, &bundle)?;
     let manifest = Manifest::from_statement(&statement).map_err(Error::from)?;
     Ok(SignedFolder { signature_path, manifest, bundle })
-}
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it into place.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let nonce: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    let temp = dir.join(format!(".{name}.{}.{nonce}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
 }
 
 /// Verifies the model at `model` against the signature at `signature_path` (default:

@@ -9,11 +9,12 @@
 //! manifest has a `subject` (this is how oras-go's layout store finds them too).
 
 use std::fs;
-use std::io::{SeekFrom, Write};
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::atomic_file;
 use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::oci::{self, ANNOTATION_REF_NAME, Descriptor, Index, Manifest};
@@ -44,9 +45,9 @@ impl Layout {
             });
         }
         fs::create_dir_all(path.join("blobs/sha256")).map_err(|e| Error::io(path, e))?;
-        write_atomically(&marker, OCI_LAYOUT_CONTENT)?;
+        atomic_file::write(&marker, OCI_LAYOUT_CONTENT)?;
         if !path.join("index.json").exists() {
-            write_atomically(&path.join("index.json"), &Index::empty().to_bytes())?;
+            atomic_file::write(&path.join("index.json"), &Index::empty().to_bytes())?;
         }
         Ok(layout)
     }
@@ -77,7 +78,7 @@ impl Layout {
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let mut index = self.read_index()?;
         change(&mut index);
-        write_atomically(&self.root.join("index.json"), &index.to_bytes())
+        atomic_file::write(&self.root.join("index.json"), &index.to_bytes())
         // The lock is released when `lock` is dropped.
     }
 
@@ -170,7 +171,7 @@ impl Layout {
             progress.advance(&desc.digest, n as u64);
         }
         file.flush().await.map_err(|e| Error::io(&*tmp_path, e))?;
-        make_readable(&file.into_std().await, &tmp_path)?;
+        atomic_file::make_readable(&file.into_std().await, &tmp_path)?;
         tmp_path.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
         progress.finish(&desc.digest);
         Ok(())
@@ -239,29 +240,4 @@ fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!("{} is larger than {limit} bytes", path.display())));
     }
     fs::read(path)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".modelsign-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    make_readable(tmp.as_file(), path)?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-/// Temporary files are created 0600; what is published is readable like any other file.
-fn make_readable(file: &fs::File, path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(path, e))?;
-    }
-    Ok(())
 }

@@ -20,8 +20,6 @@ use crate::oci::{Descriptor, Manifest};
 use crate::progress::Progress;
 use crate::reference::{Location, Reference};
 
-pub use layout::write_atomically as write_file_atomically;
-
 /// A stream of blob bytes, not yet checked.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
