@@ -123,7 +123,7 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     // Bytes are only worth checking against a manifest that a trusted signature pins.
     let checks = if failure.is_none() {
         let reporter = global.progress("verify");
-        let checks = verify::verify_components(&target, &selected, reporter.get()).await;
+        let checks = verify::verify_components(&target, &selected, global.concurrency, reporter.get()).await;
         drop(reporter);
         checks
     } else {

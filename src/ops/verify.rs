@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
@@ -227,40 +228,43 @@ pub struct ComponentCheck {
     pub error: Option<String>,
 }
 
-/// Streams each component's blob through SHA-256 without storing it.
+/// Streams each component's blob through SHA-256 without storing it, `concurrency` at a
+/// time. The checks come back in the order of `components`.
 pub async fn verify_components(
     target: &Target,
     components: &[Component],
+    concurrency: usize,
     progress: &dyn Progress,
 ) -> Vec<ComponentCheck> {
-    let mut out = Vec::with_capacity(components.len());
-    for c in components {
-        let d = &c.descriptor;
-        progress.start(&d.digest, &c.path, d.size);
-        let result: Result<()> = async {
-            let reader = target.fetch_blob(d, 0).await?;
-            let label = format!("component `{}`", c.path);
-            let mut verified = VerifyingReader::new(reader, d.digest.clone(), d.size, label, Hasher::new());
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = verified.read(&mut buf).await.map_err(|e| Error::io(&c.path, e))?;
-                if n == 0 {
-                    return Ok(());
-                }
-                progress.advance(&d.digest, n as u64);
+    let checks = components.iter().map(|c| check_component(target, c, progress));
+    futures_util::stream::iter(checks).buffered(concurrency.max(1)).collect().await
+}
+
+async fn check_component(target: &Target, c: &Component, progress: &dyn Progress) -> ComponentCheck {
+    let d = &c.descriptor;
+    progress.start(&d.digest, &c.path, d.size);
+    let result: Result<()> = async {
+        let reader = target.fetch_blob(d, 0).await?;
+        let label = format!("component `{}`", c.path);
+        let mut verified = VerifyingReader::new(reader, d.digest.clone(), d.size, label, Hasher::new());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = verified.read(&mut buf).await.map_err(|e| Error::io(&c.path, e))?;
+            if n == 0 {
+                return Ok(());
             }
+            progress.advance(&d.digest, n as u64);
         }
-        .await;
-        progress.finish(&d.digest);
-        out.push(ComponentCheck {
-            path: c.path.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-            ok: result.is_ok(),
-            error: result.err().map(|e| e.to_string()),
-        });
     }
-    out
+    .await;
+    progress.finish(&d.digest);
+    ComponentCheck {
+        path: c.path.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+        ok: result.is_ok(),
+        error: result.err().map(|e| e.to_string()),
+    }
 }
 
 /// Selects components by exact path; an unknown path is an error.
