@@ -38,7 +38,6 @@ pub struct PushArgs {
 pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, true).await?;
-    let reporter = global.progress("push");
     let mut options = PackOptions {
         scan: ScanOptions {
             ignore: args.ignore.clone(),
@@ -60,10 +59,12 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     };
     let tag = if reference.digest.is_some() && reference.tag.is_none() { None } else { Some(reference.selector_tag()) };
     let path = args.path.clone();
+    // Two phases, two sets of bars: hashing every file, then uploading what is missing.
     let packed = {
-        let progress = reporter.get();
-        tokio::task::block_in_place(|| push::pack(&path, &options, tag.as_deref(), progress))?
+        let hashing = global.progress("hash");
+        tokio::task::block_in_place(|| push::pack(&path, &options, tag.as_deref(), hashing.get()))?
     };
+    let reporter = global.progress("push");
     if let Some(expected) = &reference.digest {
         let actual = modelsign::digest::Digest::of(&packed.manifest_bytes);
         if &actual != expected {
