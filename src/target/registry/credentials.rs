@@ -418,10 +418,10 @@ mod tests {
         assert_eq!(normalize_registry("registry-1.docker.io"), "docker.io");
         assert_eq!(normalize_registry("docker.io"), "docker.io");
         assert_eq!(normalize_registry("http://LOCALHOST:5000/"), "localhost:5000");
-        assert_eq!(normalize_registry("https://ghcr.io/v2/"), "ghcr.io");
+        assert_eq!(normalize_registry("https://registry.example/v2/"), "registry.example");
         assert_eq!(normalize_registry("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(server_address("registry-1.docker.io"), DOCKER_HUB_KEY);
-        assert_eq!(server_address("https://ghcr.io"), "ghcr.io");
+        assert_eq!(server_address("https://registry.example"), "registry.example");
     }
 
     #[test]
