@@ -130,8 +130,19 @@ enum Command {
     /// Generate a signing key pair (PKCS#8 private key, SPKI public key).
     Keygen(keygen::KeygenArgs),
     /// Sign a model in a registry or layout folder (from its manifest alone), or a local folder.
+    ///
+    /// A reference gets two Sigstore bundle referrers: an OpenSSF model-signing (OMS v1.0)
+    /// statement over every component, which `model_signing verify` accepts once written as
+    /// model.sig beside a pulled model, and a statement over the manifest digest, which
+    /// `cosign verify-attestation --type https://modelsign.dev/oci-manifest/v1` accepts.
+    /// Nothing is downloaded. A local folder gets model.sig exactly as `model_signing sign` writes it.
     Sign(sign::SignArgs),
     /// Verify a model's signatures and its components' bytes (or a local folder against model.sig).
+    ///
+    /// Referrers that are not signed by a trusted key or root are ignored; a trusted signature
+    /// that does not match the manifest exactly fails verification; no trusted signature fails
+    /// verification. Then only the requested components (--component) are downloaded and
+    /// checked. Exit code 0 only if every check passed, 3 if a signature or content check failed.
     Verify(verify::VerifyArgs),
     /// Store credentials for a registry in docker's config.json.
     Login(login::LoginArgs),
