@@ -1,8 +1,8 @@
 //! A repository on an OCI distribution registry, over HTTP(S).
 //!
-//! Code map: [`client`] sends requests (authentication loop, retries); [`auth`] answers
+//! Code map: `client` sends requests (authentication loop, retries); `auth` answers
 //! challenges and caches tokens per scope; [`credentials`] reads docker's config and helpers
-//! (and offers `login`/`logout`); [`retry`] is the backoff policy; [`errors`] turns answers
+//! (and offers `login`/`logout`); [`retry`] is the backoff policy; `errors` turns answers
 //! into one-line errors; `manifests`, `blobs`, `upload` and `referrers` are the operations.
 //!
 //! Invariant: nothing here interprets artifacts or trusts what it reads: the target layer

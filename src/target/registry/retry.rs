@@ -2,7 +2,7 @@
 //! jitter, `Retry-After` honoured, a bounded number of attempts and a bounded wait.
 //!
 //! Invariant: this module decides nothing about HTTP semantics beyond `Retry-After`; the
-//! caller says whether a failure is transient ([`Failure::Transient`]) or not.
+//! caller says whether a failure is transient (`Failure::Transient`) or not.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
