@@ -32,7 +32,7 @@ pub async fn login(args: &LoginArgs, global: &Global) -> CliResult {
     if password.is_empty() {
         return Err(modelsign::Error::InvalidInput("no password on standard input".into()).into());
     }
-    credentials::login(&args.registry, &args.username, password, global.plain_http).await?;
+    credentials::login(&args.registry, &args.username, password, &global.target_options()).await?;
     eprintln!("Login Succeeded");
     Ok(())
 }

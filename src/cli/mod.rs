@@ -63,6 +63,12 @@ pub struct Global {
     /// Talk plain HTTP to registries (for local registries without TLS).
     #[arg(long, global = true)]
     pub plain_http: bool,
+    /// Also trust the CA certificates in this PEM file for registries' TLS (repeatable).
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    pub ca_files: Vec<std::path::PathBuf>,
+    /// Accept any TLS certificate from registries: no verification at all (warns once).
+    #[arg(long, global = true)]
+    pub insecure: bool,
     /// Draw no progress bars (they are never drawn when stderr is not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
@@ -75,6 +81,8 @@ impl Global {
     pub fn target_options(&self) -> TargetOptions {
         TargetOptions {
             plain_http: self.plain_http,
+            ca_files: self.ca_files.clone(),
+            insecure: self.insecure,
             concurrency: Some(self.concurrency),
             notes: Notes(std::sync::Arc::new(progress::Quiet)),
         }
@@ -192,6 +200,11 @@ pub fn run() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
+    if cli.global.insecure {
+        eprintln!(
+            "warning: --insecure: TLS certificates of registries are not verified; anyone on the network path can read and change what is transferred"
+        );
+    }
     let result = runtime.block_on(async {
         let g = &cli.global;
         match &cli.command {

@@ -9,7 +9,7 @@
 pub mod layout;
 pub mod registry;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -31,6 +31,11 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 pub struct TargetOptions {
     /// Talk HTTP instead of HTTPS to registries.
     pub plain_http: bool,
+    /// PEM files of CA certificates that registries' TLS certificates may chain to, besides
+    /// the system's (a private CA, a self-signed registry).
+    pub ca_files: Vec<PathBuf>,
+    /// Accept any TLS certificate from registries: no chain, name or expiry check.
+    pub insecure: bool,
     /// Blobs transferred at once.
     pub concurrency: Option<usize>,
     /// Where notes go that no operation's progress receives (a retried manifest request).

@@ -8,5 +8,6 @@ mod sign_interop;
 mod signing_attacks;
 mod signing_registry;
 mod testbed_smoke;
+mod tls;
 mod transport_layout;
 mod transport_registry;

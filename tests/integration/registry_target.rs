@@ -312,10 +312,11 @@ async fn basic_auth_good_bad_and_missing_credentials() {
 
     // login checks before it stores; logout removes.
     let cfg = DockerConfig::at(tmp.path().join("login/config.json"));
-    let err = login_with(&cfg, reg.addr(), "alice", "nope", true).await.unwrap_err();
+    let plain = TargetOptions { plain_http: true, ..TargetOptions::default() };
+    let err = login_with(&cfg, reg.addr(), "alice", "nope", &plain).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
     assert!(!cfg.path().exists());
-    login_with(&cfg, reg.addr(), "alice", "wonderland", true).await.unwrap();
+    login_with(&cfg, reg.addr(), "alice", "wonderland", &plain).await.unwrap();
     let after_login = target_with(reg.addr(), "private", cfg.clone());
     assert_eq!(after_login.resolve("v1").await.unwrap().digest, desc.digest);
     cfg.remove(reg.addr()).unwrap();

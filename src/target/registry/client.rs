@@ -18,6 +18,7 @@ use super::errors;
 use super::retry::{self, Failure, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::target::TargetOptions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The whole of a small request (manifests, HEAD, upload sessions). Blob bodies have none.
@@ -95,12 +96,13 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn new(registry: &str, plain_http: bool, credentials: CredentialSource) -> Result<Self> {
+    /// A client for `registry`, reached as `options` say (scheme, CA files, `insecure`).
+    pub fn new(registry: &str, options: &TargetOptions, credentials: CredentialSource) -> Result<Self> {
         let host = match super::credentials::normalize_registry(registry).as_str() {
             "docker.io" => "registry-1.docker.io".to_string(),
             _ => registry.to_string(),
         };
-        let scheme = if plain_http { "http" } else { "https" };
+        let scheme = if options.plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{host}/"))
             .ok()
             .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
@@ -108,11 +110,18 @@ impl Client {
                 reference: registry.to_string(),
                 reason: "not a registry host[:port]".into(),
             })?;
-        let http = reqwest::Client::builder()
+        let ca_files = super::tls::client_config(&options.ca_files)?;
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("modelsign/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_keepalive(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if options.insecure {
+            http = http.tls_danger_accept_invalid_certs(true);
+        } else if let Some(config) = ca_files {
+            http = http.tls_backend_preconfigured(config);
+        }
+        let http = http
             .build()
             .map_err(|e| Error::Unreachable { registry: registry.to_string(), reason: errors::root_cause(&e) })?;
         Ok(Client {

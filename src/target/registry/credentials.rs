@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::target::TargetOptions;
 
 /// The key docker uses for Docker Hub.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -361,10 +362,10 @@ impl DockerConfig {
     }
 }
 
-/// Checks `username`/`password` against `registry` (`GET /v2/` through its challenge) and
-/// stores them in docker's config. Returns the file written.
-pub async fn login(registry: &str, username: &str, password: &str, plain_http: bool) -> Result<PathBuf> {
-    login_with(&DockerConfig::default_location()?, registry, username, password, plain_http).await
+/// Checks `username`/`password` against `registry` (`GET /v2/` through its challenge, reached
+/// as `options` say) and stores them in docker's config. Returns the file written.
+pub async fn login(registry: &str, username: &str, password: &str, options: &TargetOptions) -> Result<PathBuf> {
+    login_with(&DockerConfig::default_location()?, registry, username, password, options).await
 }
 
 /// [`login`] into a given config file.
@@ -373,10 +374,10 @@ pub async fn login_with(
     registry: &str,
     username: &str,
     password: &str,
-    plain_http: bool,
+    options: &TargetOptions,
 ) -> Result<PathBuf> {
     let credential = Credential::basic(username, password, "the given user name and password");
-    let client = super::client::Client::new(registry, plain_http, super::auth::CredentialSource::Explicit(credential))?;
+    let client = super::client::Client::new(registry, options, super::auth::CredentialSource::Explicit(credential))?;
     client.check_login().await?;
     let (registry, user, pass, cfg) =
         (registry.to_string(), username.to_string(), password.to_string(), config.clone());

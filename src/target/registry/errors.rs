@@ -147,7 +147,8 @@ pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// Classifies a transport error. Connection failures on first contact (refused, DNS,
 /// TLS) are fatal: retrying a registry that was never reachable only delays the message.
-/// Once the registry has answered, dropped connections and timeouts are transient.
+/// Once the registry has answered, dropped connections and timeouts are transient; a
+/// certificate that is not trusted never is.
 pub(crate) fn transport_failure(
     registry: &str,
     operation: &str,
@@ -157,6 +158,9 @@ pub(crate) fn transport_failure(
     let mut reason = root_cause(err);
     if err.is_timeout() {
         reason = format!("timed out during {operation} ({reason})");
+    } else if err.is_connect() && looks_like_certificate(&reason) {
+        let error = Error::Unreachable { registry: registry.to_string(), reason: certificate_reason(&reason) };
+        return Failure::Fatal(error);
     } else if err.is_connect() && looks_like_tls(&reason) {
         reason = format!("{reason} (TLS handshake failed; for a plain-HTTP registry use --plain-http)");
     } else if !err.is_connect() {
@@ -166,6 +170,23 @@ pub(crate) fn transport_failure(
     let transient =
         if err.is_connect() { reached_before } else { err.is_timeout() || err.is_request() || err.is_body() };
     if transient { Failure::Transient { error, retry_after: None } } else { Failure::Fatal(error) }
+}
+
+/// A certificate failure, with what to do about it.
+fn certificate_reason(reason: &str) -> String {
+    // webpki's errors come wrapped: `Other(OtherError(CaUsedAsEndEntity))`.
+    let reason = match reason.split_once("Other(OtherError(") {
+        Some((head, tail)) if tail.ends_with("))") => format!("{head}{}", &tail[..tail.len() - 2]),
+        _ => reason.to_string(),
+    };
+    format!(
+        "TLS certificate problem: {reason} (trust the registry's CA with --ca-file PATH, or skip the check with --insecure)"
+    )
+}
+
+/// rustls says `invalid peer certificate: …` (`UnknownIssuer`, `NotValidForName`, expired…).
+fn looks_like_certificate(reason: &str) -> bool {
+    reason.to_ascii_lowercase().contains("certificate")
 }
 
 fn looks_like_tls(reason: &str) -> bool {
@@ -192,6 +213,19 @@ mod tests {
         assert_eq!(ErrorBody::parse(b"<html><body>502</body></html>"), ErrorBody::default());
         assert_eq!(ErrorBody::parse(b"upstream  busy\n").message.as_deref(), Some("upstream busy"));
         assert!(ErrorBody::parse(&vec![b'x'; 5000]).message.unwrap().len() < 210);
+    }
+
+    #[test]
+    fn certificate_failures_say_what_to_do() {
+        assert!(looks_like_certificate("invalid peer certificate: UnknownIssuer"));
+        assert!(!looks_like_certificate("Connection refused (os error 111)"));
+        assert_eq!(
+            certificate_reason("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))"),
+            certificate_reason("invalid peer certificate: CaUsedAsEndEntity")
+        );
+        let reason = certificate_reason("invalid peer certificate: UnknownIssuer");
+        assert!(reason.starts_with("TLS certificate problem: invalid peer certificate: UnknownIssuer"), "{reason}");
+        assert!(reason.contains("--ca-file") && reason.contains("--insecure") && !reason.contains('\n'), "{reason}");
     }
 
     #[test]

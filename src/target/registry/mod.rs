@@ -16,6 +16,7 @@ mod errors;
 mod manifests;
 mod referrers;
 pub mod retry;
+mod tls;
 mod upload;
 
 use std::sync::Mutex;
@@ -41,7 +42,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
-        let mut client = client::Client::new(registry, options.plain_http, auth::CredentialSource::DefaultConfig)?;
+        let mut client = client::Client::new(registry, options, auth::CredentialSource::DefaultConfig)?;
         client.notes = options.notes.0.clone();
         Ok(Registry {
             client: Box::new(client),

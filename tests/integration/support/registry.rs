@@ -1,6 +1,7 @@
 //! Real registries on loopback, one per test: CNCF distribution 2.8 (plain, htpasswd basic
-//! auth, or token auth through scripts/token-server.py), go-containerregistry's registry and
-//! cue-labs' ociserver (both with the referrers API). Killed on drop.
+//! auth, token auth through scripts/token-server.py, or HTTPS with a test CA made by openssl),
+//! go-containerregistry's registry and cue-labs' ociserver (both with the referrers API).
+//! Killed on drop.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::peers::run_ok;
 use super::testbed::{Testbed, repo_root, testbed_or_panic};
 
 /// The `service` distribution's token auth names (and the token server expects).
@@ -29,6 +31,13 @@ pub enum RegistryKind {
     DistributionBasicAuth { user: String, password: String },
     /// distribution 2.8 with token auth from scripts/token-server.py (Bearer challenge).
     DistributionToken { user: String, password: String },
+    /// distribution 2.8 over HTTPS only, anonymous: a server certificate for `IP:127.0.0.1`
+    /// issued by a CA made for this registry ([`Registry::ca_file`]), which nothing else trusts.
+    DistributionTls,
+    /// distribution 2.8 over HTTPS only with a self-signed certificate for `IP:127.0.0.1`
+    /// marked `CA:TRUE`, as `openssl req -x509` makes by default; [`Registry::ca_file`] is
+    /// that certificate.
+    DistributionSelfSigned,
     /// go-containerregistry `pkg/registry`, in memory, referrers API on (no `OCI-Subject` header).
     Gcr,
     /// cue-labs `ociserver` over `ocimem`, in memory, referrers API with `OCI-Subject`.
@@ -66,6 +75,8 @@ impl RegistryKind {
             RegistryKind::Distribution
                 | RegistryKind::DistributionBasicAuth { .. }
                 | RegistryKind::DistributionToken { .. }
+                | RegistryKind::DistributionTls
+                | RegistryKind::DistributionSelfSigned
         )
     }
 
@@ -82,6 +93,8 @@ impl RegistryKind {
             RegistryKind::Distribution => "distribution",
             RegistryKind::DistributionBasicAuth { .. } => "distribution-basic-auth",
             RegistryKind::DistributionToken { .. } => "distribution-token",
+            RegistryKind::DistributionTls => "distribution-tls",
+            RegistryKind::DistributionSelfSigned => "distribution-self-signed",
             RegistryKind::Gcr => "gcr",
             RegistryKind::Cue => "cue",
         }
@@ -170,21 +183,135 @@ pub fn http_get_status(addr: &str, path: &str) -> Option<u16> {
     line.strip_prefix("HTTP/1.1 ").or_else(|| line.strip_prefix("HTTP/1.0 "))?.get(..3)?.parse().ok()
 }
 
-fn wait_http(proc: &mut Proc, addr: &str, path: &str, deadline: Instant) {
+/// One HTTPS GET on loopback, trusting only the CA certificate `ca` (PEM), or any
+/// certificate with `None`: the status code, or None if nothing answered (or the certificate
+/// was not accepted).
+pub fn https_get_status(addr: &str, path: &str, ca: Option<&Path>) -> Option<u16> {
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    let builder = match ca {
+        Some(ca) => builder.tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).ok()?).ok()?]),
+        None => builder.tls_danger_accept_invalid_certs(true),
+    };
+    let url = format!("https://{addr}{path}");
+    // On a thread of its own: the caller may be inside a tokio runtime already.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            super::cli::block_on(async {
+                let client = builder.build().expect("reqwest client");
+                Some(client.get(&url).send().await.ok()?.status().as_u16())
+            })
+        })
+        .join()
+        .expect("HTTPS probe thread")
+    })
+}
+
+/// Waits until the server answers `GET path` (over HTTPS with `tls`, any certificate: which
+/// certificates clients trust is for the tests to check).
+fn wait_http(proc: &mut Proc, addr: &str, path: &str, tls: bool, deadline: Instant) {
     loop {
-        if http_get_status(addr, path).is_some() {
+        let status = if tls { https_get_status(addr, path, None) } else { http_get_status(addr, path) };
+        if status.is_some() {
             return;
         }
         proc.check_alive();
         if Instant::now() > deadline {
             panic!(
-                "{} at {addr} did not answer GET {path} within {START_TIMEOUT:?}; log:\n{}",
+                "{} at {addr} did not answer GET {path} (TLS: {tls}) within {START_TIMEOUT:?}; log:\n{}",
                 proc.name,
                 proc.log_text()
             );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A test CA and a server certificate it issued, as PEM files made by the `openssl` CLI.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA certificate (self-signed, `CA:TRUE`): what clients are told to trust.
+    pub ca: PathBuf,
+    /// The server certificate (`subjectAltName = IP:127.0.0.1`, `serverAuth`), issued by `ca`.
+    pub certificate: PathBuf,
+    /// The server's private key (PKCS#8).
+    pub key: PathBuf,
+}
+
+/// Makes a CA (`ca.pem`) and a server certificate for `IP:127.0.0.1` it issued
+/// (`server.pem`, `server.key`) in `dir`, with ECDSA P-256 keys, valid for two days.
+pub fn make_tls_files(tb: &Testbed, dir: &Path) -> TlsFiles {
+    let ca_key = dir.join("ca.key");
+    let ca = dir.join("ca.pem");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let certificate = dir.join("server.pem");
+    let ext = dir.join("server-ext.cnf");
+    let genkey = |path: &Path| {
+        run_ok(
+            tb.command("openssl")
+                .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+                .arg(path),
+        );
+    };
+    genkey(&ca_key);
+    run_ok(
+        tb.command("openssl")
+            .args(["req", "-x509", "-new", "-sha256", "-days", "2", "-key"])
+            .arg(&ca_key)
+            .args(["-subj", "/CN=modelsign test registry CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .arg("-out")
+            .arg(&ca),
+    );
+    genkey(&key);
+    run_ok(
+        tb.command("openssl")
+            .args(["req", "-new", "-key"])
+            .arg(&key)
+            .args(["-subj", "/CN=127.0.0.1", "-out"])
+            .arg(&csr),
+    );
+    std::fs::write(
+        &ext,
+        "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\n",
+    )
+    .expect("write extensions");
+    run_ok(
+        tb.command("openssl")
+            .args(["x509", "-req", "-sha256", "-days", "2", "-set_serial", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&certificate),
+    );
+    TlsFiles { ca, certificate, key }
+}
+
+/// Makes a self-signed certificate for `IP:127.0.0.1` with openssl's default extensions
+/// (`CA:TRUE`), as registry set-up guides do: `self-signed.pem` (both `ca` and
+/// `certificate`) and `self-signed.key` in `dir`.
+pub fn make_self_signed_tls_files(tb: &Testbed, dir: &Path) -> TlsFiles {
+    let key = dir.join("self-signed.key");
+    let certificate = dir.join("self-signed.pem");
+    run_ok(
+        tb.command("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .arg(&key),
+    );
+    run_ok(
+        tb.command("openssl")
+            .args(["req", "-x509", "-new", "-sha256", "-days", "2", "-key"])
+            .arg(&key)
+            .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-out"])
+            .arg(&certificate),
+    );
+    TlsFiles { ca: certificate.clone(), certificate, key }
 }
 
 /// scripts/token-server.py, as started for [`RegistryKind::DistributionToken`].
@@ -248,6 +375,7 @@ pub struct Registry {
     proc: Proc,
     token_server: Option<TokenServer>,
     storage: Option<PathBuf>,
+    tls: Option<TlsFiles>,
     dir: TempDir,
 }
 
@@ -263,6 +391,7 @@ impl Registry {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut token_server = None;
         let mut storage = None;
+        let mut tls = None;
         let mut proc = match &kind {
             RegistryKind::Gcr | RegistryKind::Cue => {
                 let program = if kind == RegistryKind::Gcr { "gcr-registry" } else { "cue-registry" };
@@ -293,12 +422,28 @@ impl Registry {
                     }
                     _ => String::new(),
                 };
+                let files = match kind {
+                    RegistryKind::DistributionTls => Some(make_tls_files(tb, dir.path())),
+                    RegistryKind::DistributionSelfSigned => Some(make_self_signed_tls_files(tb, dir.path())),
+                    _ => None,
+                };
+                let tls_config = if let Some(files) = files {
+                    let config = format!(
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        files.certificate.display(),
+                        files.key.display()
+                    );
+                    tls = Some(files);
+                    config
+                } else {
+                    String::new()
+                };
                 let config = format!(
                     "version: 0.1\n\
                      log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
                      maintenance:\n    uploadpurging:\n      enabled: false\n\
-                     http:\n  addr: 127.0.0.1:0\n  secret: modelsign-test-secret\n\
+                     http:\n  addr: 127.0.0.1:0\n  secret: modelsign-test-secret\n{tls_config}\
                      health:\n  storagedriver:\n    enabled: false\n\
                      {auth}",
                     data.display()
@@ -312,8 +457,8 @@ impl Registry {
             }
         };
         let addr = proc.wait_listening(deadline);
-        wait_http(&mut proc, &addr, "/v2/", deadline);
-        Registry { kind, addr, proc, token_server, storage, dir }
+        wait_http(&mut proc, &addr, "/v2/", tls.is_some(), deadline);
+        Registry { kind, addr, proc, token_server, storage, tls, dir }
     }
 
     pub fn kind(&self) -> &RegistryKind {
@@ -325,9 +470,15 @@ impl Registry {
         &self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for [`RegistryKind::DistributionTls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) that issued the registry's TLS certificate, if it has one.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca.as_path())
     }
 
     /// `127.0.0.1:PORT/<repo>` (append `:tag` or `@digest`).
