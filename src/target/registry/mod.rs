@@ -3,7 +3,8 @@
 //! Code map: `client` sends requests (authentication loop, retries); `auth` answers
 //! challenges and caches tokens per scope; [`credentials`] reads docker's config and helpers
 //! (and offers `login`/`logout`); [`retry`] is the backoff policy; `errors` turns answers
-//! into one-line errors; `manifests`, `blobs`, `upload` and `referrers` are the operations.
+//! into one-line errors; `tls` trusts the CAs of `--ca-file`; `manifests`, `blobs`, `upload`
+//! and `referrers` are the operations.
 //!
 //! Invariant: nothing here interprets artifacts or trusts what it reads: the target layer
 //! above checks digests. Nothing here prints; retries are reported through `Progress::note`.
