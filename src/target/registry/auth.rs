@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
@@ -23,7 +23,7 @@ use super::credentials::{Credential, DockerConfig, Secret};
 use super::errors::{self, ErrorBody};
 use super::retry::{self, Failure, RetryPolicy};
 use crate::error::{Error, Result};
-use crate::progress::NoProgress;
+use crate::progress::{NoProgress, Progress};
 
 /// The OAuth2 client id sent to token servers.
 const CLIENT_ID: &str = "modelsign";
@@ -196,6 +196,8 @@ pub(crate) struct Auth {
     /// One token request at a time, so concurrent blob uploads share the answer.
     fetching: tokio::sync::Mutex<()>,
     policy: RetryPolicy,
+    /// Receives notes of retried token requests.
+    pub notes: Arc<dyn Progress>,
 }
 
 impl Auth {
@@ -208,6 +210,7 @@ impl Auth {
             tokens: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Mutex::new(()),
             policy: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+            notes: Arc::new(NoProgress),
         }
     }
 
@@ -332,7 +335,7 @@ impl Auth {
         let token_operation = format!("{operation}: token request to {server}");
         let (loaded, realm_url, server_ref, original) = (&loaded, &realm_url, server.as_str(), operation);
         let operation = token_operation.as_str();
-        let answer: TokenAnswer = retry::run(&self.policy, &NoProgress, move |_| async move {
+        let answer: TokenAnswer = retry::run(&self.policy, &*self.notes, move |_| async move {
             let request = match loaded.credential.as_ref().map(|c| &c.secret) {
                 Some(Secret::IdentityToken { token }) => {
                     let mut form = Url::parse("http://form.invalid/").expect("static URL");

@@ -36,7 +36,7 @@ impl Registry {
         let scope = Scope::pull(&self.repository);
         let operation = format!("check blob {}@{}", self.repository, desc.digest);
         let resp =
-            self.client.send(&self.blob_call(Method::HEAD, desc, &scope, &operation), &*self.client.notes).await?;
+            self.client.send(&self.blob_call(Method::HEAD, desc, &scope, &operation), self.client.notes()).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -60,11 +60,11 @@ impl Registry {
         if offset > 0 {
             call = call.header(RANGE, &format!("bytes={offset}-{}", desc.size - 1));
         }
-        let mut resp = self.client.send(&call, &*self.client.notes).await?;
+        let mut resp = self.client.send(&call, self.client.notes()).await?;
         if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 {
             // A server that mishandles ranges: take it all and skip.
             let whole = self.blob_call(Method::GET, desc, &scope, &operation).no_timeout();
-            resp = self.client.send(&whole, &*self.client.notes).await?;
+            resp = self.client.send(&whole, self.client.notes()).await?;
         }
         let skip = match resp.status() {
             StatusCode::PARTIAL_CONTENT if offset > 0 => {

@@ -90,7 +90,7 @@ pub(crate) struct Client {
     auth: Auth,
     pub policy: RetryPolicy,
     /// Receives retry notes of requests made without an operation's progress.
-    pub notes: std::sync::Arc<dyn crate::progress::Progress>,
+    notes: std::sync::Arc<dyn crate::progress::Progress>,
     /// The registry has answered at least once: later connection failures are transient.
     reached: AtomicBool,
 }
@@ -138,6 +138,19 @@ impl Client {
     /// Takes credentials from `source` from now on (forgetting tokens).
     pub fn set_credentials(&mut self, source: CredentialSource) {
         self.auth = Auth::new(&self.registry, source);
+        self.auth.notes = self.notes.clone();
+    }
+
+    /// Where retry notes of requests made without an operation's progress go.
+    pub fn notes(&self) -> &dyn crate::progress::Progress {
+        &*self.notes
+    }
+
+    /// Sends retry notes of requests made without an operation's progress (token
+    /// requests included) to `notes`.
+    pub fn set_notes(&mut self, notes: std::sync::Arc<dyn crate::progress::Progress>) {
+        self.auth.notes = notes.clone();
+        self.notes = notes;
     }
 
     /// `base` + `path` (which starts with `/v2/`).

@@ -47,7 +47,7 @@ impl Registry {
         let operation = format!("resolve manifest {}", self.reference(selector));
         let resp = self
             .client
-            .send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), &*self.client.notes)
+            .send(&self.manifest_call(Method::HEAD, selector, &scope, &operation), self.client.notes())
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
@@ -76,7 +76,7 @@ impl Registry {
         let operation = format!("fetch manifest {}", self.reference(selector));
         let resp = self
             .client
-            .send(&self.manifest_call(Method::GET, selector, &scope, &operation), &*self.client.notes)
+            .send(&self.manifest_call(Method::GET, selector, &scope, &operation), self.client.notes())
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(self.manifest_not_found(selector));
@@ -120,7 +120,7 @@ impl Registry {
         )
         .header(CONTENT_TYPE, media_type)
         .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
-        let resp = self.client.send(&call, &*self.client.notes).await?;
+        let resp = self.client.send(&call, self.client.notes()).await?;
         if !resp.status().is_success() {
             return Err(self.client.unexpected(&operation, resp).await);
         }

@@ -44,7 +44,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(registry: &str, repository: &str, options: &TargetOptions) -> Result<Self> {
         let mut client = client::Client::new(registry, options, auth::CredentialSource::DefaultConfig)?;
-        client.notes = options.notes.0.clone();
+        client.set_notes(options.notes.0.clone());
         Ok(Registry {
             client: Box::new(client),
             registry: registry.to_string(),

@@ -102,7 +102,7 @@ impl Registry {
         let mut found = Vec::new();
         for page in 0..MAX_PAGES {
             let call = Call::new(Method::GET, url.clone(), &scope, &operation).header(ACCEPT, MEDIA_TYPE_IMAGE_INDEX);
-            let resp = self.client.send(&call, &*self.client.notes).await?;
+            let resp = self.client.send(&call, self.client.notes()).await?;
             let status = resp.status();
             if page == 0
                 && matches!(

@@ -126,7 +126,7 @@ impl Registry {
         let operation = format!("mount blob {} from {from_repository} into {}", desc.digest, self.repository);
         let mut url = self.uploads_url();
         url.query_pairs_mut().append_pair("mount", &desc.digest.to_string()).append_pair("from", from_repository);
-        let resp = match self.client.send(&Call::new(Method::POST, url, &scope, &operation), &*self.client.notes).await
+        let resp = match self.client.send(&Call::new(Method::POST, url, &scope, &operation), self.client.notes()).await
         {
             Ok(r) => r,
             // Not allowed to read the source (or to mount): an upload will tell the real story.
