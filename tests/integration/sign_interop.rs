@@ -40,21 +40,6 @@ fn key_policy(public_pem: &Path) -> TrustPolicy {
     TrustPolicy::new().trust_key(PublicKey::from_pem(&fs::read_to_string(public_pem).unwrap()).unwrap())
 }
 
-fn openssl_key(peers: &Peers, dir: &Path, curve: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{curve}.key"));
-    let public = dir.join(format!("{curve}.pub"));
-    run_ok(
-        peers
-            .openssl()
-            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-            .arg(format!("ec_paramgen_curve:{curve}"))
-            .arg("-out")
-            .arg(&key),
-    );
-    run_ok(peers.openssl().args(["pkey", "-pubout", "-in"]).arg(&key).arg("-out").arg(&public));
-    (key, public)
-}
-
 #[test]
 fn model_signing_verifies_our_key_signatures() {
     let tb = require_testbed!();
@@ -152,7 +137,7 @@ fn we_verify_fresh_model_signing_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let model = tricky_model(dir.path());
     for curve in ["P-256", "P-384", "P-521"] {
-        let (key, public) = openssl_key(&peers, dir.path(), curve);
+        let (key, public) = openssl_ec_key(&peers, dir.path(), curve, curve);
         let sig = dir.path().join(format!("{curve}.sig"));
         run_ok(
             peers
