@@ -11,6 +11,6 @@ pub mod ops;
 pub mod progress;
 pub mod reference;
 pub mod sign;
-pub mod target;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -47,7 +47,7 @@ pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
     let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
     let comps = components::components(&manifest, &format!("{reference} ({})", desc.digest))?;
     let config = if manifest.config.media_type == modelpack::CONFIG_MEDIA_TYPE {
-        let bytes = target.fetch_small_blob(&manifest.config, modelsign::target::MAX_MANIFEST_SIZE).await?;
+        let bytes = target.fetch_small_blob(&manifest.config, modelsign::store::MAX_MANIFEST_SIZE).await?;
         serde_json::from_slice::<ModelPackConfig>(&bytes).ok()
     } else {
         None

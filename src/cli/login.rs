@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use clap::Args;
-use modelsign::target::registry::credentials;
+use modelsign::store::registry::credentials;
 
 use super::{CliResult, Global};
 

@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use modelsign::Error;
 use modelsign::progress::Progress;
 use modelsign::reference::Reference;
-use modelsign::target::{Notes, Target, TargetOptions};
+use modelsign::store::{Notes, Target, TargetOptions};
 
 pub use output::Format;
 

@@ -8,7 +8,7 @@ use crate::oci::{
     ANNOTATION_CREATED, ANNOTATION_TITLE, Annotations, Descriptor, EMPTY_JSON, MEDIA_TYPE_EMPTY, Manifest,
 };
 use crate::progress::Progress;
-use crate::target::{BlobSource, Target};
+use crate::store::{BlobSource, Target};
 
 /// The layer media type of attached files (as `oras attach` writes them).
 pub const DEFAULT_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";

@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, Manifest};
 use crate::progress::{Progress, Skipped};
-use crate::target::{BlobSource, Target};
+use crate::store::{BlobSource, Target};
 
 /// Referrers of referrers are followed this deep.
 const MAX_DEPTH: usize = 8;

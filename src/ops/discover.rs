@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Annotations, Descriptor, Manifest};
-use crate::target::Target;
+use crate::store::Target;
 
 const MAX_DEPTH: usize = 8;
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::folder;
 use crate::oci::{Descriptor, Manifest};
 use crate::progress::{Progress, Skipped};
-use crate::target::Target;
+use crate::store::Target;
 
 use super::components::Component;
 

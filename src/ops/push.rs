@@ -14,7 +14,7 @@ use crate::folder::{self, ScanOptions};
 use crate::modelpack::{self, ModelDescriptor, ModelFs, ModelPackConfig};
 use crate::oci::{ANNOTATION_TITLE, Descriptor, Manifest};
 use crate::progress::{Progress, Skipped};
-use crate::target::{BlobSource, Target};
+use crate::store::{BlobSource, Target};
 
 /// How to pack a folder.
 #[derive(Debug, Clone, Default)]

@@ -24,7 +24,7 @@ use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::local::SIGNATURE_FILE;
 use crate::sign::oms::{self, Resource};
 use crate::sign::statement::{Statement, Subject};
-use crate::target::{BlobSource, Target};
+use crate::store::{BlobSource, Target};
 
 /// Predicate type of the manifest statement.
 pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelsign.dev/oci-manifest/v1";

@@ -28,7 +28,7 @@ use crate::progress::Progress;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::oms;
 use crate::sign::{TrustPolicy, VerifiedBy, VerifiedStatement, verify_bundle};
-use crate::target::Target;
+use crate::store::Target;
 
 /// Largest bundle read from a referrer.
 pub const MAX_BUNDLE_BLOB: u64 = 16 << 20;

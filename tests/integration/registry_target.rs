@@ -10,9 +10,9 @@ use modelsign::Error;
 use modelsign::digest::{Digest, Hasher, VerifyingReader};
 use modelsign::oci::{self, Annotations, Descriptor, Manifest};
 use modelsign::progress::Progress;
-use modelsign::target::registry::credentials::{DockerConfig, login_with};
-use modelsign::target::registry::{Registry as RegistryTarget, RetryPolicy};
-use modelsign::target::{BlobSource, Target, TargetOptions};
+use modelsign::store::registry::credentials::{DockerConfig, login_with};
+use modelsign::store::registry::{Registry as RegistryTarget, RetryPolicy};
+use modelsign::store::{BlobSource, Target, TargetOptions};
 use tokio::io::AsyncReadExt;
 
 use crate::support::*;
@@ -226,7 +226,7 @@ async fn manifests_over_the_size_limit_are_refused() {
         })
         .collect();
     let bytes = Manifest::new(None, empty_config(), layers).to_bytes();
-    assert!(bytes.len() as u64 > modelsign::target::MAX_MANIFEST_SIZE);
+    assert!(bytes.len() as u64 > modelsign::store::MAX_MANIFEST_SIZE);
     t.push_manifest(&bytes, oci::MEDIA_TYPE_IMAGE_MANIFEST, Some("huge")).await.unwrap();
     let err = t.fetch_manifest("huge").await.unwrap_err();
     assert!(one_line(&err).contains("limit"), "{err}");

@@ -399,7 +399,7 @@ fn bundle_with_a_valid_signature_over_a_different_payload() {
 
 /// The bundle of the referrer of `subject` that carries `predicate`.
 async fn bundle_with_predicate(
-    target: &modelsign::target::Target,
+    target: &modelsign::store::Target,
     subject: &modelsign::oci::Descriptor,
     predicate: &str,
 ) -> Vec<u8> {

@@ -10,9 +10,9 @@ use std::process::Output;
 use modelsign::digest::Digest;
 use modelsign::oci::{self, Descriptor, Manifest};
 use modelsign::reference::{Location, Reference};
-use modelsign::target::registry::Registry as RegistryTarget;
-use modelsign::target::registry::credentials::DockerConfig;
-use modelsign::target::{BlobSource, Target, TargetOptions};
+use modelsign::store::registry::Registry as RegistryTarget;
+use modelsign::store::registry::credentials::DockerConfig;
+use modelsign::store::{BlobSource, Target, TargetOptions};
 use serde_json::Value;
 
 use super::peers::{Peers, run_ok};

@@ -18,7 +18,7 @@ use super::errors;
 use super::retry::{self, Failure, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::target::TargetOptions;
+use crate::store::TargetOptions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The whole of a small request (manifests, HEAD, upload sessions). Blob bodies have none.

@@ -22,7 +22,7 @@ use super::client::Call;
 use super::errors;
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
-use crate::target::BlobReader;
+use crate::store::BlobReader;
 
 /// A download that yields no byte for this long fails (and can be resumed).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);

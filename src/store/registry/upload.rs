@@ -22,7 +22,7 @@ use super::retry::{self, Failure};
 use crate::error::{Error, Result};
 use crate::oci::{ANNOTATION_TITLE, Descriptor};
 use crate::progress::Progress;
-use crate::target::BlobSource;
+use crate::store::BlobSource;
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
 

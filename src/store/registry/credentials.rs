@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::target::TargetOptions;
+use crate::store::TargetOptions;
 
 /// The key docker uses for Docker Hub.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";

@@ -23,7 +23,7 @@ use super::manifests::{manifest_media_type, read_limited};
 use super::retry::jitter;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, Manifest};
-use crate::target::MAX_MANIFEST_SIZE;
+use crate::store::MAX_MANIFEST_SIZE;
 
 /// Whether the registry serves the referrers API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::client::{Call, Payload};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor};
-use crate::target::{MAX_MANIFEST_SIZE, PushedManifest};
+use crate::store::{MAX_MANIFEST_SIZE, PushedManifest};
 
 pub(super) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 pub(super) const OCI_SUBJECT: &str = "oci-subject";
