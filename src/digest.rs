@@ -1,18 +1,21 @@
 //! SHA-256 digests, the only identity modelsign trusts.
 //!
-//! Every byte read from a target passes through a [`VerifyingReader`] (or is hashed
-//! into a [`Digest`] before use) so that nothing unchecked is ever acted upon.
+//! Every byte read from a target passes through a
+//! [`VerifyingReader`](crate::verifying_reader::VerifyingReader) (or is hashed into a
+//! [`Digest`] before use) so that nothing unchecked is ever acted upon. This module is a
+//! leaf: it depends on no other module of the crate.
 
 use std::fmt;
-use std::pin::Pin;
 use std::str::FromStr;
-use std::task::{Context, Poll};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::error::Error;
+/// A string that is not a `sha256:<64 lowercase hex>` digest (or, for
+/// [`Digest::from_hex`], not 64 lowercase hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest `{0}` (expected sha256:<64 lowercase hex>)")]
+pub struct InvalidDigest(pub String);
 
 /// A validated `sha256:<64 lowercase hex>` content digest.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,12 +32,12 @@ impl Digest {
     }
 
     /// Parses a bare 64-character lowercase hex string (the OMS resource form).
-    pub fn from_hex(hex_str: &str) -> Result<Self, Error> {
+    pub fn from_hex(hex_str: &str) -> Result<Self, InvalidDigest> {
         if hex_str.len() != 64 || hex_str.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(Error::InvalidDigest(hex_str.to_string()));
+            return Err(InvalidDigest(hex_str.to_string()));
         }
         let mut raw = [0u8; 32];
-        hex::decode_to_slice(hex_str, &mut raw).map_err(|_| Error::InvalidDigest(hex_str.to_string()))?;
+        hex::decode_to_slice(hex_str, &mut raw).map_err(|_| InvalidDigest(hex_str.to_string()))?;
         Ok(Digest(raw))
     }
 
@@ -53,11 +56,11 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Self, InvalidDigest> {
         match s.strip_prefix("sha256:") {
-            Some(hex_str) => Digest::from_hex(hex_str).map_err(|_| Error::InvalidDigest(s.to_string())),
-            None => Err(Error::InvalidDigest(s.to_string())),
+            Some(hex_str) => Digest::from_hex(hex_str).map_err(|_| InvalidDigest(s.to_string())),
+            None => Err(InvalidDigest(s.to_string())),
         }
     }
 }
@@ -113,81 +116,9 @@ impl Hasher {
     }
 }
 
-/// Wraps a blob stream and fails it unless it yields exactly `size` bytes hashing to `digest`.
-///
-/// The error surfaces on the read that would otherwise end the stream (or on the first byte
-/// past `size`), so a consumer that writes to a temporary file and only renames it after a
-/// clean EOF never publishes unchecked bytes.
-pub struct VerifyingReader<R> {
-    inner: R,
-    hasher: Hasher,
-    expected: Digest,
-    size: u64,
-    what: String,
-}
-
-impl<R> VerifyingReader<R> {
-    /// `what` names the blob in errors (a component path or a digest). `prefix` holds the
-    /// state of bytes already received earlier (a resumed download).
-    pub fn new(inner: R, expected: Digest, size: u64, what: impl Into<String>, prefix: Hasher) -> Self {
-        VerifyingReader { inner, hasher: prefix, expected, size, what: what.into() }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let new = &buf.filled()[before..];
-                if new.is_empty() {
-                    if this.hasher.len() != this.size {
-                        return Poll::Ready(Err(std::io::Error::other(Error::SizeMismatch {
-                            what: this.what.clone(),
-                            expected: this.size,
-                            actual: this.hasher.len(),
-                        })));
-                    }
-                    let actual = this.hasher.clone().finish();
-                    if actual != this.expected {
-                        return Poll::Ready(Err(std::io::Error::other(Error::DigestMismatch {
-                            what: this.what.clone(),
-                            expected: this.expected.clone(),
-                            actual,
-                        })));
-                    }
-                    return Poll::Ready(Ok(()));
-                }
-                this.hasher.update(new);
-                if this.hasher.len() > this.size {
-                    buf.set_filled(before);
-                    return Poll::Ready(Err(std::io::Error::other(Error::SizeMismatch {
-                        what: this.what.clone(),
-                        expected: this.size,
-                        actual: this.hasher.len(),
-                    })));
-                }
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
-    }
-}
-
-/// Recovers a typed error that travelled through `std::io::Error`.
-pub fn unwrap_io_error(err: std::io::Error) -> Option<Error> {
-    if err.get_ref().is_some_and(|e| e.is::<Error>()) {
-        err.into_inner().and_then(|e| e.downcast::<Error>().ok()).map(|e| *e)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     #[test]
     fn parses_and_prints() {
@@ -197,30 +128,5 @@ mod tests {
         assert!("sha256:E3B0".parse::<Digest>().is_err());
         assert!("sha512:00".parse::<Digest>().is_err());
         assert!(format!("sha256:{}", "G".repeat(64)).parse::<Digest>().is_err());
-    }
-
-    #[tokio::test]
-    async fn verifying_reader_rejects_wrong_bytes() {
-        let good = b"hello".to_vec();
-        let d = Digest::of(&good);
-        let mut out = Vec::new();
-        VerifyingReader::new(&good[..], d.clone(), 5, "x", Hasher::new()).read_to_end(&mut out).await.unwrap();
-        assert_eq!(out, good);
-        let bad = b"hellp".to_vec();
-        let err = VerifyingReader::new(&bad[..], d.clone(), 5, "x", Hasher::new())
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert!(matches!(unwrap_io_error(err), Some(Error::DigestMismatch { .. })));
-        let long = b"hello!".to_vec();
-        let err = VerifyingReader::new(&long[..], d.clone(), 5, "x", Hasher::new())
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert!(matches!(unwrap_io_error(err), Some(Error::SizeMismatch { .. })));
-        let short = b"hell".to_vec();
-        let err =
-            VerifyingReader::new(&short[..], d, 5, "x", Hasher::new()).read_to_end(&mut Vec::new()).await.unwrap_err();
-        assert!(matches!(unwrap_io_error(err), Some(Error::SizeMismatch { .. })));
     }
 }

@@ -77,11 +77,26 @@ impl Error {
     /// digest check while streaming) is returned as itself, being more precise.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         if source.get_ref().is_some_and(|e| e.is::<Error>()) {
-            if let Some(inner) = crate::digest::unwrap_io_error(source) {
+            if let Some(inner) = unwrap_io_error(source) {
                 return inner;
             }
             return Error::InvalidInput("lost error".into());
         }
         Error::Io { path: path.into(), source }
+    }
+}
+
+/// Recovers a typed error that travelled through `std::io::Error`.
+pub fn unwrap_io_error(err: std::io::Error) -> Option<Error> {
+    if err.get_ref().is_some_and(|e| e.is::<Error>()) {
+        err.into_inner().and_then(|e| e.downcast::<Error>().ok()).map(|e| *e)
+    } else {
+        None
+    }
+}
+
+impl From<crate::digest::InvalidDigest> for Error {
+    fn from(e: crate::digest::InvalidDigest) -> Self {
+        Error::InvalidDigest(e.0)
     }
 }

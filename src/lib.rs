@@ -12,5 +12,6 @@ pub mod progress;
 pub mod reference;
 pub mod sign;
 pub mod store;
+pub mod verifying_reader;
 
 pub use error::{Error, Result};

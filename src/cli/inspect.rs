@@ -3,7 +3,7 @@
 use clap::Args;
 use modelsign::digest::Digest;
 use modelsign::modelpack::{self, ModelPackConfig};
-use modelsign::ops::{components, discover, pull};
+use modelsign::ops::{components, discover, model};
 use serde::Serialize;
 
 use super::output::outln;
@@ -44,7 +44,7 @@ struct Inspection {
 pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
-    let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
+    let (desc, manifest) = model::fetch_model_manifest(&target, &reference.selector()).await?;
     let comps = components::components(&manifest, &format!("{reference} ({})", desc.digest))?;
     let config = if manifest.config.media_type == modelpack::CONFIG_MEDIA_TYPE {
         let bytes = target.fetch_small_blob(&manifest.config, modelsign::store::MAX_MANIFEST_SIZE).await?;

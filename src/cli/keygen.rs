@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use modelsign::ops::keygen::write_key_pair;
 use modelsign::sign::Algorithm;
-use modelsign::sign::keygen::write_key_pair;
 
 use super::output::outln;
 use super::{CliResult, Global};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::{components, pull, verify};
+use modelsign::ops::{components, model, pull, verify};
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output};
@@ -32,7 +32,7 @@ pub struct PullArgs {
 pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
-    let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
+    let (desc, manifest) = model::fetch_model_manifest(&target, &reference.selector()).await?;
     let what = format!("{} ({})", reference, desc.digest);
     let all = components::components(&manifest, &what)?;
     let selected = components::select(all.clone(), &args.include)?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use modelsign::ops::verify::{self, ComponentCheck, SignatureOutcome, SignatureVerdict};
-use modelsign::ops::{components, pull};
+use modelsign::ops::{components, model};
 use modelsign::reference::Location;
 use modelsign::sign::local;
 use serde::Serialize;
@@ -110,7 +110,7 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         );
     }
     let target = super::open(&reference, global, false).await?;
-    let (desc, manifest) = pull::fetch_model_manifest(&target, &reference.selector()).await?;
+    let (desc, manifest) = model::fetch_model_manifest(&target, &reference.selector()).await?;
     // A manifest whose layers do not all name a file is no model a signature can cover:
     // it did not verify (exit 3), like a manifest that repeats a path.
     let all = components::components(&manifest, &format!("{reference} ({})", desc.digest)).map_err(|e| match e {

@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::folder;
-use crate::oci::{Descriptor, Manifest};
+use crate::oci::Descriptor;
 use crate::progress::{Progress, Skipped};
 use crate::store::Target;
 
@@ -45,19 +45,6 @@ pub struct PullReport {
     pub output: PathBuf,
     pub components: Vec<PulledComponent>,
     pub bytes_downloaded: u64,
-}
-
-/// Fetches the manifest a reference names; refuses an index (a model is one manifest).
-pub async fn fetch_model_manifest(target: &Target, selector: &str) -> Result<(Descriptor, Manifest)> {
-    let (desc, bytes) = target.fetch_manifest(selector).await?;
-    if desc.is_index() {
-        return Err(Error::InvalidInput(format!(
-            "`{selector}` in {} is an image index, not a model manifest",
-            target.describe()
-        )));
-    }
-    let manifest = Manifest::parse(&bytes, &format!("manifest {} in {}", desc.digest, target.describe()))?;
-    Ok((desc, manifest))
 }
 
 /// Refuses to write `path` under `dir` if an existing part of it is a symlink or not a folder.

@@ -14,32 +14,25 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::folder::{self, ScanOptions};
+use crate::folder::ScanOptions;
 use crate::oci::{Annotations, Descriptor, Manifest};
 use crate::ops::attach::{push_referrer, push_referrers, referrer_manifest};
 use crate::ops::components::{self, Component};
+use crate::ops::model::{
+    MANIFEST_PREDICATE_TYPE, fetch_model_manifest, oms_matches_components, oms_resources, oms_root_digest,
+};
 use crate::progress::NoProgress;
 use crate::sign::Signer;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::local::SIGNATURE_FILE;
-use crate::sign::oms::{self, Resource};
+use crate::sign::oms;
 use crate::sign::statement::{Statement, Subject};
 use crate::store::{BlobSource, Target};
 
-/// Predicate type of the manifest statement.
-pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelsign.dev/oci-manifest/v1";
 /// Referrer annotation: what the bundle holds (cosign writes `dsse-envelope`).
 pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
 /// Referrer annotation: the signed statement's predicate type.
 pub const ANNOTATION_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
-
-/// The OMS resources of a manifest's components, in `model_signing` order.
-pub fn oms_resources(components: &[Component]) -> Vec<Resource> {
-    let mut resources: Vec<Resource> =
-        components.iter().map(|c| Resource { name: c.path.clone(), digest: c.descriptor.digest.clone() }).collect();
-    resources.sort_by(|a, b| folder::component_order(&a.name, &b.name));
-    resources
-}
 
 /// The paths `model_signing` records as left out of a folder whose signature is `model.sig` inside it.
 pub fn oms_ignore_paths() -> Vec<String> {
@@ -111,11 +104,11 @@ pub async fn sign_reference(
     subject_name: &str,
     signer: &Signer,
 ) -> Result<SignReport> {
-    let (desc, manifest) = crate::ops::pull::fetch_model_manifest(target, selector).await?;
+    let (desc, manifest) = fetch_model_manifest(target, selector).await?;
     let comps = components::components(&manifest, &format!("manifest {}", desc.digest))?;
     let model_name = subject_name.rsplit('/').next().unwrap_or(subject_name);
     let oms = oms_statement(model_name, &comps);
-    let oms_root = oms::root_digest(&oms_resources(&comps));
+    let oms_root = oms_root_digest(&comps);
     let oms_bundle = signer.sign_statement(&oms)?;
     let manifest_st = manifest_statement(subject_name, &desc, &manifest, &oms_root);
     let manifest_bundle = signer.sign_statement(&manifest_st)?;
@@ -167,7 +160,7 @@ pub fn unverified_oms_statement(bundle: &[u8]) -> Result<oms::Manifest> {
 pub fn check_folder_signature(manifest: &Manifest, what: &str, bundle: &[u8]) -> Result<()> {
     let comps = components::components(manifest, what)?;
     let signed = unverified_oms_statement(bundle)?;
-    crate::ops::verify::oms_matches_components(&signed, &comps)
+    oms_matches_components(&signed, &comps)
         .map_err(|reason| crate::Error::Verification(format!("model.sig does not match the model's files: {reason}")))
 }
 

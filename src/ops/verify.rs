@@ -13,22 +13,21 @@
 //! - verification passes only with at least one matching trusted signature and no
 //!   mismatching one. No signature is a failure.
 
-use std::collections::BTreeMap;
-
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
-use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest};
 use crate::ops::components::Component;
-use crate::ops::sign::{MANIFEST_PREDICATE_TYPE, oms_resources};
+use crate::ops::model::{MANIFEST_PREDICATE_TYPE, oms_matches_components, oms_root_digest};
 use crate::progress::Progress;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::oms;
 use crate::sign::{TrustPolicy, VerifiedBy, VerifiedStatement, verify_bundle};
 use crate::store::Target;
+use crate::verifying_reader::VerifyingReader;
 
 /// Largest bundle read from a referrer.
 pub const MAX_BUNDLE_BLOB: u64 = 16 << 20;
@@ -102,39 +101,6 @@ fn signer_name(by: &VerifiedBy) -> String {
     }
 }
 
-/// Whether an OMS statement lists exactly the components: same paths and digests, none
-/// extra, missing or repeated (a single-file statement matches a single component).
-pub fn oms_matches_components(signed: &oms::Manifest, components: &[Component]) -> std::result::Result<(), String> {
-    if signed.is_single_file() && components.len() == 1 {
-        let c = &components[0];
-        return if signed.resources[0].digest == c.descriptor.digest {
-            Ok(())
-        } else {
-            Err(format!(
-                "component `{}` is {}, the signature says {}",
-                c.path, c.descriptor.digest, signed.resources[0].digest
-            ))
-        };
-    }
-    let mut expected: BTreeMap<&str, &Digest> = BTreeMap::new();
-    for c in components {
-        expected.insert(&c.path, &c.descriptor.digest);
-    }
-    for r in &signed.resources {
-        match expected.remove(r.name.as_str()) {
-            None => return Err(format!("signed file `{}` is not a component of the manifest", r.name)),
-            Some(d) if *d != r.digest => {
-                return Err(format!("component `{}` is {d}, the signature says {}", r.name, r.digest));
-            }
-            Some(_) => {}
-        }
-    }
-    match expected.into_iter().next() {
-        Some((path, _)) => Err(format!("component `{path}` is not covered by the signature")),
-        None => Ok(()),
-    }
-}
-
 /// Checks a trusted statement against the manifest. `Err` holds why it does not match.
 fn matches_manifest(
     verified: &VerifiedStatement,
@@ -155,7 +121,7 @@ fn matches_manifest(
     }
     if statement.predicate_type == MANIFEST_PREDICATE_TYPE {
         let claimed = statement.predicate.pointer("/oms/rootDigest/sha256").and_then(|v| v.as_str());
-        let computed = oms::root_digest(&oms_resources(components)).hex();
+        let computed = oms_root_digest(components).hex();
         if claimed != Some(computed.as_str()) {
             return Err(format!("the statement's OMS root digest {claimed:?} is not the components' {computed}"));
         }

@@ -15,7 +15,6 @@
 //!   [`bundle::verify_bundle`] is the only way to obtain a [`VerifiedStatement`].
 //! - [`local`]: `sign`/`verify` of a model folder with a detached signature file
 //!   (`model.sig`), interchangeable with `model_signing sign|verify key|certificate`.
-//! - [`keygen`]: writing a new key pair to `PREFIX.key` and `PREFIX.pub`.
 //!
 //! Invariant: a [`VerifiedStatement`] exists only when a DSSE signature over its exact
 //! payload bytes verified with a key the caller trusts (directly, or through a
@@ -26,7 +25,6 @@
 
 pub mod bundle;
 pub mod certs;
-pub mod keygen;
 pub mod keys;
 pub mod local;
 pub mod oms;

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::atomic_file;
-use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::oci::{self, ANNOTATION_REF_NAME, Descriptor, Index, Manifest};
 use crate::progress::{Progress, Skipped};
+use crate::verifying_reader::VerifyingReader;
 
 use super::{BlobReader, BlobSource, MAX_MANIFEST_SIZE, PushedManifest};
 

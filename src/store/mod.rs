@@ -14,11 +14,12 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest};
 use crate::progress::Progress;
 use crate::reference::{Location, Reference};
+use crate::verifying_reader::VerifyingReader;
 
 /// A stream of blob bytes, not yet checked.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;

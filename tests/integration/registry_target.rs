@@ -7,12 +7,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use modelsign::Error;
-use modelsign::digest::{Digest, Hasher, VerifyingReader};
+use modelsign::digest::{Digest, Hasher};
 use modelsign::oci::{self, Annotations, Descriptor, Manifest};
 use modelsign::progress::Progress;
 use modelsign::store::registry::credentials::{DockerConfig, login_with};
 use modelsign::store::registry::{Registry as RegistryTarget, RetryPolicy};
 use modelsign::store::{BlobSource, Target, TargetOptions};
+use modelsign::verifying_reader::VerifyingReader;
 use tokio::io::AsyncReadExt;
 
 use crate::support::*;

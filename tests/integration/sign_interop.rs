@@ -7,9 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use modelsign::folder::ScanOptions;
+use modelsign::ops::keygen::write_key_pair;
 use modelsign::sign::bundle::TrustPolicy;
 use modelsign::sign::certs::{CertChain, parse_pem_certificates};
-use modelsign::sign::keygen::write_key_pair;
 use modelsign::sign::keys::{Algorithm, PublicKey, SigningKey};
 use modelsign::sign::local::{sign_folder, verify_folder};
 use modelsign::sign::{Error as SignError, Signer};

@@ -6,8 +6,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::keys::{self, Algorithm};
 use crate::error::{Error, Result};
+use crate::sign::keys::{self, Algorithm};
 
 /// The files [`write_key_pair`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
