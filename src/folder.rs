@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::digest::{Digest, Hasher};
+use crate::digest_cache::DigestCache;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -217,8 +218,20 @@ fn hash_mapped(file: &fs::File, len: u64, hasher: &mut Hasher, advance: &dyn Fn(
 }
 
 /// Hashes every file with `threads` workers. Returns digests in the order of `files`.
-/// Fails if a file's size changed since it was scanned.
+/// Fails if a file's size changed since it was scanned. Reads every byte: verification
+/// uses this.
 pub fn hash_files(files: &[FileEntry], threads: usize, progress: &dyn Progress) -> Result<Vec<Digest>> {
+    hash_files_cached(files, threads, progress, None)
+}
+
+/// [`hash_files`], taking the digest of files unchanged since they were last hashed from
+/// `cache` (for `push` and `sign DIR`, never for verification).
+pub fn hash_files_cached(
+    files: &[FileEntry],
+    threads: usize,
+    progress: &dyn Progress,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<Digest>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Digest>>>> = Mutex::new((0..files.len()).map(|_| None).collect());
     let threads = threads.clamp(1, files.len().max(1));
@@ -231,7 +244,17 @@ pub fn hash_files(files: &[FileEntry], threads: usize, progress: &dyn Progress) 
                     // Progress needs an id before the digest is known: key on the path's digest.
                     let id = Digest::of(entry.path.as_bytes());
                     progress.start(&id, &entry.path, entry.size);
-                    let result = hash_file(&entry.source, Some((&id, progress))).and_then(|(d, len)| {
+                    let hash = || hash_file(&entry.source, Some((&id, progress)));
+                    let hashed = match cache {
+                        Some(cache) => cache.get_or_hash(&entry.source, hash).map(|(d, len, cached)| {
+                            if cached {
+                                progress.advance(&id, len);
+                            }
+                            (d, len)
+                        }),
+                        None => hash(),
+                    };
+                    let result = hashed.and_then(|(d, len)| {
                         if len != entry.size {
                             Err(Error::InvalidInput(format!(
                                 "{} changed while it was being read",

@@ -3,6 +3,7 @@
 
 pub mod atomic_file;
 pub mod digest;
+pub mod digest_cache;
 pub mod error;
 pub mod folder;
 pub mod modelpack;

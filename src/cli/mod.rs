@@ -2,6 +2,7 @@
 //! Only this module knows them; each subcommand is one file that calls `modelsign::ops`.
 
 mod attach;
+mod cache;
 mod copy;
 mod discover;
 mod inspect;

@@ -30,6 +30,8 @@ pub struct PushArgs {
     /// Follow symlinks instead of refusing them.
     #[arg(long)]
     pub allow_symlinks: bool,
+    #[command(flatten)]
+    pub cache: super::cache::CacheArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -48,6 +50,7 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
         name: args.name.clone(),
         version: args.version.clone(),
         threads: None,
+        cache: args.cache.open(),
     };
     // A model_signing signature in the folder is not a component: it is attached as a referrer.
     let signature_file = args.path.join(modelsign::sign::local::SIGNATURE_FILE);
@@ -94,6 +97,7 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
         Format::Json => output::json(&report)?,
         Format::Text => {
             let sent = report.components.iter().filter(|c| c.uploaded).count();
+            eprintln!("{}", super::cache::describe(&report.hashing));
             eprintln!(
                 "pushed {} components ({} uploaded, {} already there, {} sent)",
                 report.components.len(),

@@ -34,6 +34,8 @@ pub struct SignArgs {
     /// Local folder only: follow symlinks instead of refusing them.
     #[arg(long)]
     pub allow_symlinks: bool,
+    #[command(flatten)]
+    pub cache: super::cache::CacheArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -45,24 +47,39 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         let options =
             ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
         let path = PathBuf::from(&args.target);
-        let signed =
-            tokio::task::block_in_place(|| local::sign_folder(&path, &signer, args.signature.as_deref(), &options))?;
+        let cache = args.cache.open();
+        let signed = {
+            let hashing = global.progress("hash");
+            tokio::task::block_in_place(|| {
+                local::sign_folder_cached(
+                    &path,
+                    &signer,
+                    args.signature.as_deref(),
+                    &options,
+                    modelsign::folder::default_threads(),
+                    hashing.get(),
+                    cache.as_deref(),
+                )
+            })?
+        };
         match args.output {
             Format::Json => output::json(&serde_json::json!({
                 "signature": signed.signature_path,
                 "files": signed.manifest.resources.len(),
                 "rootDigest": signed.manifest.root_digest,
+                "hashing": signed.hashing,
             }))?,
             Format::Text => {
+                eprintln!("{}", super::cache::describe(&signed.hashing));
                 eprintln!("signed {} files", signed.manifest.resources.len());
                 outln!("{}", signed.signature_path.display())?;
             }
         }
         return Ok(());
     }
-    if args.signature.is_some() || !args.ignore.is_empty() || args.allow_symlinks {
+    if args.signature.is_some() || !args.ignore.is_empty() || args.allow_symlinks || args.cache.no_cache {
         return Err(modelsign::Error::InvalidInput(
-            "--signature, --ignore and --allow-symlinks apply to local folders only".into(),
+            "--signature, --ignore, --allow-symlinks and --no-cache apply to local folders only".into(),
         )
         .into());
     }

@@ -3,12 +3,14 @@
 //! SHA-256), then only the blobs the target lacks are uploaded, streamed from disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::digest::Digest;
+use crate::digest_cache::{DigestCache, HashSummary};
 use crate::error::{Error, Result};
 use crate::folder::{self, ScanOptions};
 use crate::modelpack::{self, ModelDescriptor, ModelFs, ModelPackConfig};
@@ -26,6 +28,8 @@ pub struct PackOptions {
     pub version: Option<String>,
     /// Hashing threads (default: one per core).
     pub threads: Option<usize>,
+    /// Digests of files unchanged since they were last hashed (`None`: read every file).
+    pub cache: Option<Arc<DigestCache>>,
 }
 
 /// A packed model: the manifest and where each blob's bytes are.
@@ -36,6 +40,8 @@ pub struct PackedModel {
     pub config_bytes: Vec<u8>,
     /// Each layer with the file that holds its bytes.
     pub layers: Vec<(Descriptor, PathBuf)>,
+    /// Which files were read to get their digests.
+    pub hashing: HashSummary,
 }
 
 /// Scans and hashes a folder and builds its ModelPack manifest. Reads every file once.
@@ -50,7 +56,15 @@ pub fn pack(
         return Err(Error::InvalidInput(format!("{}: no files to push", path.display())));
     }
     let threads = options.threads.unwrap_or_else(folder::default_threads);
-    let digests = folder::hash_files(&model.files, threads, progress)?;
+    let cache = options.cache.as_deref();
+    let before = cache.map(DigestCache::stats);
+    let digests = folder::hash_files_cached(&model.files, threads, progress, cache)?;
+    let after = cache.map(DigestCache::stats);
+    let hashing = HashSummary::new(
+        model.files.len() as u64,
+        model.files.iter().map(|f| f.size).sum(),
+        before.as_ref().zip(after.as_ref()),
+    );
 
     let mut layers = Vec::with_capacity(model.files.len());
     for (file, digest) in model.files.iter().zip(digests) {
@@ -99,7 +113,7 @@ pub fn pack(
         layers.iter().map(|(d, _)| d.clone()).collect(),
     );
     let manifest_bytes = manifest.to_bytes();
-    Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers })
+    Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers, hashing })
 }
 
 /// `createdAt`: now, or `SOURCE_DATE_EPOCH` for reproducible artifacts.
@@ -135,6 +149,8 @@ pub struct PushReport {
     pub config: Descriptor,
     pub components: Vec<PushedComponent>,
     pub bytes_uploaded: u64,
+    /// Which files were read to get their digests, and which came from the digest cache.
+    pub hashing: HashSummary,
     /// The referrer holding a `model.sig` found in the folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<Descriptor>,
@@ -192,6 +208,7 @@ pub fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, up
         config: packed.manifest.config.clone(),
         components,
         bytes_uploaded,
+        hashing: packed.hashing,
         signature: None,
     }
 }

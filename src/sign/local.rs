@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::bundle::{Signer, TrustPolicy, VerifiedStatement, verify_bundle};
 use super::oms::{self, Manifest, Resource};
+use crate::digest_cache::{DigestCache, HashSummary};
 use crate::error::{Error, Result};
 use crate::folder::{self, ModelFiles, ScanOptions};
 use crate::progress::{NoProgress, Progress};
@@ -34,6 +35,8 @@ pub struct SignedFolder {
     pub manifest: Manifest,
     /// The bundle bytes written.
     pub bundle: Vec<u8>,
+    /// Which files were read, and which digests came from the digest cache.
+    pub hashing: HashSummary,
 }
 
 /// The result of [`verify_folder`]: the folder matches a trusted signature.
@@ -129,6 +132,20 @@ pub fn sign_folder_with(
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<SignedFolder> {
+    sign_folder_cached(model, signer, signature_path, options, threads, progress, None)
+}
+
+/// [`sign_folder_with`], taking the digests of files unchanged since they were last hashed
+/// from `cache`. (Verification never does.)
+pub fn sign_folder_cached(
+    model: &Path,
+    signer: &Signer,
+    signature_path: Option<&Path>,
+    options: &ScanOptions,
+    threads: usize,
+    progress: &dyn Progress,
+    cache: Option<&DigestCache>,
+) -> Result<SignedFolder> {
     let signature_path = signature_path.map(Path::to_path_buf).unwrap_or_else(|| default_signature_path(model));
     let mut options = options.clone();
     if let Some(rel) = relative_inside(model, &signature_path)?
@@ -137,7 +154,14 @@ pub fn sign_folder_with(
         options.ignore_paths.push(rel);
     }
     let files = folder::scan(model, &options)?;
-    let digests = folder::hash_files(&files.files, threads, progress)?;
+    let before = cache.map(DigestCache::stats);
+    let digests = folder::hash_files_cached(&files.files, threads, progress, cache)?;
+    let after = cache.map(DigestCache::stats);
+    let hashing = HashSummary::new(
+        files.files.len() as u64,
+        files.files.iter().map(|f| f.size).sum(),
+        before.as_ref().zip(after.as_ref()),
+    );
     let resources = resources_of(&files, digests);
 
     // `model_signing` only knows exact paths: record what the globs left out as such.
@@ -156,7 +180,7 @@ pub fn sign_folder_with(
     let bundle = signer.sign_statement(&statement).map_err(Error::from)?;
     crate::atomic_file::write(&signature_path, &bundle)?;
     let manifest = Manifest::from_statement(&statement).map_err(Error::from)?;
-    Ok(SignedFolder { signature_path, manifest, bundle })
+    Ok(SignedFolder { signature_path, manifest, bundle, hashing })
 }
 
 /// Verifies the model at `model` against the signature at `signature_path` (default:

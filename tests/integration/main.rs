@@ -1,6 +1,7 @@
 mod support;
 
 mod auth;
+mod delta;
 mod faults;
 mod interop;
 mod registry_target;
