@@ -2,6 +2,7 @@
 //! component can be verified without the rest. See `docs/ARCHITECTURE.md`.
 
 pub mod atomic_file;
+pub mod card;
 pub mod digest;
 pub mod digest_cache;
 pub mod error;
