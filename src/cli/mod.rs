@@ -15,6 +15,7 @@ mod push;
 mod sign;
 mod trust;
 mod verify;
+mod verify_blob;
 
 use std::process::ExitCode;
 
@@ -153,6 +154,15 @@ enum Command {
     /// verification. Then only the requested components (--component) are downloaded and
     /// checked. Exit code 0 only if every check passed, 3 if a signature or content check failed.
     Verify(verify::VerifyArgs),
+    /// Verify a Sigstore bundle for any file (or a sha256: digest): keyless or with a key.
+    ///
+    /// Checks everything a Sigstore verifier checks: the Fulcio certificate chain to the
+    /// trusted root at signing time, its SCT, the Rekor entries (v1: SET and inclusion
+    /// proof; v2: checkpoint and inclusion proof) matching the signature and certificate,
+    /// RFC 3161 timestamps, and the signer's identity and OIDC issuer. Works offline with
+    /// the public-good Sigstore trusted root built in; --trusted-root for a private one.
+    /// Exit code 0 if it verified, 3 if not.
+    VerifyBlob(verify_blob::VerifyBlobArgs),
     /// Store credentials for a registry in docker's config.json.
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -184,7 +194,10 @@ fn exit_code(err: &Error) -> u8 {
                 | S::WrongPassword
                 | S::InvalidCertificate { .. }
                 | S::CertificateKeyMismatch
-                | S::NoTrust => exit::FAILURE,
+                | S::NoTrust
+                | S::InvalidPolicy(_)
+                | S::TrustedRootUnreadable(_)
+                | S::Io(_) => exit::FAILURE,
                 _ => exit::UNTRUSTED,
             }
         }
@@ -218,6 +231,7 @@ pub fn run() -> ExitCode {
             Command::Keygen(a) => keygen::run(a, g).await,
             Command::Sign(a) => sign::run(a, g).await,
             Command::Verify(a) => verify::run(a, g).await,
+            Command::VerifyBlob(a) => verify_blob::run(a),
             Command::Login(a) => login::login(a, g).await,
             Command::Logout(a) => login::logout(a, g).await,
         }

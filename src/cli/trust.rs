@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use modelsign::Error;
 use modelsign::sign::certs::{CertChain, parse_pem_certificates};
+use modelsign::sign::keyless::{CertificateIdentity, TrustedRoot};
 use modelsign::sign::{PublicKey, Signer, SigningKey, TrustPolicy};
 
 /// Environment variable holding the private key's password.
@@ -75,4 +76,58 @@ pub fn policy(keys: &[PathBuf], roots: &[PathBuf]) -> Result<TrustPolicy, Error>
 /// Whether a command-line target names a local model (an existing file or folder) rather than a reference.
 pub fn is_local(target: &str) -> bool {
     !target.starts_with("oci:") && Path::new(target).exists()
+}
+
+/// Keyless trust flags, named as cosign names them (flattened into `verify`, `pull`, `verify-blob`).
+#[derive(clap::Args, Clone, Default)]
+pub struct KeylessArgs {
+    /// Trust keyless signatures whose certificate names exactly this identity (an email,
+    /// or a URI such as a GitHub workflow `https://github.com/OWNER/REPO/.github/workflows/F.yml@refs/…`).
+    #[arg(long, value_name = "ID")]
+    pub certificate_identity: Option<String>,
+    /// Like --certificate-identity, but a regular expression that must match the whole identity.
+    #[arg(long, value_name = "RE", conflicts_with = "certificate_identity")]
+    pub certificate_identity_regexp: Option<String>,
+    /// The OIDC issuer that must have vouched for the identity, e.g. https://token.actions.githubusercontent.com.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Like --certificate-oidc-issuer, but a regular expression that must match the whole issuer.
+    #[arg(long, value_name = "RE", conflicts_with = "certificate_oidc_issuer")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys, TSAs) of a private
+    /// Sigstore; default: the public-good instance's, built into modelsign (works offline).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl KeylessArgs {
+    /// Whether any identity or issuer flag was given.
+    pub fn wants_keyless(&self) -> bool {
+        self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
+    }
+
+    /// The trusted keyless signer, if identity flags were given (then both an identity
+    /// and an issuer are required).
+    pub fn identity(&self) -> Result<Option<CertificateIdentity>, Error> {
+        if !self.wants_keyless() {
+            return Ok(None);
+        }
+        Ok(Some(CertificateIdentity::from_flags(
+            self.certificate_identity.as_deref(),
+            self.certificate_identity_regexp.as_deref(),
+            self.certificate_oidc_issuer.as_deref(),
+            self.certificate_oidc_issuer_regexp.as_deref(),
+        )?))
+    }
+
+    /// The `--trusted-root` file, else the built-in public-good root.
+    pub fn trusted_root(&self) -> Result<TrustedRoot, Error> {
+        Ok(match &self.trusted_root {
+            Some(path) => TrustedRoot::from_file(path)?,
+            None => TrustedRoot::public_good()?,
+        })
+    }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sigstore_types::dsse::pae;
 
 use super::certs::{CertChain, Certificate, TrustRoots};
+use super::keyless::{CertificateIdentity, TrustedRoot};
 use super::keys::{PublicKey, SigningKey};
 use super::statement::{PAYLOAD_TYPE, Statement};
 use super::{Error, Result};
@@ -211,6 +212,8 @@ impl Signer {
 pub struct TrustPolicy {
     keys: Vec<PublicKey>,
     roots: TrustRoots,
+    identities: Vec<CertificateIdentity>,
+    sigstore_root: Option<TrustedRoot>,
 }
 
 impl TrustPolicy {
@@ -231,8 +234,25 @@ impl TrustPolicy {
         self
     }
 
+    /// Trusts keyless Sigstore signatures by this identity and issuer, checked against
+    /// [`Self::sigstore_root`] (default: the built-in public-good root).
+    pub fn trust_identity(mut self, identity: CertificateIdentity) -> Self {
+        self.identities.push(identity);
+        self
+    }
+
+    /// The Sigstore trusted root keyless signatures are checked against.
+    pub fn sigstore_root(mut self, root: TrustedRoot) -> Self {
+        self.sigstore_root = Some(root);
+        self
+    }
+
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys
+    }
+
+    pub fn identities(&self) -> &[CertificateIdentity] {
+        &self.identities
     }
 
     pub fn roots(&self) -> &TrustRoots {
@@ -240,7 +260,7 @@ impl TrustPolicy {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.roots.is_empty()
+        self.keys.is_empty() && self.roots.is_empty() && self.identities.is_empty()
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod bundle;
 pub mod certs;
+pub mod keyless;
 pub mod keys;
 pub mod local;
 pub mod oms;
@@ -121,6 +122,30 @@ pub enum Error {
     /// Files the signature covers are absent.
     #[error("missing files in model: {}", list(.0))]
     MissingFiles(Vec<String>),
+
+    /// A keyless trust rule (identity, issuer, regular expression) is not usable.
+    #[error("{0}")]
+    InvalidPolicy(String),
+
+    /// A Sigstore trusted root cannot be used.
+    #[error("invalid trusted root: {0}")]
+    InvalidTrustedRoot(String),
+
+    /// A Sigstore trusted root file cannot be read.
+    #[error("cannot read the trusted root {0}")]
+    TrustedRootUnreadable(String),
+
+    /// Sigstore verification (certificate chain, SCT, log entry, timestamp, signature) failed.
+    #[error("Sigstore verification failed: {0}")]
+    Sigstore(String),
+
+    /// A keyless signature verified, but for an identity or issuer that is not trusted.
+    #[error("certificate identity not trusted: {0}")]
+    IdentityMismatch(String),
+
+    /// Reading the artifact failed.
+    #[error("{0}")]
+    Io(String),
 
     /// A file's content differs from what was signed.
     #[error("hash mismatch for `{path}`: signed {expected}, found {actual}")]

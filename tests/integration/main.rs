@@ -4,6 +4,7 @@ mod auth;
 mod delta;
 mod faults;
 mod interop;
+mod keyless;
 mod registry_target;
 mod sign_interop;
 mod signing_attacks;

@@ -1,0 +1,108 @@
+//! Sigstore trusted material (`trusted_root.json`): Fulcio CAs, Rekor keys, CT log keys and
+//! timestamp authorities, each with the window in which it may be used.
+//!
+//! The public-good instance's root is built into the binary so that keyless verification
+//! works offline. `public_good_trusted_root.json` beside this file is a byte-for-byte copy of
+//! `sigstore/_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json` from the PyPI
+//! wheel `sigstore-4.5.1-py3-none-any.whl` (sigstore-python, Apache-2.0), itself the target
+//! `trusted_root.json` of Sigstore's TUF repository; SHA-256 [`PUBLIC_GOOD_SHA256`]. A private
+//! Sigstore (or a newer public-good root) is given with `--trusted-root FILE`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use sigstore_verify::Verifier;
+use sigstore_verify::trust_root::TrustedRoot as RootJson;
+
+use crate::sign::{Error, Result};
+
+/// The built-in public-good `trusted_root.json`.
+pub const PUBLIC_GOOD_JSON: &str = include_str!("public_good_trusted_root.json");
+
+/// SHA-256 of [`PUBLIC_GOOD_JSON`] as shipped in the sigstore-python 4.5.1 wheel.
+pub const PUBLIC_GOOD_SHA256: &str = "6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66";
+
+/// Largest `trusted_root.json` read from a file.
+const MAX_TRUSTED_ROOT_SIZE: u64 = 16 << 20;
+
+/// A parsed and checked trusted root, ready to verify with. Cheap to clone.
+#[derive(Clone)]
+pub struct TrustedRoot {
+    verifier: Arc<Verifier>,
+    source: Arc<str>,
+}
+
+impl std::fmt::Debug for TrustedRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedRoot").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl TrustedRoot {
+    /// The public-good Sigstore instance's root, built into the binary.
+    pub fn public_good() -> Result<Self> {
+        static ROOT: OnceLock<std::result::Result<TrustedRoot, String>> = OnceLock::new();
+        ROOT.get_or_init(|| {
+            TrustedRoot::from_json(PUBLIC_GOOD_JSON, "the built-in public-good Sigstore trusted root")
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::InvalidTrustedRoot)
+    }
+
+    /// Parses a `trusted_root.json`; `source` names it in messages. Refuses material
+    /// sigstore-verify would not use: bad keys or certificates, inverted validity windows,
+    /// duplicate log IDs.
+    pub fn from_json(json: &str, source: &str) -> Result<Self> {
+        let root = RootJson::from_json(json).map_err(|e| Error::InvalidTrustedRoot(format!("{source}: {e}")))?;
+        let verifier = Verifier::new(&root).map_err(|e| Error::InvalidTrustedRoot(format!("{source}: {e}")))?;
+        Ok(TrustedRoot { verifier: Arc::new(verifier), source: source.into() })
+    }
+
+    /// Reads and parses a `trusted_root.json` file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let source = path.display().to_string();
+        let read = || -> std::io::Result<String> {
+            use std::io::Read as _;
+            let mut text = String::new();
+            std::fs::File::open(path)?.take(MAX_TRUSTED_ROOT_SIZE + 1).read_to_string(&mut text)?;
+            Ok(text)
+        };
+        let text = read().map_err(|e| Error::TrustedRootUnreadable(format!("{source}: {e}")))?;
+        if text.len() as u64 > MAX_TRUSTED_ROOT_SIZE {
+            return Err(Error::InvalidTrustedRoot(format!("{source}: larger than {MAX_TRUSTED_ROOT_SIZE} bytes")));
+        }
+        TrustedRoot::from_json(&text, &source)
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Where the root came from (a path, or the built-in one).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+
+    #[test]
+    fn built_in_root_is_the_one_noted_and_loads() {
+        assert_eq!(hex::encode(sha2::Sha256::digest(PUBLIC_GOOD_JSON.as_bytes())), PUBLIC_GOOD_SHA256);
+        TrustedRoot::public_good().unwrap();
+    }
+
+    #[test]
+    fn bad_roots_are_refused_with_their_name() {
+        for bad in ["", "{}", "not json", r#"{"mediaType":"x","tlogs":[{"baseUrl":1}]}"#] {
+            let err = TrustedRoot::from_json(bad, "bad.json").unwrap_err();
+            assert!(matches!(&err, Error::InvalidTrustedRoot(m) if m.starts_with("bad.json: ")), "{bad}: {err}");
+        }
+        let err = TrustedRoot::from_file(Path::new("/nonexistent/trusted_root.json")).unwrap_err();
+        assert!(matches!(err, Error::TrustedRootUnreadable(m) if m.contains("/nonexistent/trusted_root.json")));
+    }
+}
