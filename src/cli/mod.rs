@@ -62,9 +62,24 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args, Clone)]
 pub struct Global {
-    /// Talk plain HTTP to registries (for local registries without TLS).
-    #[arg(long, global = true)]
-    pub plain_http: bool,
+    /// Talk plain HTTP to registries without TLS: to every registry, or only to the hosts
+    /// listed (`--plain-http=localhost:5000,reg.lan`; a host without a port means any port).
+    /// Credentials go in clear text: with no host list, one warning says so the first time
+    /// they go to a registry that is not on loopback.
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST,…",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        value_delimiter = ','
+    )]
+    pub plain_http: Option<Vec<String>>,
+    /// The longest wait on a registry that sends nothing, e.g. `90s`, `5m`. A silence of a
+    /// third of it (at most 30s) fails one attempt, which is retried.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "90s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// Also trust the CA certificates in this PEM file for registries' TLS (repeatable).
     #[arg(long = "ca-file", global = true, value_name = "PATH")]
     pub ca_files: Vec<std::path::PathBuf>,
@@ -79,10 +94,21 @@ pub struct Global {
     pub concurrency: usize,
 }
 
+/// `90s`, `2m`, `1m30s` (humantime); at least one second.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 90s or 5m: {e}"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("`{s}` is shorter than one second"));
+    }
+    Ok(d)
+}
+
 impl Global {
     pub fn target_options(&self) -> TargetOptions {
         TargetOptions {
-            plain_http: self.plain_http,
+            plain_http: self.plain_http.is_some(),
+            plain_http_hosts: self.plain_http.clone().unwrap_or_default(),
+            timeout: Some(self.timeout),
             ca_files: self.ca_files.clone(),
             insecure: self.insecure,
             concurrency: Some(self.concurrency),

@@ -30,8 +30,14 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 /// How to reach targets.
 #[derive(Debug, Clone, Default)]
 pub struct TargetOptions {
-    /// Talk HTTP instead of HTTPS to registries.
+    /// Talk HTTP instead of HTTPS to registries: to every registry, or only to those in
+    /// `plain_http_hosts` when it is not empty.
     pub plain_http: bool,
+    /// `host` or `host:port` of the registries reached over plain HTTP (`--plain-http=HOST,…`).
+    pub plain_http_hosts: Vec<String>,
+    /// The longest wait on a registry that sends nothing (default 90 s); a silence of a third
+    /// of it (at most 30 s) fails one attempt.
+    pub timeout: Option<std::time::Duration>,
     /// PEM files of CA certificates that registries' TLS certificates may chain to, besides
     /// the system's (a private CA, a self-signed registry).
     pub ca_files: Vec<PathBuf>,

@@ -3,6 +3,7 @@ mod support;
 mod auth;
 mod delta;
 mod faults;
+mod hardening_registry;
 mod interop;
 mod keyless;
 mod registry_target;

@@ -7,6 +7,10 @@
 //! carry one from the start. Token server failures are reported as they are, not as a
 //! later bare 401.
 //!
+//! Credentials go to a token realm only as `origin::CleartextRule` allows (HTTPS, or a
+//! plain-HTTP host the user chose); challenges are learnt only from the registry's own
+//! answers (the client never hands over a redirect target's 401).
+//!
 //! Invariant: secrets live only in [`Credential`] and [`Token`] values, neither of which
 //! prints them.
 
@@ -21,6 +25,7 @@ use serde::Deserialize;
 
 use super::credentials::{Credential, DockerConfig, Secret};
 use super::errors::{self, ErrorBody};
+use super::origin::{CleartextRule, host_port};
 use super::retry::{self, Failure, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress};
@@ -31,7 +36,6 @@ const CLIENT_ID: &str = "modelsign";
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The lifetime assumed when the token server does not say (the distribution spec's minimum).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a registry asked for in `WWW-Authenticate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,11 +202,17 @@ pub(crate) struct Auth {
     policy: RetryPolicy,
     /// Receives notes of retried token requests.
     pub notes: Arc<dyn Progress>,
+    /// Where credentials may go in clear text.
+    rule: CleartextRule,
+    /// The whole of one token request.
+    token_timeout: Duration,
 }
 
 impl Auth {
-    pub fn new(registry: &str, source: CredentialSource) -> Self {
+    pub fn new(registry: &str, source: CredentialSource, rule: CleartextRule, token_timeout: Duration) -> Self {
         Auth {
+            rule,
+            token_timeout,
             registry: registry.to_string(),
             source,
             loaded: tokio::sync::OnceCell::new(),
@@ -327,12 +337,24 @@ impl Auth {
             code: None,
             message: Some(format!("the token realm `{realm}` is not a URL: {e}")),
         })?;
-        let server = match (realm_url.host_str(), realm_url.port()) {
-            (Some(h), Some(p)) => format!("the token server at {h}:{p}"),
-            (Some(h), None) => format!("the token server at {h}"),
-            _ => "the token server".to_string(),
-        };
+        let server = format!("the token server at {}", host_port(&realm_url));
         let token_operation = format!("{operation}: token request to {server}");
+        if loaded.credential.is_some() {
+            if !self.rule.realm_may_get_credentials(&realm_url) {
+                return Err(Error::Unauthorized {
+                    registry: self.registry.clone(),
+                    action: format!("{operation} (scope {scope})"),
+                    status: 401,
+                    reason: format!(
+                        "its token realm {} is not HTTPS; credentials are not sent there in clear text (name the host in --plain-http=HOST to allow it)",
+                        host_port(&realm_url)
+                    ),
+                });
+            }
+            if let Some(warning) = self.rule.cleartext_warning(&realm_url) {
+                self.notes.note(&warning);
+            }
+        }
         let (loaded, realm_url, server_ref, original) = (&loaded, &realm_url, server.as_str(), operation);
         let operation = token_operation.as_str();
         let answer: TokenAnswer = retry::run(&self.policy, &*self.notes, move |_| async move {
@@ -385,7 +407,7 @@ impl Auth {
                 }
             };
             let resp =
-                request.timeout(TOKEN_TIMEOUT).send().await.map_err(|e| {
+                request.timeout(self.token_timeout).send().await.map_err(|e| {
                     errors::transport_failure(realm_url.host_str().unwrap_or(realm), operation, &e, true)
                 })?;
             let status = resp.status();

@@ -2,30 +2,31 @@
 //!
 //! A resumed download asks for a closed range (`bytes=N-(size-1)`: go-containerregistry
 //! answers 416 to open ones); a server that ignores ranges and answers 200 gets the first
-//! `N` bytes skipped here. Redirects (to blob storage) are followed by reqwest, which drops
-//! `Authorization` when the host changes.
+//! `N` bytes skipped here. Redirects (to blob storage) are followed by the client, without
+//! credentials when the origin changes. A body that sends nothing for the idle timeout
+//! fails (see `timeouts`); the timer is armed once per silence, not once per chunk.
 //!
 //! Invariant: blob bodies are streamed, never buffered; the bytes are not checked here.
 
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{Method, Response, StatusCode};
+use std::pin::Pin;
+use tokio::time::{Instant, Sleep};
 use tokio_util::io::StreamReader;
 
 use super::Registry;
 use super::auth::Scope;
 use super::client::Call;
 use super::errors;
+use super::timeouts::{Patience, seconds};
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 use crate::store::BlobReader;
-
-/// A download that yields no byte for this long fails (and can be resumed).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Registry {
     fn blob_call<'a>(&self, method: Method, desc: &Descriptor, scope: &'a Scope, operation: &'a str) -> Call<'a> {
@@ -95,35 +96,66 @@ impl Registry {
             }
             _ => return Err(self.client.unexpected(&operation, resp).await),
         };
-        Ok(body_reader(resp, skip, format!("registry {}: {operation}", self.registry)))
+        Ok(body_reader(resp, skip, format!("registry {}: {operation}", self.registry), self.client.patience.clone()))
     }
 }
 
 /// The body of `resp` as a reader, without its first `skip` bytes, failing when the
-/// connection drops or stalls for [`IDLE_TIMEOUT`].
-fn body_reader(resp: Response, skip: u64, what: String) -> BlobReader {
+/// connection drops or sends nothing for the idle timeout.
+fn body_reader(resp: Response, skip: u64, what: String, patience: Arc<Patience>) -> BlobReader {
     struct State {
         body: Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>,
         skip: u64,
         what: String,
+        patience: Arc<Patience>,
+        /// When the last chunk arrived (or the body was opened).
+        last: Instant,
+        /// Fires at the earliest moment the body can have been silent for the idle timeout;
+        /// when it fires after chunks arrived, it is moved to `last + idle`.
+        alarm: Pin<Box<Sleep>>,
     }
-    let state = State { body: Some(resp.bytes_stream().boxed()), skip, what };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
+    let idle = patience.idle();
+    let now = Instant::now();
+    let state = State {
+        body: Some(resp.bytes_stream().boxed()),
+        skip,
+        what,
+        patience,
+        last: now,
+        alarm: Box::pin(tokio::time::sleep_until(now + idle)),
+    };
+    let stream = futures_util::stream::unfold(state, move |mut st| async move {
         loop {
             let body = st.body.as_mut()?;
-            match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
-                Err(_) => {
+            let next = tokio::select! {
+                biased;
+                next = body.next() => next,
+                () = &mut st.alarm => {
+                    let deadline = st.last + idle;
+                    if Instant::now() < deadline {
+                        st.alarm.as_mut().reset(deadline);
+                        continue;
+                    }
                     st.body = None;
-                    let msg = format!("{}: no data for {}s", st.what, IDLE_TIMEOUT.as_secs());
+                    let exhausted = st.patience.stalled(st.last);
+                    let msg = format!("{}: no data for {}{}", st.what, seconds(idle), if exhausted {
+                        format!("; the registry has sent nothing for {} (wait longer with --timeout DURATION)", seconds(st.patience.total()))
+                    } else {
+                        String::new()
+                    });
                     return Some((Err(io::Error::new(io::ErrorKind::TimedOut, msg)), st));
                 }
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => {
+            };
+            match next {
+                None => return None,
+                Some(Err(e)) => {
                     st.body = None;
                     let msg = format!("{}: interrupted: {}", st.what, errors::root_cause(&e));
                     return Some((Err(io::Error::new(io::ErrorKind::ConnectionReset, msg)), st));
                 }
-                Ok(Some(Ok(mut chunk))) => {
+                Some(Ok(mut chunk)) => {
+                    st.last = Instant::now();
+                    st.patience.heard();
                     if st.skip > 0 {
                         let n = st.skip.min(chunk.len() as u64) as usize;
                         chunk = chunk.slice(n..);

@@ -1,28 +1,35 @@
 //! One HTTP client per registry: URLs, the authentication loop (send, on 401 learn the
 //! challenge and answer it, send again) and retries of transient failures.
 //!
+//! Redirects are followed here, not by reqwest, so that credentials go only to the
+//! registry's origin (see `origin`). Every wait for an answer has the idle timeout of
+//! `timeouts`.
+//!
 //! Invariant: this is the only place requests are sent to the registry itself (token
 //! servers are reached from `auth`). Statuses other than 401/403 and transient ones are
 //! handed back to the caller, who knows what a 404 means for its operation.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::{Auth, CredentialSource, Scope};
 use super::errors;
+use super::origin::{CleartextRule, PlainHttp, host_port, same_origin};
 use super::retry::{self, Failure, RetryPolicy};
+use super::timeouts::Patience;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::TargetOptions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The whole of a small request (manifests, HEAD, upload sessions). Blob bodies have none.
-pub(crate) const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
 
 /// What a request sends.
 pub(crate) enum Payload<'a> {
@@ -46,21 +53,14 @@ pub(crate) struct Call<'a> {
     pub scope: &'a Scope,
     /// Names the operation in errors: `fetch manifest models/llama:v1`.
     pub operation: &'a str,
-    /// `None` for streamed blob bodies.
-    pub timeout: Option<Duration>,
+    /// Whether the whole request (body included) is bounded by `--timeout`; not for
+    /// streamed blob bodies, whose reads have the idle timeout instead.
+    pub bounded: bool,
 }
 
 impl<'a> Call<'a> {
     pub fn new(method: Method, url: Url, scope: &'a Scope, operation: &'a str) -> Self {
-        Call {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            payload: Payload::Empty,
-            scope,
-            operation,
-            timeout: Some(SMALL_REQUEST_TIMEOUT),
-        }
+        Call { method, url, headers: HeaderMap::new(), payload: Payload::Empty, scope, operation, bounded: true }
     }
 
     pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
@@ -75,8 +75,9 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// A request whose body (sent or received) may take longer than `--timeout`.
     pub fn no_timeout(mut self) -> Self {
-        self.timeout = None;
+        self.bounded = false;
         self
     }
 }
@@ -93,6 +94,10 @@ pub(crate) struct Client {
     notes: std::sync::Arc<dyn crate::progress::Progress>,
     /// The registry has answered at least once: later connection failures are transient.
     reached: AtomicBool,
+    /// Timeouts, and how long the registry has kept silent.
+    pub patience: Arc<Patience>,
+    /// Where its credentials may go in clear text.
+    rule: CleartextRule,
 }
 
 impl Client {
@@ -102,7 +107,8 @@ impl Client {
             "docker.io" => "registry-1.docker.io".to_string(),
             _ => registry.to_string(),
         };
-        let scheme = if options.plain_http { "http" } else { "https" };
+        let plain_http = PlainHttp::new(options.plain_http, &options.plain_http_hosts);
+        let scheme = if plain_http.applies_to(registry) { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{host}/"))
             .ok()
             .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
@@ -114,6 +120,7 @@ impl Client {
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("modelsign/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_keepalive(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(60));
         if options.insecure {
@@ -124,20 +131,24 @@ impl Client {
         let http = http
             .build()
             .map_err(|e| Error::Unreachable { registry: registry.to_string(), reason: errors::root_cause(&e) })?;
+        let patience = Arc::new(Patience::new(options.timeout));
+        let rule = CleartextRule { registry: base.clone(), plain_http };
         Ok(Client {
             registry: registry.to_string(),
+            auth: Auth::new(registry, credentials, rule.clone(), patience.idle()),
             base,
             http,
-            auth: Auth::new(registry, credentials),
             policy: RetryPolicy::default(),
             notes: std::sync::Arc::new(crate::progress::NoProgress),
             reached: AtomicBool::new(false),
+            patience,
+            rule,
         })
     }
 
     /// Takes credentials from `source` from now on (forgetting tokens).
     pub fn set_credentials(&mut self, source: CredentialSource) {
-        self.auth = Auth::new(&self.registry, source);
+        self.auth = Auth::new(&self.registry, source, self.rule.clone(), self.patience.idle());
         self.auth.notes = self.notes.clone();
     }
 
@@ -158,7 +169,8 @@ impl Client {
         self.base.join(path.trim_start_matches('/')).expect("registry paths are valid URL paths")
     }
 
-    /// Resolves a `Location` or `Link` target (absolute, or relative to `against`).
+    /// Resolves a `Location` or `Link` target (absolute, or relative to `against`). Requests
+    /// to it carry credentials only if it is on the registry's origin.
     pub fn resolve_location(&self, against: &Url, location: &str, operation: &str) -> Result<Url> {
         against.join(location).map_err(|e| Error::Registry {
             registry: self.registry.clone(),
@@ -175,31 +187,21 @@ impl Client {
     pub async fn send_once(&self, call: &Call<'_>) -> Result<Response, Failure> {
         let mut authorization = self.auth.authorization(&self.http, call.scope, call.operation).await?;
         for round in 0..2 {
-            let mut req = self.http.request(call.method.clone(), call.url.clone()).headers(call.headers.clone());
-            if let Some(a) = &authorization {
-                req = req.header(AUTHORIZATION, a.clone());
-            }
-            if let Some(t) = call.timeout {
-                req = req.timeout(t);
-            }
-            req = match &call.payload {
-                Payload::Empty => req,
-                Payload::Bytes(b) => req.body(b.clone()),
-                Payload::Fresh(make) => req.body(make.make().await?),
-            };
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    return Err(errors::transport_failure(
-                        &self.registry,
-                        call.operation,
-                        &e,
-                        self.reached.load(Ordering::Relaxed),
-                    ));
-                }
-            };
-            self.reached.store(true, Ordering::Relaxed);
+            let resp = self.send_following(call, authorization.as_ref()).await?;
             let status = resp.status();
+            if !same_origin(resp.url(), &self.base)
+                && matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+            {
+                return Err(Failure::Fatal(Error::Unauthorized {
+                    registry: self.registry.clone(),
+                    action: format!("{} (scope {})", call.operation, call.scope),
+                    status: status.as_u16(),
+                    reason: format!(
+                        "it redirected to {}, which asked for credentials; registry credentials are never sent to another host",
+                        host_port(resp.url())
+                    ),
+                }));
+            }
             if status == StatusCode::UNAUTHORIZED && round == 0 {
                 let next = self
                     .auth
@@ -219,6 +221,89 @@ impl Client {
             return Ok(resp);
         }
         unreachable!("the loop returns on its second round")
+    }
+
+    /// Sends `call` with `authorization` and follows redirects of GET and HEAD requests.
+    /// `authorization` goes only to the registry's origin.
+    async fn send_following(&self, call: &Call<'_>, authorization: Option<&HeaderValue>) -> Result<Response, Failure> {
+        let mut url = call.url.clone();
+        for hop in 0..=MAX_REDIRECTS {
+            let ours = same_origin(&url, &self.base);
+            let mut req = self.http.request(call.method.clone(), url.clone()).headers(call.headers.clone());
+            if ours && let Some(a) = authorization {
+                if let Some(warning) = self.rule.cleartext_warning(&url) {
+                    self.notes.note(&warning);
+                }
+                req = req.header(AUTHORIZATION, a.clone());
+            }
+            if call.bounded {
+                req = req.timeout(self.patience.total());
+            }
+            let streamed = matches!(call.payload, Payload::Fresh(_));
+            req = match &call.payload {
+                _ if hop > 0 => req,
+                Payload::Empty => req,
+                Payload::Bytes(b) => req.body(b.clone()),
+                Payload::Fresh(make) => req.body(make.make().await?),
+            };
+            let resp = self.answer(req, call.operation, streamed).await?;
+            let follow = matches!(call.method, Method::GET | Method::HEAD)
+                && matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308);
+            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+            let (true, Some(location)) = (follow, location) else { return Ok(resp) };
+            let next = self.resolve_location(resp.url(), location, call.operation)?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(Failure::Fatal(self.bad_redirect(call.operation, format!("to `{next}`"))));
+            }
+            url = next;
+        }
+        Err(Failure::Fatal(self.bad_redirect(call.operation, format!("more than {MAX_REDIRECTS} times"))))
+    }
+
+    fn bad_redirect(&self, operation: &str, what: String) -> Error {
+        Error::Registry {
+            registry: self.registry.clone(),
+            operation: operation.to_string(),
+            status: 0,
+            code: None,
+            message: Some(format!("redirected {what}")),
+        }
+    }
+
+    /// Sends `req` and waits for the answer's head, at most the idle timeout (uploads
+    /// with a streamed body excepted: sending takes as long as it takes).
+    async fn answer(&self, req: reqwest::RequestBuilder, operation: &str, streamed: bool) -> Result<Response, Failure> {
+        let Some(wait) = self.patience.next_wait() else {
+            let waited = self.patience.total();
+            return Err(Failure::Fatal(self.patience.silence_error(&self.registry, operation, waited, true)));
+        };
+        let started = tokio::time::Instant::now();
+        let result = if streamed {
+            req.send().await
+        } else {
+            match tokio::time::timeout(wait, req.send()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    let exhausted = self.patience.stalled(started);
+                    let error = self.patience.silence_error(&self.registry, operation, wait, exhausted);
+                    return Err(if exhausted {
+                        Failure::Fatal(error)
+                    } else {
+                        Failure::Transient { error, retry_after: None }
+                    });
+                }
+            }
+        };
+        match result {
+            Ok(resp) => {
+                self.patience.heard();
+                self.reached.store(true, Ordering::Relaxed);
+                Ok(resp)
+            }
+            Err(e) => {
+                Err(errors::transport_failure(&self.registry, operation, &e, self.reached.load(Ordering::Relaxed)))
+            }
+        }
     }
 
     /// Sends `call`, retrying transient failures (429, 5xx, dropped connections) with

@@ -88,8 +88,11 @@ fn shorten(s: &str, max: usize) -> String {
 
 /// Reads (at most [`MAX_ERROR_BODY`] of) an error response's body.
 pub(crate) async fn read_error_body(mut resp: Response) -> ErrorBody {
+    // A registry that stalls its error body must not hold the error up: what arrived within
+    // the time cap is enough for a message.
+    let deadline = tokio::time::Instant::now() + super::timeouts::ERROR_BODY_TIME;
     let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
         let room = MAX_ERROR_BODY - buf.len();
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if buf.len() >= MAX_ERROR_BODY {

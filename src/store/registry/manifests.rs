@@ -85,7 +85,8 @@ impl Registry {
             return Err(self.client.unexpected(&operation, resp).await);
         }
         let media_type = manifest_media_type(resp.headers());
-        let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &self.registry, &operation).await?;
+        let bytes =
+            read_limited(resp, MAX_MANIFEST_SIZE, self.client.patience.idle(), &self.registry, &operation).await?;
         let media_type = media_type.or_else(|| oci::sniff_media_type(&bytes)).ok_or_else(|| Error::InvalidContent {
             what: format!("manifest {} in {}", selector, self.describe()),
             reason: "neither a Content-Type nor a JSON document with a media type".into(),
@@ -129,8 +130,14 @@ impl Registry {
 }
 
 /// Reads a small body whole, refusing more than `limit` bytes (by Content-Length before
-/// reading anything, and while reading for chunked answers).
-pub(super) async fn read_limited(mut resp: Response, limit: u64, registry: &str, operation: &str) -> Result<Vec<u8>> {
+/// reading anything, and while reading for chunked answers) and a silence of `idle`.
+pub(super) async fn read_limited(
+    mut resp: Response,
+    limit: u64,
+    idle: std::time::Duration,
+    registry: &str,
+    operation: &str,
+) -> Result<Vec<u8>> {
     let too_big = |size: String| Error::InvalidContent {
         what: format!("registry {registry}: {operation}"),
         reason: format!("{size} bytes is over the {limit}-byte limit for manifests"),
@@ -143,7 +150,13 @@ pub(super) async fn read_limited(mut resp: Response, limit: u64, registry: &str,
     }
     let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
     loop {
-        match resp.chunk().await {
+        let Ok(next) = tokio::time::timeout(idle, resp.chunk()).await else {
+            return Err(Error::Unreachable {
+                registry: registry.to_string(),
+                reason: format!("{operation}: no data for {}", super::timeouts::seconds(idle)),
+            });
+        };
+        match next {
             Ok(Some(chunk)) => {
                 if (out.len() + chunk.len()) as u64 > limit {
                     return Err(too_big(format!("more than {limit}")));

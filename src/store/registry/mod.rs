@@ -3,8 +3,9 @@
 //! Code map: `client` sends requests (authentication loop, retries); `auth` answers
 //! challenges and caches tokens per scope; [`credentials`] reads docker's config and helpers
 //! (and offers `login`/`logout`); [`retry`] is the backoff policy; `errors` turns answers
-//! into one-line errors; `tls` trusts the CAs of `--ca-file`; `manifests`, `blobs`, `upload`
-//! and `referrers` are the operations.
+//! into one-line errors; `tls` trusts the CAs of `--ca-file`; `origin` decides where
+//! credentials may go; [`timeouts`] bounds waits on a silent registry; `manifests`, `blobs`,
+//! `upload` and `referrers` are the operations.
 //!
 //! Invariant: nothing here interprets artifacts or trusts what it reads: the target layer
 //! above checks digests. Nothing here prints; retries are reported through `Progress::note`.
@@ -15,8 +16,10 @@ mod client;
 pub mod credentials;
 mod errors;
 mod manifests;
+mod origin;
 mod referrers;
 pub mod retry;
+pub mod timeouts;
 mod tls;
 mod upload;
 
@@ -49,7 +52,7 @@ impl Registry {
             client: Box::new(client),
             registry: registry.to_string(),
             repository: repository.to_string(),
-            plain_http: options.plain_http,
+            plain_http: origin::PlainHttp::new(options.plain_http, &options.plain_http_hosts).applies_to(registry),
             referrers_api: Mutex::new(referrers::ApiState::Unknown),
         })
     }

@@ -125,7 +125,8 @@ impl Registry {
             let media_type = manifest_media_type(resp.headers());
             let next = next_page(resp.headers());
             let page_url = resp.url().clone();
-            let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &self.registry, &operation).await?;
+            let bytes =
+                read_limited(resp, MAX_MANIFEST_SIZE, self.client.patience.idle(), &self.registry, &operation).await?;
             let index = match Index::parse(&bytes, &operation) {
                 Ok(i) if media_type.as_deref().is_none_or(|m| m == MEDIA_TYPE_IMAGE_INDEX) => i,
                 // A 200 that is not an index: some front page or proxy, not the API.

@@ -30,6 +30,27 @@ pub enum FaultKind {
     Status { method: Option<String>, path_contains: String, status: u16, retry_after: Option<u32> },
     /// Remove this response header (case-insensitive), e.g. `OCI-Subject`.
     DropHeader { name: String },
+    /// Read the request and send nothing back (the connection stays open until the proxy
+    /// stops): a registry that accepted the connection and hangs.
+    Stall { method: Option<String>, path_contains: String },
+    /// Send `after_bytes` body bytes of such a blob GET, then nothing more, without closing.
+    StallBlob { digest: Option<String>, after_bytes: u64 },
+    /// Answer matching requests with this status, headers and body, without asking the
+    /// registry. `{self}` in a header value or the body becomes the proxy's `127.0.0.1:PORT`.
+    /// With `stall_body`, only the first 8 body bytes are sent, then nothing.
+    Canned {
+        method: Option<String>,
+        path_contains: String,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        stall_body: bool,
+    },
+    /// Answer blob GETs with `307` to `<to><same path>` (another server, say).
+    RedirectBlob { to: String },
+    /// Answer `GET …/referrers/…` with pages of `per_page` made-up referrer descriptors, each
+    /// page with a `Link` to the next one, forever.
+    ReferrerFlood { per_page: usize },
 }
 
 /// A fault and how many more times it applies (`None` = every time).
@@ -85,9 +106,56 @@ impl Fault {
         Fault { kind: FaultKind::DropHeader { name: name.to_string() }, times: None }
     }
 
-    /// Applies only to requests with this method (for [`FaultKind::Status`]).
+    /// Requests whose path contains `path_contains` get no answer at all.
+    pub fn stall(path_contains: &str) -> Fault {
+        Fault { kind: FaultKind::Stall { method: None, path_contains: path_contains.to_string() }, times: None }
+    }
+
+    /// Every blob download stops sending after `after_bytes` body bytes (and stays open).
+    pub fn stall_any_blob(after_bytes: u64) -> Fault {
+        Fault { kind: FaultKind::StallBlob { digest: None, after_bytes }, times: None }
+    }
+
+    /// Requests whose path contains `path_contains` get this canned answer.
+    pub fn canned(path_contains: &str, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Fault {
+        Fault {
+            kind: FaultKind::Canned {
+                method: None,
+                path_contains: path_contains.to_string(),
+                status,
+                headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                body: body.to_vec(),
+                stall_body: false,
+            },
+            times: None,
+        }
+    }
+
+    /// A [`FaultKind::Canned`] answer whose body stops after 8 bytes (and stays open).
+    pub fn stalled_body(mut self) -> Fault {
+        if let FaultKind::Canned { stall_body, .. } = &mut self.kind {
+            *stall_body = true;
+        }
+        self
+    }
+
+    /// Every blob GET is redirected to `to` (`http://HOST:PORT`) with the same path.
+    pub fn redirect_blobs(to: &str) -> Fault {
+        Fault { kind: FaultKind::RedirectBlob { to: to.trim_end_matches('/').to_string() }, times: None }
+    }
+
+    /// The referrers API answers an endless chain of pages of `per_page` entries.
+    pub fn referrer_flood(per_page: usize) -> Fault {
+        Fault { kind: FaultKind::ReferrerFlood { per_page }, times: None }
+    }
+
+    /// Applies only to requests with this method (for [`FaultKind::Status`],
+    /// [`FaultKind::Stall`] and [`FaultKind::Canned`]).
     pub fn method(mut self, method: &str) -> Fault {
-        if let FaultKind::Status { method: m, .. } = &mut self.kind {
+        if let FaultKind::Status { method: m, .. }
+        | FaultKind::Stall { method: m, .. }
+        | FaultKind::Canned { method: m, .. } = &mut self.kind
+        {
             *m = Some(method.to_ascii_uppercase());
         }
         self
@@ -110,7 +178,8 @@ pub struct ProxiedRequest {
     pub headers: Vec<(String, String)>,
     /// The status the client got (0 if the registry did not answer).
     pub status: u16,
-    /// The faults applied to it, by name (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`).
+    /// The faults applied to it, by name (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`,
+    /// `"stall"`, `"canned"`, `"redirect"`, `"flood"`).
     pub faults: Vec<&'static str>,
 }
 
@@ -335,6 +404,87 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
     let headers = req.headers.clone();
+    let matches = |m: &Option<String>, path_contains: &str| {
+        path.contains(path_contains) && m.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&method))
+    };
+
+    // (e) no answer at all
+    if take_fault(&state, |k| matches!(k, FaultKind::Stall { method: m, path_contains } if matches(m, path_contains)))
+        .is_some()
+    {
+        record(&state, &headers, &method, &path, 0, vec!["stall"]);
+        return hold_open(client).await;
+    }
+
+    // (f) canned answers, redirects and referrer floods
+    let own_addr = client.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    if let Some(FaultKind::Canned { status, headers: extra, body, stall_body, .. }) = take_fault(
+        &state,
+        |k| matches!(k, FaultKind::Canned { method: m, path_contains, .. } if matches(m, path_contains)),
+    ) {
+        record(&state, &headers, &method, &path, status, vec!["canned"]);
+        let body = String::from_utf8_lossy(&body).replace("{self}", &own_addr).into_bytes();
+        let mut head =
+            format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), body.len());
+        for (k, v) in &extra {
+            head.push_str(&format!("{k}: {}\r\n", v.replace("{self}", &own_addr)));
+        }
+        head.push_str("\r\n");
+        client.write_all(head.as_bytes()).await?;
+        if stall_body {
+            client.write_all(&body[..body.len().min(8)]).await?;
+            client.flush().await?;
+            return hold_open(client).await;
+        }
+        client.write_all(&body).await?;
+        client.flush().await?;
+        return finish(client).await;
+    }
+    if method == "GET"
+        && blob_digest(&path).is_some()
+        && let Some(FaultKind::RedirectBlob { to }) =
+            take_fault(&state, |k| matches!(k, FaultKind::RedirectBlob { .. }))
+    {
+        record(&state, &headers, &method, &path, 307, vec!["redirect"]);
+        let head = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        client.write_all(head.as_bytes()).await?;
+        client.flush().await?;
+        return finish(client).await;
+    }
+    if method == "GET"
+        && path.contains("/referrers/")
+        && let Some(FaultKind::ReferrerFlood { per_page }) =
+            take_fault(&state, |k| matches!(k, FaultKind::ReferrerFlood { .. }))
+    {
+        record(&state, &headers, &method, &path, 200, vec!["flood"]);
+        let (base, page) = match path.split_once("?page=") {
+            Some((b, n)) => (b.to_string(), n.parse::<u64>().unwrap_or(0)),
+            None => (path.clone(), 0),
+        };
+        let entries: Vec<String> = (0..per_page as u64)
+            .map(|i| {
+                let digest = crate::support::sha256_digest(format!("{page}/{i}").as_bytes());
+                format!(
+                    r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":500,"artifactType":"application/vnd.example.flood"}}"#
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nLink: <{base}?page={}>; rel=\"next\"\r\nConnection: close\r\n\r\n",
+            body.len(),
+            page + 1
+        );
+        client.write_all(head.as_bytes()).await?;
+        client.write_all(body.as_bytes()).await?;
+        client.flush().await?;
+        return finish(client).await;
+    }
 
     // (c) canned error answers
     if let Some(FaultKind::Status { status, retry_after, .. }) = take_fault(&state, |k| match k {
@@ -432,15 +582,16 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
             && let Some(digest) = blob_digest(&path)
         {
             body_fault = take_fault(&state, |k| match k {
-                FaultKind::CorruptBlob { digest: d } | FaultKind::CutBlob { digest: d, .. } => {
-                    d.as_deref().is_none_or(|d| d == digest)
-                }
+                FaultKind::CorruptBlob { digest: d }
+                | FaultKind::CutBlob { digest: d, .. }
+                | FaultKind::StallBlob { digest: d, .. } => d.as_deref().is_none_or(|d| d == digest),
                 _ => false,
             });
         }
         match &body_fault {
             Some(FaultKind::CorruptBlob { .. }) => faults_applied.push("corrupt"),
             Some(FaultKind::CutBlob { .. }) => faults_applied.push("cut"),
+            Some(FaultKind::StallBlob { .. }) => faults_applied.push("stall"),
             _ => {}
         }
         record(&state, &headers, &method, &path, status, faults_applied);
@@ -452,9 +603,10 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
             (Some(FaultKind::CorruptBlob { .. }), Some(len)) if len > 0 => Some(len / 2),
             _ => None,
         };
-        let cut_at = match &body_fault {
-            Some(FaultKind::CutBlob { after_bytes, .. }) => Some(*after_bytes),
-            _ => None,
+        let (cut_at, stall) = match &body_fault {
+            Some(FaultKind::CutBlob { after_bytes, .. }) => (Some(*after_bytes), false),
+            Some(FaultKind::StallBlob { after_bytes, .. }) => (Some(*after_bytes), true),
+            _ => (None, false),
         };
         // Body: registry -> client until the registry closes (we asked it to).
         let mut pos: u64 = 0;
@@ -482,6 +634,10 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
                 let keep = (cut - pos) as usize;
                 client_w.write_all(&data[..keep]).await?;
                 client_w.flush().await?;
+                if stall {
+                    // Nothing more, and no end either.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
                 // An abrupt end: the client has fewer bytes than Content-Length.
                 return Ok(());
             }
@@ -500,6 +656,34 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
     result
 }
 
+/// Keeps a connection open without sending anything until the client goes away (or the
+/// proxy stops).
+async fn hold_open(mut client: TcpStream) -> std::io::Result<()> {
+    let mut sink = [0u8; 16384];
+    loop {
+        match client.read(&mut sink).await {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Ends an answer the proxy made itself: closes the sending side and drains what the client
+/// still sends, so closing does not reset the connection before the answer is read.
+async fn finish(mut client: TcpStream) -> std::io::Result<()> {
+    let _ = client.shutdown().await;
+    let mut sink = [0u8; 16384];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         429 => "Too Many Requests",
@@ -510,6 +694,9 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        200 => "OK",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
         _ => "Injected",
     }
 }
