@@ -1,5 +1,38 @@
 //! modelsign: AI models as OCI artifacts, one layer per file, signed so that one
 //! component can be verified without the rest. See `docs/ARCHITECTURE.md`.
+//!
+//! Each command of the `modelsign` binary is a function in [`ops`] that takes a
+//! [`store::Target`] (a registry repository or an OCI layout folder) and returns a
+//! serialisable report; the binary only parses arguments and prints. From Rust:
+//!
+//! ```no_run
+//! use modelsign::ops::{inspect, push, sign};
+//! use modelsign::progress::NoProgress;
+//! use modelsign::reference::Reference;
+//! use modelsign::sign::{Signer, SigningKey};
+//! use modelsign::store::{Target, TargetOptions};
+//!
+//! # async fn example() -> modelsign::Result<()> {
+//! let reference: Reference = "localhost:5000/models/tiny:v1".parse()?;
+//! let options = TargetOptions { plain_http: true, ..TargetOptions::default() };
+//! let target = Target::open(&reference, &options, true).await?;
+//!
+//! // Hash the folder, then upload what the registry lacks, then the manifest (and a
+//! // `model.sig` found in the folder, as a signature referrer).
+//! let tag = push::push_tag(&reference);
+//! let packed = push::pack("./tiny".as_ref(), &push::PackOptions::default(), tag.as_deref(), &NoProgress)?;
+//! let pushed = push::push(&target, &reference, &packed, 4, &NoProgress).await?;
+//! println!("pushed {}", pushed.digest);
+//!
+//! // Sign it from its manifest alone, then look at it.
+//! let pem = std::fs::read_to_string("signer.key").map_err(|e| modelsign::Error::io("signer.key", e))?;
+//! let key = SigningKey::from_pem(&pem, None)?;
+//! sign::sign(&target, &reference, &Signer::from_key(key)).await?;
+//! let report = inspect::inspect(&target, &reference).await?;
+//! println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod atomic_file;
 pub mod card;

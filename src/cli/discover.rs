@@ -15,15 +15,6 @@ pub struct DiscoverArgs {
     pub output: Format,
 }
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Tree {
-    reference: String,
-    digest: modelsign::digest::Digest,
-    media_type: String,
-    referrers: Vec<ReferrerNode>,
-}
-
 fn print_nodes(nodes: &[ReferrerNode], indent: &str) -> std::io::Result<()> {
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
@@ -45,14 +36,7 @@ fn print_nodes(nodes: &[ReferrerNode], indent: &str) -> std::io::Result<()> {
 pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
-    let desc = target.resolve(&reference.selector()).await?;
-    let referrers = discover::referrers_tree(&target, &desc, 0).await?;
-    let tree = Tree {
-        reference: reference.to_string(),
-        digest: desc.digest.clone(),
-        media_type: desc.media_type.clone(),
-        referrers,
-    };
+    let tree = discover::discover(&target, &reference).await?;
     match args.output {
         Format::Json => output::json(&tree)?,
         Format::Text => {

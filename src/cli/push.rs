@@ -40,7 +40,7 @@ pub struct PushArgs {
 pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, true).await?;
-    let mut options = PackOptions {
+    let options = PackOptions {
         scan: ScanOptions {
             ignore: args.ignore.clone(),
             ignore_git_paths: !args.include_git_paths,
@@ -52,46 +52,18 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
         threads: None,
         cache: args.cache.open(),
     };
-    // A model_signing signature in the folder is not a component: it is attached as a referrer.
-    let signature_file = args.path.join(modelsign::sign::local::SIGNATURE_FILE);
-    let signature = if args.path.is_dir() && signature_file.is_file() {
-        options.scan.ignore_paths.push(modelsign::sign::local::SIGNATURE_FILE.to_string());
-        Some(std::fs::read(&signature_file).map_err(|e| modelsign::Error::io(&signature_file, e))?)
-    } else {
-        None
-    };
-    let tag = if reference.digest.is_some() && reference.tag.is_none() { None } else { Some(reference.selector_tag()) };
-    let path = args.path.clone();
+    let tag = push::push_tag(&reference);
     // Two phases, two sets of bars: hashing every file, then uploading what is missing.
     let packed = {
         let hashing = global.progress("hash");
-        tokio::task::block_in_place(|| push::pack(&path, &options, tag.as_deref(), hashing.get()))?
+        tokio::task::block_in_place(|| push::pack(&args.path, &options, tag.as_deref(), hashing.get()))?
     };
-    let reporter = global.progress("push");
-    if let Some(expected) = &reference.digest {
-        let actual = modelsign::digest::Digest::of(&packed.manifest_bytes);
-        if &actual != expected {
-            return Err(modelsign::Error::InvalidInput(format!(
-                "the packed manifest is {actual}, not the {expected} the reference names"
-            ))
-            .into());
-        }
-    }
-    // A model.sig that does not list exactly these files would be refused after the upload,
-    // leaving the model published without its signature: refuse it before.
-    if let Some(bundle) = &signature {
-        let what = format!("{} ({})", signature_file.display(), modelsign::digest::Digest::of(&packed.manifest_bytes));
-        modelsign::ops::sign::check_folder_signature(&packed.manifest, &what, bundle)?;
-    }
-    let (manifest, uploaded) =
-        push::upload(&target, &packed, tag.as_deref(), global.concurrency, reporter.get()).await?;
-    drop(reporter);
-    let mut report = push::report(reference.to_string(), &packed, &manifest, &uploaded);
-    if let Some(bundle) = &signature {
-        let attached =
-            modelsign::ops::sign::attach_folder_signature(&target, &manifest, &packed.manifest, bundle).await?;
-        eprintln!("attached {} as signature {}", signature_file.display(), attached.digest);
-        report.signature = Some(attached);
+    let report = {
+        let reporter = global.progress("push");
+        push::push(&target, &reference, &packed, global.concurrency, reporter.get()).await?
+    };
+    if let (Some(signature), Some(attached)) = (&packed.signature, &report.signature) {
+        eprintln!("attached {} as signature {}", signature.path.display(), attached.digest);
     }
     match args.output {
         Format::Json => output::json(&report)?,

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use modelsign::folder::ScanOptions;
-use modelsign::ops::sign::sign_reference;
-use modelsign::reference::Location;
+use modelsign::ops::sign;
 use modelsign::sign::local;
 
 use super::output::outln;
@@ -85,13 +84,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     }
     let reference = super::parse_reference(&args.target)?;
     let target = super::open(&reference, global, false).await?;
-    let subject_name = match &reference.location {
-        Location::Registry { registry, repository } => format!("{registry}/{repository}"),
-        Location::Layout { path } => {
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
-        }
-    };
-    let report = sign_reference(&target, &reference.selector(), &subject_name, &signer).await?;
+    let report = sign::sign(&target, &reference, &signer).await?;
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {

@@ -8,9 +8,34 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Annotations, Descriptor, Manifest};
+use crate::reference::Reference;
 use crate::store::Target;
 
-const MAX_DEPTH: usize = 8;
+/// How many levels of referrers `discover` follows below the subject (a referrer of a
+/// referrer is level 2): a bound on work a hostile registry can ask for.
+pub const MAX_DEPTH: usize = 8;
+
+/// What `discover` found: the subject and its referrers tree.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub referrers: Vec<ReferrerNode>,
+}
+
+/// The referrers tree of what `reference` names in `target`, [`MAX_DEPTH`] levels deep.
+pub async fn discover(target: &Target, reference: &Reference) -> Result<DiscoverReport> {
+    let desc = target.resolve(&reference.selector()).await?;
+    let referrers = referrers_tree(target, &desc, MAX_DEPTH).await?;
+    Ok(DiscoverReport {
+        reference: reference.to_string(),
+        digest: desc.digest.clone(),
+        media_type: desc.media_type.clone(),
+        referrers,
+    })
+}
 
 /// One artifact in the referrers tree.
 #[derive(Debug, Clone, Serialize)]
@@ -26,15 +51,16 @@ pub struct ReferrerNode {
     pub referrers: Vec<ReferrerNode>,
 }
 
-/// The referrers of `subject`, each with its own referrers.
+/// The referrers of `subject`, each with its own referrers, `levels` levels deep (1: the
+/// direct referrers only, without theirs).
 pub fn referrers_tree<'a>(
     target: &'a Target,
     subject: &'a Descriptor,
-    depth: usize,
+    levels: usize,
 ) -> BoxFuture<'a, Result<Vec<ReferrerNode>>> {
     Box::pin(async move {
         let mut out = Vec::new();
-        if depth >= MAX_DEPTH {
+        if levels == 0 {
             return Ok(out);
         }
         for entry in target.referrers(subject).await? {
@@ -50,7 +76,7 @@ pub fn referrers_tree<'a>(
             if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
                 continue;
             }
-            let referrers = referrers_tree(target, &desc, depth + 1).await?;
+            let referrers = referrers_tree(target, &desc, levels - 1).await?;
             out.push(ReferrerNode {
                 digest: desc.digest.clone(),
                 media_type: desc.media_type.clone(),

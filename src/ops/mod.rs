@@ -6,6 +6,7 @@ pub mod attach;
 pub mod components;
 pub mod copy;
 pub mod discover;
+pub mod inspect;
 pub mod keygen;
 pub mod model;
 pub mod pull;

@@ -1,6 +1,10 @@
 //! `push`: a model folder (or one file) becomes a ModelPack artifact with one raw layer
-//! per file. Files are hashed in parallel first (a raw layer's digest is the file's
-//! SHA-256), then only the blobs the target lacks are uploaded, streamed from disk.
+//! per file. [`pack`] hashes the files in parallel (a raw layer's digest is the file's
+//! SHA-256) and builds the manifest; [`push`] then uploads only the blobs the target lacks,
+//! streamed from disk, then the manifest, then a `model.sig` found in the folder as a
+//! signature referrer. That order is the function's, not its caller's: a model.sig that
+//! does not list exactly the packed files is refused before anything is uploaded, so a
+//! model is never published without the signature that came with it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +19,10 @@ use crate::error::{Error, Result};
 use crate::folder::{self, ScanOptions};
 use crate::modelpack::{self, ModelDescriptor, ModelFs, ModelPackConfig};
 use crate::oci::{ANNOTATION_TITLE, Descriptor, Manifest};
+use crate::ops::sign::{attach_folder_signature, check_folder_signature};
 use crate::progress::{Progress, Skipped};
+use crate::reference::Reference;
+use crate::sign::local::SIGNATURE_FILE;
 use crate::store::{BlobSource, Target};
 
 /// How to pack a folder.
@@ -42,15 +49,38 @@ pub struct PackedModel {
     pub layers: Vec<(Descriptor, PathBuf)>,
     /// Which files were read to get their digests.
     pub hashing: HashSummary,
+    /// A `model_signing` signature found in the folder (not a component: [`push`] attaches
+    /// it as a referrer).
+    pub signature: Option<FolderSignature>,
 }
 
-/// Scans and hashes a folder and builds its ModelPack manifest. Reads every file once.
+/// The `model.sig` of a folder, as read when it was packed.
+#[derive(Debug, Clone)]
+pub struct FolderSignature {
+    pub path: PathBuf,
+    pub bundle: Vec<u8>,
+}
+
+/// Scans and hashes a folder and builds its ModelPack manifest. Each file is read at most
+/// once to hash it (not at all when the digest cache knows it unchanged), and a small
+/// `config.json` once more for the ModelPack config; a `model.sig` in the folder is read
+/// and left out of the components.
 pub fn pack(
     path: &Path,
     options: &PackOptions,
     default_version: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<PackedModel> {
+    let signature_file = path.join(SIGNATURE_FILE);
+    let mut options = options.clone();
+    let signature = if path.is_dir() && signature_file.is_file() {
+        options.scan.ignore_paths.push(SIGNATURE_FILE.to_string());
+        let bundle = std::fs::read(&signature_file).map_err(|e| Error::io(&signature_file, e))?;
+        Some(FolderSignature { path: signature_file, bundle })
+    } else {
+        None
+    };
+    let options = &options;
     let model = folder::scan(path, &options.scan)?;
     if model.files.is_empty() {
         return Err(Error::InvalidInput(format!("{}: no files to push", path.display())));
@@ -113,7 +143,7 @@ pub fn pack(
         layers.iter().map(|(d, _)| d.clone()).collect(),
     );
     let manifest_bytes = manifest.to_bytes();
-    Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers, hashing })
+    Ok(PackedModel { manifest, manifest_bytes, config_bytes, layers, hashing, signature })
 }
 
 /// `createdAt`: now, or `SOURCE_DATE_EPOCH` for reproducible artifacts.
@@ -156,8 +186,48 @@ pub struct PushReport {
     pub signature: Option<Descriptor>,
 }
 
+/// Pushes a packed model to `target` under `reference`'s tag (none when the reference names
+/// only a digest, which must then be the packed manifest's): a `model.sig` packed with it is
+/// checked against the components first, then the config and missing layers are uploaded
+/// (`concurrency` at once), then the manifest, then the signature is attached.
+pub async fn push(
+    target: &Target,
+    reference: &Reference,
+    packed: &PackedModel,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let tag = push_tag(reference);
+    if let Some(expected) = &reference.digest {
+        let actual = Digest::of(&packed.manifest_bytes);
+        if &actual != expected {
+            return Err(Error::InvalidInput(format!(
+                "the packed manifest is {actual}, not the {expected} the reference names"
+            )));
+        }
+    }
+    // A model.sig that does not list exactly these files would be refused after the upload,
+    // leaving the model published without its signature: refuse it before.
+    if let Some(signature) = &packed.signature {
+        let what = format!("{} ({})", signature.path.display(), Digest::of(&packed.manifest_bytes));
+        check_folder_signature(&packed.manifest, &what, &signature.bundle)?;
+    }
+    let (manifest, uploaded) = upload(target, packed, tag.as_deref(), concurrency, progress).await?;
+    let mut report = report(reference.to_string(), packed, &manifest, &uploaded);
+    if let Some(signature) = &packed.signature {
+        report.signature = Some(attach_folder_signature(target, &manifest, &packed.manifest, &signature.bundle).await?);
+    }
+    Ok(report)
+}
+
+/// The tag a push of `reference` writes: none when it names only a digest.
+pub fn push_tag(reference: &Reference) -> Option<String> {
+    if reference.digest.is_some() && reference.tag.is_none() { None } else { Some(reference.selector_tag()) }
+}
+
 /// Uploads a packed model: config and missing layers (`concurrency` at once), then the manifest under `tag`.
-pub async fn upload(
+/// Private: [`push`] checks a packed signature before and attaches it after.
+async fn upload(
     target: &Target,
     packed: &PackedModel,
     tag: Option<&str>,
@@ -186,7 +256,7 @@ pub async fn upload(
 }
 
 /// Builds the report of a finished push.
-pub fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, uploaded: &[bool]) -> PushReport {
+fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, uploaded: &[bool]) -> PushReport {
     let components: Vec<PushedComponent> = packed
         .layers
         .iter()

@@ -22,6 +22,7 @@ use crate::ops::model::{
     MANIFEST_PREDICATE_TYPE, fetch_model_manifest, oms_matches_components, oms_resources, oms_root_digest,
 };
 use crate::progress::NoProgress;
+use crate::reference::{Location, Reference};
 use crate::sign::Signer;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::local::SIGNATURE_FILE;
@@ -94,6 +95,18 @@ pub struct SignReport {
     pub oms_root_digest: Digest,
     pub oms_signature: Descriptor,
     pub manifest_signature: Descriptor,
+}
+
+/// Signs the model `reference` names in `target`. The manifest statement names the
+/// artifact as cosign does: `registry/repository`, or a layout folder's name.
+pub async fn sign(target: &Target, reference: &Reference, signer: &Signer) -> Result<SignReport> {
+    let subject_name = match &reference.location {
+        Location::Registry { registry, repository } => format!("{registry}/{repository}"),
+        Location::Layout { path } => {
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        }
+    };
+    sign_reference(target, &reference.selector(), &subject_name, signer).await
 }
 
 /// Signs the model `selector` names in `target`. `subject_name` names the artifact in
