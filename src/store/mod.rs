@@ -7,6 +7,7 @@
 //! digests (`fetch_manifest` by digest and [`Target::fetch_small_blob`] check for them).
 
 pub mod layout;
+pub mod limits;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -263,12 +264,22 @@ impl Target {
         }
     }
 
-    /// The manifests whose `subject` is `subject`. Entries' `artifactType` may be wrong
-    /// (cosign 2.5 writes the config media type there): read the manifest when it matters.
+    /// The manifests whose `subject` is `subject`: at most [`limits::MAX_REFERRERS`] of
+    /// them, else an error (a registry reads no further than the caps in [`limits`]).
+    /// Entries' `artifactType` may be wrong (cosign 2.5 writes the config media type
+    /// there): read the manifest when it matters. Fetch them with a
+    /// [`limits::ReferrerBudget`].
     pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        match self {
-            Target::Registry(r) => r.referrers(subject).await,
-            Target::Layout(l) => l.referrers(subject).await,
+        let list = match self {
+            Target::Registry(r) => r.referrers(subject).await?,
+            Target::Layout(l) => l.referrers(subject).await?,
+        };
+        if list.len() > limits::MAX_REFERRERS {
+            return Err(limits::listing_too_long(
+                &format!("referrers of {} in {}", subject.digest, self.describe()),
+                format!("more than {} referrers", limits::MAX_REFERRERS),
+            ));
         }
+        Ok(list)
     }
 }

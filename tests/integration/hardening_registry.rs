@@ -188,3 +188,129 @@ fn a_stalled_error_body_does_not_hold_the_error_up() {
     assert!(line.contains("HTTP 400") && line.contains(proxy.addr()), "{line}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn referrer_listings_and_fetches_are_capped() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(reg.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/flood");
+
+    // Pages of 300 entries, forever: stops past 1000 entries, after 4 pages.
+    proxy.add_fault(Fault::referrer_flood(300));
+    for args in [vec!["verify", &reference, "--key", public.to_str().unwrap()], vec!["discover", &reference]] {
+        let started = Instant::now();
+        let output = run_within(ms(&peers).args(&args), Duration::from_secs(60))
+            .expect("an endless referrer listing was followed");
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr_text(&output));
+        let line = one_error_line(&output);
+        assert!(line.contains("more than 1000 referrers") && line.contains("models/flood"), "{line}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{args:?} took {:?}", started.elapsed());
+    }
+    assert!(proxy.faults_applied("flood") <= 8, "{} pages read", proxy.faults_applied("flood"));
+
+    // One entry a page, forever: stops after 100 pages.
+    proxy.clear_faults();
+    proxy.add_fault(Fault::referrer_flood(1));
+    let output = run_within(ms(&peers).args(["discover", &reference]), Duration::from_secs(60))
+        .expect("an endless referrer listing was followed");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    assert!(one_error_line(&output).contains("more than 100 pages of referrers"), "{}", stderr_text(&output));
+}
+
+#[test]
+fn a_garbage_fallback_index_does_not_verify() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(reg.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/garbage");
+    run_ok(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+
+    proxy.add_fault(Fault::canned(
+        "/manifests/sha256-",
+        200,
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        b"{\"schemaVersion\":2,\"manifests\":\"junk",
+    ));
+    let output = run_fail(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_text(&output));
+    let line = one_error_line(&output);
+    assert!(line.contains("referrers index sha256-") && line.contains("cannot be read"), "{line}");
+    assert!(proxy.faults_applied("canned") >= 1);
+}
+
+/// An address of this machine that is not loopback (the one its default route leaves
+/// from), if it has one. No packet is sent.
+fn non_loopback_ip() -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("198.51.100.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified() && ip.is_ipv4()).then(|| ip.to_string())
+}
+
+#[test]
+fn plain_http_names_its_hosts_and_warns_about_clear_text_credentials() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::basic(USER, PASSWORD));
+    let other = Registry::start(RegistryKind::Distribution);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(tmp.path(), "tiny", 10_000);
+    peers.docker_login(reg.addr(), USER, PASSWORD);
+    let warning = "warning: --plain-http: credentials for";
+
+    // A host list: plain HTTP for the registries named, HTTPS for the others.
+    let listed = format!("--plain-http={}", reg.addr());
+    let out = run_ok(peers.modelsign().args([&listed, "push", &format!("{}/m/tiny:v1", reg.addr())]).arg(&model));
+    assert!(!stderr_text(&out).contains(warning), "{}", stderr_text(&out));
+    let output =
+        run_fail(peers.modelsign().args([&listed, "push", &format!("{}/m/tiny:v1", other.addr())]).arg(&model));
+    let line = one_error_line(&output);
+    assert!(line.contains(other.addr()) && line.contains("TLS"), "HTTPS was not tried: {line}");
+    // Loopback: no warning.
+    let out = run_ok(peers.modelsign().args(["--plain-http", "inspect", &format!("{}/m/tiny:v1", reg.addr())]));
+    assert!(!stderr_text(&out).contains(warning), "{}", stderr_text(&out));
+
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("SKIPPED part: this machine has no non-loopback address");
+        return;
+    };
+    // The same registry reached on a non-loopback address: one warning with plain HTTP for
+    // everyone, none when the host is named.
+    let proxy = FaultProxy::with_faults_on(&ip, reg.addr(), Vec::new());
+    peers.docker_login(proxy.addr(), USER, PASSWORD);
+    let remote = format!("{}/m/tiny:v1", proxy.addr());
+    let out = run_ok(peers.modelsign().args(["--plain-http", "pull", &remote, "-o"]).arg(tmp.path().join("a")));
+    let err = stderr_text(&out);
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(err.contains(&format!("--plain-http={}", proxy.addr())), "{err}");
+    let out = run_ok(
+        peers
+            .modelsign()
+            .args([&format!("--plain-http={}", proxy.addr()), "pull", &remote, "-o"])
+            .arg(tmp.path().join("b")),
+    );
+    assert!(!stderr_text(&out).contains(warning), "{}", stderr_text(&out));
+
+    // A token realm in clear text on another, non-loopback host gets no credentials.
+    let evil = FaultProxy::with_faults_on(
+        &ip,
+        reg.addr(),
+        vec![Fault::canned("/token", 200, &[("Content-Type", "application/json")], br#"{"token":"t"}"#)],
+    );
+    let challenge = format!(r#"Bearer realm="http://{}/token",service="x""#, evil.addr());
+    let front =
+        FaultProxy::with_faults(reg.addr(), vec![Fault::canned("/v2/", 401, &[("WWW-Authenticate", &challenge)], b"")]);
+    peers.docker_login(front.addr(), USER, PASSWORD);
+    let output = run_fail(peers.modelsign().args(["--plain-http", "inspect", &format!("{}/m/tiny:v1", front.addr())]));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    let line = one_error_line(&output);
+    assert!(line.contains("not HTTPS") && line.contains(evil.addr()), "{line}");
+    for r in evil.requests() {
+        assert_eq!(r.header("Authorization"), None, "credentials went to a clear-text token realm: {r:?}");
+    }
+}

@@ -24,6 +24,7 @@ use super::retry::jitter;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, Manifest};
 use crate::store::MAX_MANIFEST_SIZE;
+use crate::store::limits::{MAX_REFERRER_LISTING_BYTES, MAX_REFERRER_PAGES, MAX_REFERRERS, listing_too_long};
 
 /// Whether the registry serves the referrers API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +48,6 @@ const FALLBACK_ATTEMPTS: u32 = 6;
 /// Bounds of the wait before checking that a fallback-index write survived.
 const SETTLE_MIN: Duration = Duration::from_millis(50);
 const SETTLE_MAX: Duration = Duration::from_secs(2);
-/// Most pages of referrers followed.
-const MAX_PAGES: usize = 1000;
 
 /// The `rel="next"` target of a `Link` header value.
 pub(super) fn next_link(value: &str) -> Option<String> {
@@ -92,7 +91,19 @@ impl Registry {
                 ApiAnswer::Inconclusive => {}
             }
         }
-        Ok(self.read_fallback_index(subject).await?.manifests)
+        let tag = subject.digest.fallback_tag();
+        let what = format!("referrers index {tag} in {}", self.describe());
+        let index = match self.read_fallback_index(subject).await {
+            // Garbage where the referrers should be: nothing in it can be trusted or verified.
+            Err(Error::InvalidContent { reason, .. }) => {
+                return Err(Error::Verification(format!("{what}: {reason}; its referrers cannot be read")));
+            }
+            other => other?,
+        };
+        if index.manifests.len() > MAX_REFERRERS {
+            return Err(listing_too_long(&what, format!("more than {MAX_REFERRERS} referrers")));
+        }
+        Ok(index.manifests)
     }
 
     async fn referrers_via_api(&self, subject: &Descriptor) -> Result<ApiAnswer> {
@@ -100,7 +111,8 @@ impl Registry {
         let operation = format!("list referrers of {}@{}", self.repository, subject.digest);
         let mut url = self.client.url(&format!("/v2/{}/referrers/{}", self.repository, subject.digest));
         let mut found = Vec::new();
-        for page in 0..MAX_PAGES {
+        let mut bytes_read = 0u64;
+        for page in 0..MAX_REFERRER_PAGES {
             let call = Call::new(Method::GET, url.clone(), &scope, &operation).header(ACCEPT, MEDIA_TYPE_IMAGE_INDEX);
             let resp = self.client.send(&call, self.client.notes()).await?;
             let status = resp.status();
@@ -127,24 +139,34 @@ impl Registry {
             let page_url = resp.url().clone();
             let bytes =
                 read_limited(resp, MAX_MANIFEST_SIZE, self.client.patience.idle(), &self.registry, &operation).await?;
+            bytes_read += bytes.len() as u64;
+            if bytes_read > MAX_REFERRER_LISTING_BYTES {
+                return Err(listing_too_long(
+                    &operation,
+                    format!("more than {} MiB of referrer pages", MAX_REFERRER_LISTING_BYTES >> 20),
+                ));
+            }
             let index = match Index::parse(&bytes, &operation) {
                 Ok(i) if media_type.as_deref().is_none_or(|m| m == MEDIA_TYPE_IMAGE_INDEX) => i,
                 // A 200 that is not an index: some front page or proxy, not the API.
                 _ if page == 0 => return Ok(ApiAnswer::Unsupported),
                 Ok(_) | Err(_) => {
-                    return Err(Error::InvalidContent {
-                        what: operation,
-                        reason: "a page of referrers is not an image index".into(),
-                    });
+                    return Err(Error::Verification(format!(
+                        "{operation}: page {} of the referrers is not an image index; the referrers cannot be read",
+                        page + 1
+                    )));
                 }
             };
+            if found.len() + index.manifests.len() > MAX_REFERRERS {
+                return Err(listing_too_long(&operation, format!("more than {MAX_REFERRERS} referrers")));
+            }
             found.extend(index.manifests);
             match next {
                 Some(link) => url = self.client.resolve_location(&page_url, &link, &operation)?,
                 None => return Ok(ApiAnswer::List(found)),
             }
         }
-        Err(Error::InvalidContent { what: operation, reason: format!("more than {MAX_PAGES} pages of referrers") })
+        Err(listing_too_long(&operation, format!("more than {MAX_REFERRER_PAGES} pages of referrers")))
     }
 
     /// The fallback index of `subject`, empty when its tag does not exist.

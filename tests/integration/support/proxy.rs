@@ -1,6 +1,8 @@
 //! `FaultProxy`: a plain HTTP/1.1 proxy of the tests' own in front of a real registry, to
-//! inject faults: corrupted or cut blob downloads, 503/429 answers with `Retry-After`, dropped
-//! response headers. One request per client connection (the proxy answers `Connection: close`);
+//! inject faults: corrupted, cut or stalled blob downloads, 503/429 answers with `Retry-After`,
+//! dropped response headers, requests never answered, canned answers (a challenge, a garbage
+//! index, an error body that never ends), blob redirects to another server and endless
+//! chains of referrer pages. One request per client connection (the proxy answers `Connection: close`);
 //! the request body and unaffected response bodies pass through byte for byte.
 //!
 //! The proxy runs on its own thread and tokio runtime, so sync and async tests can use it alike.
@@ -198,7 +200,7 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
-/// A fault-injecting HTTP proxy on `127.0.0.1:<port>`; stops on drop.
+/// A fault-injecting HTTP proxy on `127.0.0.1:<port>` (or another local address); stops on drop.
 pub struct FaultProxy {
     addr: String,
     upstream: String,
@@ -214,7 +216,12 @@ impl FaultProxy {
     }
 
     pub fn with_faults(upstream: &str, faults: Vec<Fault>) -> FaultProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        FaultProxy::with_faults_on("127.0.0.1", upstream, faults)
+    }
+
+    /// A proxy listening on `ip` (a non-loopback address of this machine, say).
+    pub fn with_faults_on(ip: &str, upstream: &str, faults: Vec<Fault>) -> FaultProxy {
+        let listener = std::net::TcpListener::bind(format!("{ip}:0")).expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("proxy addr").to_string();
         let state: Shared = Arc::new(Mutex::new(State { faults, requests: Vec::new() }));
