@@ -1,7 +1,10 @@
-//! `modelsign copy SRC DST`
+//! `modelsign copy SRC DST`: parses, calls `ops::copy` (gated by `ops::copy::approve`
+//! when given trust: nothing reaches DST unless it passes), prints.
+
+use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::copy;
+use modelsign::ops::{copy, verify};
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output};
@@ -12,6 +15,12 @@ pub struct CopyArgs {
     pub source: String,
     /// Destination: registry/repository[:tag] or oci:PATH[:tag] (tag defaults to the source's).
     pub destination: String,
+    /// Ingestion gate: copy only if the source verifies with this trusted public key (repeatable).
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<PathBuf>,
+    /// Ingestion gate: copy only if the source verifies against these trusted root certificates (repeatable).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub certificate_chain: Vec<PathBuf>,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -20,20 +29,37 @@ pub struct CopyArgs {
 pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let src_ref = super::parse_reference(&args.source)?;
     let dst_ref = super::parse_reference(&args.destination)?;
+    let trust = if args.key.is_empty() && args.certificate_chain.is_empty() {
+        None
+    } else {
+        Some(verify::Trust::Keys(super::trust::policy(&args.key, &args.certificate_chain)?))
+    };
     let src = super::open(&src_ref, global, false).await?;
-    let dst = super::open(&dst_ref, global, true).await?;
     let tag = dst_ref
         .tag
         .clone()
         .or_else(|| src_ref.tag.clone())
         .or_else(|| src_ref.digest.is_none().then(|| "latest".to_string()));
-    let reporter = global.progress("copy");
-    let report =
-        copy::copy(&src, &dst, &src_ref.selector(), tag.as_deref(), global.concurrency, reporter.get()).await?;
-    drop(reporter);
+    let report = match &trust {
+        None => {
+            let dst = super::open(&dst_ref, global, true).await?;
+            let reporter = global.progress("copy");
+            copy::copy(&src, &dst, &src_ref.selector(), tag.as_deref(), global.concurrency, reporter.get()).await?
+        }
+        Some(trust) => {
+            // The gate decides before the destination is even opened (a layout folder is created on open).
+            let approved = copy::approve(&src, &src_ref.selector(), trust).await?;
+            let dst = super::open(&dst_ref, global, true).await?;
+            let reporter = global.progress("copy");
+            copy::copy_approved(approved, &dst, tag.as_deref(), global.concurrency, reporter.get()).await?
+        }
+    };
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {
+            if let Some(d) = &report.verification {
+                eprintln!("verified: {} signature(s); copying", d.signatures.verified());
+            }
             eprintln!(
                 "copied {} manifests ({} referrers); blobs: {} copied ({}), {} mounted, {} already there",
                 report.manifests,

@@ -1,9 +1,10 @@
-//! `modelsign pull REF -o DIR`
+//! `modelsign pull REF -o DIR`: parses, calls `ops::pull::pull` (which decides before
+//! writing anything when given trust), prints.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::{components, model, pull, verify};
+use modelsign::ops::{pull, verify};
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output};
@@ -31,45 +32,24 @@ pub struct PullArgs {
 
 pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
-    let target = super::open(&reference, global, false).await?;
-    let (desc, manifest) = model::fetch_model_manifest(&target, &reference.selector()).await?;
-    let what = format!("{} ({})", reference, desc.digest);
-    let all = components::components(&manifest, &what)?;
-    let selected = components::select(all.clone(), &args.include)?;
-    let verdict = if args.key.is_empty() && args.certificate_chain.is_empty() {
+    let trust = if args.key.is_empty() && args.certificate_chain.is_empty() {
         None
     } else {
-        let policy = super::trust::policy(&args.key, &args.certificate_chain)?;
-        let verdict = verify::verify_signatures(&target, &desc, &all, &policy).await?;
-        if let Some(reason) = verdict.failure() {
-            return Err(modelsign::Error::Verification(format!("{reference}: {reason}; nothing was written")).into());
-        }
-        Some(verdict)
+        Some(verify::Trust::Keys(super::trust::policy(&args.key, &args.certificate_chain)?))
     };
+    let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("pull");
-    let pulled = pull::pull_components(&target, &args.dir, &selected, global.concurrency, reporter.get()).await?;
+    let report =
+        pull::pull(&target, &reference, &args.dir, &args.include, trust.as_ref(), global.concurrency, reporter.get())
+            .await?;
     drop(reporter);
-    // Beside a complete, verified pull, the OMS signature lets `model_signing verify` check the folder.
-    if let Some(verdict) = &verdict {
-        match (&verdict.oms_bundle, args.include.is_empty()) {
-            (Some(bundle), true) => {
-                let path = args.dir.join(modelsign::sign::local::SIGNATURE_FILE);
-                modelsign::atomic_file::write(&path, bundle)?;
-                eprintln!("verified; wrote {}", path.display());
-            }
-            (Some(_), false) => eprintln!("verified; model.sig not written: --include pulled only part of the model"),
-            (None, _) => {
-                eprintln!("verified; model.sig not written: no trusted OMS signature (only manifest signatures)")
-            }
+    if let Some(v) = &report.verification {
+        match (&v.signature_file, &v.signature_note) {
+            (Some(path), _) => eprintln!("verified; wrote {}", path.display()),
+            (None, Some(note)) => eprintln!("verified; model.sig not written: {note}"),
+            (None, None) => eprintln!("verified"),
         }
     }
-    let report = pull::PullReport {
-        reference: reference.to_string(),
-        digest: desc.digest,
-        output: args.dir.clone(),
-        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum(),
-        components: pulled,
-    };
     match args.format {
         Format::Json => output::json(&report)?,
         Format::Text => {

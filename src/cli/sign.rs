@@ -24,6 +24,11 @@ pub struct SignArgs {
     /// Intermediate certificates after the leaf (repeatable).
     #[arg(long, value_name = "CHAIN.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// Sign only the components whose path matches this glob (repeatable): one component
+    /// signature listing each one's path and digest. It stays valid for later versions that
+    /// carry the same components unchanged, and never verifies a whole model on its own.
+    #[arg(long, value_name = "GLOB")]
+    pub component: Vec<String>,
     /// Local folder only: where to write the signature (default PATH/model.sig, left out of the signed files).
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
@@ -43,6 +48,9 @@ pub struct SignArgs {
 pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
     if trust::is_local(&args.target) {
+        if !args.component.is_empty() {
+            return Err(modelsign::Error::InvalidInput("--component applies to references only".into()).into());
+        }
         let options =
             ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
         let path = PathBuf::from(&args.target);
@@ -84,6 +92,22 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     }
     let reference = super::parse_reference(&args.target)?;
     let target = super::open(&reference, global, false).await?;
+    if !args.component.is_empty() {
+        let report = sign::sign_components(&target, &reference.selector(), &args.component, &signer).await?;
+        match args.output {
+            Format::Json => output::json(&report)?,
+            Format::Text => {
+                eprintln!(
+                    "signed {} component(s) of {}: {}",
+                    report.components.len(),
+                    report.digest,
+                    report.components.join(", ")
+                );
+                outln!("{}", report.signature.digest)?;
+            }
+        }
+        return Ok(());
+    }
     let report = sign::sign(&target, &reference, &signer).await?;
     match args.output {
         Format::Json => output::json(&report)?,

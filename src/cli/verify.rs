@@ -1,13 +1,12 @@
-//! `modelsign verify TARGET (--key PUB.pem | --certificate-chain ROOT.pem)`
+//! `modelsign verify TARGET (--key PUB.pem | --certificate-chain ROOT.pem)`: parses, calls
+//! `ops::verify::verify` (which decides), prints.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::verify::{self, ComponentCheck, SignatureOutcome, SignatureVerdict};
-use modelsign::ops::{components, model};
+use modelsign::ops::verify::{self, SignatureOutcome, SignatureVerdict, VerifyReport};
 use modelsign::reference::Location;
 use modelsign::sign::local;
-use serde::Serialize;
 
 use super::output::outln;
 use super::{CliError, CliResult, Format, Global, output, trust};
@@ -36,19 +35,8 @@ pub struct VerifyArgs {
     pub output: Format,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    reference: String,
-    digest: modelsign::digest::Digest,
-    verified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure: Option<String>,
-    signatures: SignatureVerdict,
-    components: Vec<ComponentCheck>,
-}
-
-fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
+/// Prints what became of each referrer.
+pub fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
     for c in &verdict.checks {
         match &c.outcome {
             SignatureOutcome::Verified { predicate_type, signer } => {
@@ -57,13 +45,21 @@ fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
             SignatureOutcome::Mismatch { predicate_type, signer, reason } => {
                 outln!("FAILED   signature {} ({predicate_type}) by {signer}: {reason}", c.referrer)?
             }
+            SignatureOutcome::ComponentSignature { signer, components, .. } => outln!(
+                "info     component signature {} by {signer} covers {} component(s) of this model",
+                c.referrer,
+                components.len()
+            )?,
+            SignatureOutcome::Attestation { predicate_type, signer } => {
+                outln!("info     attestation {} ({predicate_type}) by {signer}: not a signature", c.referrer)?
+            }
             SignatureOutcome::Ignored { reason } => outln!("ignored  referrer {}: {reason}", c.referrer)?,
         }
     }
     Ok(())
 }
 
-fn print_report(report: &Report, format: Format) -> std::io::Result<()> {
+fn print_report(report: &VerifyReport, format: Format) -> std::io::Result<()> {
     match format {
         Format::Json => output::json(report),
         Format::Text => {
@@ -109,45 +105,15 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
             modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into()
         );
     }
+    let trust = verify::Trust::Keys(policy);
     let target = super::open(&reference, global, false).await?;
-    let (desc, manifest) = model::fetch_model_manifest(&target, &reference.selector()).await?;
-    // A manifest whose layers do not all name a file is no model a signature can cover:
-    // it did not verify (exit 3), like a manifest that repeats a path.
-    let all = components::components(&manifest, &format!("{reference} ({})", desc.digest)).map_err(|e| match e {
-        modelsign::Error::InvalidContent { .. } => modelsign::Error::Verification(e.to_string()),
-        e => e,
-    })?;
-    let selected = verify::pick_components(all.clone(), &args.component)?;
-    let verdict = verify::verify_signatures(&target, &desc, &all, &policy).await?;
-    let failure = verdict.failure();
-    // Bytes are only worth checking against a manifest that a trusted signature pins.
-    let checks = if failure.is_none() {
-        let reporter = global.progress("verify");
-        let checks = verify::verify_components(&target, &selected, global.concurrency, reporter.get()).await;
-        drop(reporter);
-        checks
-    } else {
-        Vec::new()
-    };
-    let failure = failure.or_else(|| {
-        checks.iter().find(|c| !c.ok).map(|c| {
-            let error = c.error.as_deref().unwrap_or("failed");
-            // Content errors already name the component.
-            let name = format!("component `{}`", c.path);
-            if error.contains(&name) { error.to_string() } else { format!("{name}: {error}") }
-        })
-    });
-    let report = Report {
-        reference: reference.to_string(),
-        digest: desc.digest.clone(),
-        verified: failure.is_none(),
-        failure: failure.clone(),
-        signatures: verdict,
-        components: checks,
-    };
+    let reporter = global.progress("verify");
+    let report =
+        verify::verify(&target, &reference, &trust, &args.component, global.concurrency, reporter.get()).await?;
+    drop(reporter);
     // A closed stdout must never hide a failed verification (a broken pipe exits 0).
     let printed = print_report(&report, args.output);
-    match failure {
+    match &report.failure {
         None => {
             printed?;
             if args.output == Format::Text {

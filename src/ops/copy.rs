@@ -27,6 +27,79 @@ pub struct CopyReport {
     pub blobs_mounted: usize,
     pub blobs_skipped: usize,
     pub bytes_copied: u64,
+    /// The ingestion gate's decision, when the copy was gated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::ops::verify::Decision>,
+}
+
+/// A model in a source target that passed the trust decision: the only way to make a
+/// gated copy ([`copy_approved`]). It holds the exact manifest bytes that were decided
+/// on, so a tag moved meanwhile cannot slip another manifest through.
+pub struct Approved<'a> {
+    src: &'a Target,
+    desc: Descriptor,
+    bytes: Vec<u8>,
+    decision: crate::ops::verify::Decision,
+}
+
+impl Approved<'_> {
+    pub fn digest(&self) -> &Digest {
+        &self.desc.digest
+    }
+
+    pub fn decision(&self) -> &crate::ops::verify::Decision {
+        &self.decision
+    }
+}
+
+/// The ingestion gate: decides whether the model `selector` names in `src` may be copied.
+/// Fails with a verification error (and nothing touched anywhere) unless it passes; open
+/// the destination only after this.
+pub async fn approve<'a>(src: &'a Target, selector: &str, trust: &crate::ops::verify::Trust) -> Result<Approved<'a>> {
+    use crate::ops::verify;
+    let (desc, bytes) = src.fetch_manifest(selector).await?;
+    if desc.is_index() {
+        return Err(Error::InvalidInput(format!(
+            "`{selector}` in {} is an image index, not a model manifest: a gated copy copies one model",
+            src.describe()
+        )));
+    }
+    let what = format!("manifest {} in {}", desc.digest, src.describe());
+    let manifest = Manifest::parse(&bytes, &what)?;
+    let all = verify::model_components(&manifest, &what)?;
+    let decision = verify::decide(src, &desc, &all, &all, trust).await?;
+    if let Some(reason) = &decision.failure {
+        return Err(Error::Verification(format!(
+            "{} in {}: {reason}; nothing was copied",
+            desc.digest,
+            src.describe()
+        )));
+    }
+    Ok(Approved { src, desc, bytes, decision })
+}
+
+/// Copies an approved model (the manifest that was decided on) to `dst`, tagged `tag`
+/// there, with every referrer.
+pub async fn copy_approved(
+    approved: Approved<'_>,
+    dst: &Target,
+    tag: Option<&str>,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    let copier = Copier {
+        src: approved.src,
+        dst,
+        concurrency,
+        progress,
+        visited: Mutex::new(HashSet::new()),
+        report: Mutex::new(CopyReport::default()),
+    };
+    copier.copy_node(&approved.desc, &approved.bytes, tag, 0).await?;
+    let mut report = copier.report.into_inner().expect("copy report lock");
+    report.digest = Some(approved.desc.digest);
+    report.verification = Some(approved.decision);
+    Ok(report)
 }
 
 struct Copier<'a> {
@@ -147,3 +220,6 @@ impl Copier<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod gate_tests;

@@ -45,6 +45,22 @@ pub struct PullReport {
     pub output: PathBuf,
     pub components: Vec<PulledComponent>,
     pub bytes_downloaded: u64,
+    /// The trust decision, when the pull was asked to verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<PullVerification>,
+}
+
+/// What a verified pull decided and wrote beside the components.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullVerification {
+    pub decision: crate::ops::verify::Decision,
+    /// `DIR/model.sig`, when written (a complete pull with a trusted OMS signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_file: Option<PathBuf>,
+    /// Why `model.sig` was not written, if it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_note: Option<String>,
 }
 
 /// Refuses to write `path` under `dir` if an existing part of it is a symlink or not a folder.
@@ -432,3 +448,61 @@ async fn transfer(
     write_result?;
     read_result
 }
+
+/// Pulls the model `reference` names into `dir`: the components matching `include` (all
+/// when empty). With `trust`, the trust decision runs first and **nothing is written**
+/// unless it passes; then a complete pull gets the trusted OMS signature written as
+/// `DIR/model.sig`, so `model_signing verify` can check the folder.
+pub async fn pull(
+    target: &Target,
+    reference: &crate::reference::Reference,
+    dir: &Path,
+    include: &[String],
+    trust: Option<&crate::ops::verify::Trust>,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
+    use crate::ops::{components, verify};
+    let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
+    let what = format!("{reference} ({})", desc.digest);
+    let all = components::components(&manifest, &what)?;
+    let selected = components::select(all.clone(), include)?;
+    let decision = match trust {
+        None => None,
+        Some(trust) => {
+            let decision = verify::decide(target, &desc, &all, &selected, trust).await?;
+            if let Some(reason) = &decision.failure {
+                return Err(Error::Verification(format!("{reference}: {reason}; nothing was written")));
+            }
+            Some(decision)
+        }
+    };
+    let pulled = pull_components(target, dir, &selected, concurrency, progress).await?;
+    let verification = match decision {
+        None => None,
+        Some(decision) => {
+            let complete = selected.len() == all.len();
+            let (signature_file, signature_note) = match (decision.oms_bundle(), complete) {
+                (Some(bundle), true) => {
+                    let path = dir.join(crate::sign::local::SIGNATURE_FILE);
+                    crate::atomic_file::write(&path, bundle)?;
+                    (Some(path), None)
+                }
+                (Some(_), false) => (None, Some("--include pulled only part of the model".to_string())),
+                (None, _) => (None, Some("no trusted OMS signature (only manifest signatures)".to_string())),
+            };
+            Some(PullVerification { decision, signature_file, signature_note })
+        }
+    };
+    Ok(PullReport {
+        reference: reference.to_string(),
+        digest: desc.digest,
+        output: dir.to_path_buf(),
+        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum(),
+        components: pulled,
+        verification,
+    })
+}
+
+#[cfg(test)]
+mod entry_tests;

@@ -188,3 +188,47 @@ pub async fn attach_folder_signature(
     check_folder_signature(manifest, &format!("manifest {}", desc.digest), bundle)?;
     attach_bundle(target, desc, bundle, oms::PREDICATE_TYPE).await
 }
+
+/// What `sign REF --component GLOB…` attached.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSignReport {
+    pub reference: String,
+    /// The manifest the components were read from (the statement does not name it).
+    pub digest: Digest,
+    /// The signed components' paths.
+    pub components: Vec<String>,
+    pub signature: Descriptor,
+}
+
+/// Signs only the components of the model `selector` names whose paths match `patterns`
+/// (each must match at least one): a component statement (`docs/FORMAT.md`, "Component
+/// signatures") listing each one's path and digest, attached as a referrer. Reads the
+/// manifest only.
+pub async fn sign_components(
+    target: &Target,
+    selector: &str,
+    patterns: &[String],
+    signer: &Signer,
+) -> Result<ComponentSignReport> {
+    use crate::sign::components::{self as component_statement, SignedComponent};
+    if patterns.is_empty() {
+        return Err(crate::Error::InvalidInput("--component needs at least one glob".into()));
+    }
+    let (desc, manifest) = fetch_model_manifest(target, selector).await?;
+    let all = components::components(&manifest, &format!("manifest {}", desc.digest))?;
+    let selected = components::select(all, patterns)?;
+    let signed: Vec<SignedComponent> = selected
+        .iter()
+        .map(|c| SignedComponent { path: c.path.clone(), digest: c.descriptor.digest.clone() })
+        .collect();
+    let statement = component_statement::build_statement(&signed, patterns);
+    let bundle = signer.sign_statement(&statement)?;
+    let signature = attach_bundle(target, &desc, &bundle, component_statement::PREDICATE_TYPE).await?;
+    Ok(ComponentSignReport {
+        reference: selector.to_string(),
+        digest: desc.digest,
+        components: signed.into_iter().map(|c| c.path).collect(),
+        signature,
+    })
+}

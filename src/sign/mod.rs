@@ -11,6 +11,8 @@
 //! - [`statement`]: in-toto Statement v1, parsed without caring about key order.
 //! - [`oms`]: the OMS v1.0 predicate (`https://model_signing/signature/v1.0`): building a
 //!   statement from file digests and checking one that was parsed.
+//! - [`components`]: the component statement (`https://modelsign.dev/components/v1`):
+//!   some components by path and digest, no manifest.
 //! - [`bundle`]: Sigstore bundle v0.3 with a DSSE envelope, as `model_signing` writes it;
 //!   [`bundle::verify_bundle`] is the only way to obtain a [`VerifiedStatement`].
 //! - [`local`]: `sign`/`verify` of a model folder with a detached signature file
@@ -25,6 +27,7 @@
 
 pub mod bundle;
 pub mod certs;
+pub mod components;
 pub mod keyless;
 pub mod keys;
 pub mod local;

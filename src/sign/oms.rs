@@ -91,7 +91,7 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// Whether `name` is a safe relative path: no empty, `.` or `..` component, no leading
 /// `/`, no backslash or NUL. (`"."` alone, the single-file name, is checked apart.)
-fn is_safe_relative_path(name: &str) -> bool {
+pub(crate) fn is_safe_relative_path(name: &str) -> bool {
     !name.is_empty() && !name.contains(['\\', '\0']) && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 

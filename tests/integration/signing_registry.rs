@@ -224,8 +224,10 @@ fn certificate_chain_interop_on_gcr() {
     certificate_chain_round_trip(RegistryKind::Gcr);
 }
 
-/// `cosign attest --new-bundle-format --key` (a statement about the manifest digest) is a
-/// trusted signature on its own; next to modelsign's signatures by another key, all verify.
+/// `cosign attest --new-bundle-format --key` (a statement about the manifest digest with
+/// another predicate) is an attestation, not a signature (FORMAT.md §6): by a trusted key it
+/// is shown but verifies nothing on its own, and `pull --key` writes nothing; beside
+/// modelsign's signatures by another key, those verify and the attestation changes nothing.
 fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
     let tb = require_testbed!();
     let registry = Registry::start(kind);
@@ -255,26 +257,34 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
             .arg(&predicate)
             .arg(&pinned),
     );
-    let report = verify_json(&peers, &pinned, &["--key", cosign_pub.to_str().unwrap()]);
+    let out = run_fail(
+        peers.modelsign().args(["--plain-http", "verify", "--output", "json", &pinned, "--key"]).arg(&cosign_pub),
+    );
+    assert_untrusted(&out, &["attestations or component signatures, which never verify a model on their own"]);
+    let report = json(&out);
     assert_eq!(
         outcomes(&report),
-        [("verified".to_string(), "https://example.com/review/v1".to_string())],
+        [("attestation".to_string(), "https://example.com/review/v1".to_string())],
         "{report:#}"
     );
-    assert_all_components_ok(&report, TINY_FILES.len());
+    assert_eq!(report["components"].as_array().unwrap().len(), 0, "no bytes checked: {report:#}");
 
-    // Only a manifest statement: pull verifies but has no OMS signature to write as model.sig.
+    // Pull trusting only cosign's key: nothing is written.
     let pulled = work.path().join("pulled");
-    run_ok(peers.modelsign().args(["--plain-http", "pull", &pinned, "-o"]).arg(&pulled).arg("--key").arg(&cosign_pub));
-    same_files(&model, &pulled, &TINY_FILES);
-    assert!(!pulled.join("model.sig").exists());
+    let out = run_fail(
+        peers.modelsign().args(["--plain-http", "pull", &pinned, "-o"]).arg(&pulled).arg("--key").arg(&cosign_pub),
+    );
+    assert_untrusted(&out, &["nothing was written"]);
+    assert!(!pulled.exists());
 
-    // modelsign's own signatures beside cosign's: each key verifies what it signed.
+    // modelsign's own signatures beside cosign's attestation: they verify, it is shown.
     let (key, public) = keygen(work.path(), "signer", "p256");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &pinned, "--key"]).arg(&key));
     let report =
         verify_json(&peers, &pinned, &["--key", public.to_str().unwrap(), "--key", cosign_pub.to_str().unwrap()]);
-    assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 3, "{report:#}");
+    assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 2, "{report:#}");
+    assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "attestation").count(), 1, "{report:#}");
+    assert_all_components_ok(&report, TINY_FILES.len());
     let report = verify_json(&peers, &pinned, &["--key", public.to_str().unwrap()]);
     assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 2, "{report:#}");
     assert_eq!(
@@ -282,6 +292,8 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
         1,
         "cosign's, by a key not trusted now: {report:#}"
     );
+    run_ok(peers.modelsign().args(["--plain-http", "pull", &pinned, "-o"]).arg(&pulled).arg("--key").arg(&public));
+    same_files(&model, &pulled, &TINY_FILES);
     // And cosign still reads its own attestation next to ours.
     let trusted_root = empty_trusted_root(work.path());
     run_ok(&mut cosign_verify_attestation(

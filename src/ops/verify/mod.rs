@@ -1,0 +1,159 @@
+//! `verify REF`, and the one trust decision every command makes ([`decide`]): `verify`,
+//! `pull` and `copy` with trusted keys, roots or a policy all go through it, so a program
+//! using this crate cannot get "verified" bytes without it.
+//!
+//! Order matters: the manifest is fetched (digest-checked) and every component path
+//! checked; then the signatures decide ([`signatures`] has the rule); only when they pass
+//! are the requested components' bytes streamed and checked ([`content`]) — bytes are
+//! only worth checking against a manifest a trusted signature pins.
+//!
+//! ```no_run
+//! # async fn example() -> modelsign::Result<()> {
+//! use modelsign::ops::verify::{self, Trust};
+//! use modelsign::progress::NoProgress;
+//! use modelsign::sign::{PublicKey, TrustPolicy};
+//! use modelsign::store::{Target, TargetOptions};
+//!
+//! let reference: modelsign::reference::Reference = "oci:/models/llama:v1".parse()?;
+//! let target = Target::open(&reference, &TargetOptions::default(), false).await?;
+//! let key = PublicKey::from_pem(&std::fs::read_to_string("signer.pub").unwrap())?;
+//! let trust = Trust::Keys(TrustPolicy::new().trust_key(key));
+//! let report = verify::verify(&target, &reference, &trust, &["config.json".into()], 4, &NoProgress).await?;
+//! assert!(report.verified, "{:?}", report.failure);
+//! # Ok(()) }
+//! ```
+
+pub mod content;
+pub mod signatures;
+
+use serde::Serialize;
+
+pub use content::{ComponentCheck, verify_components};
+pub use signatures::{
+    COSIGN_SIGN_PREDICATE_TYPE, MAX_BUNDLE_BLOB, SignatureCheck, SignatureOutcome, SignatureVerdict, StatementKind,
+    classify, verify_signatures,
+};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Manifest};
+use crate::ops::components::{self, Component};
+use crate::progress::Progress;
+use crate::reference::Reference;
+use crate::sign::TrustPolicy;
+use crate::store::Target;
+
+/// What a trust decision trusts.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Plain trusted keys and roots: a matching whole-model signature by any of them
+    /// passes, unless a statement by any of them contradicts the model.
+    Keys(TrustPolicy),
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub signatures: SignatureVerdict,
+}
+
+impl Decision {
+    /// A trusted OMS bundle that matched the whole model (`pull` writes it as `model.sig`).
+    pub fn oms_bundle(&self) -> Option<&[u8]> {
+        self.signatures.oms_bundle.as_deref()
+    }
+}
+
+/// Decides whether the model `desc` (whose components are `all`) may be trusted, for the
+/// components in `scope` (all of them unless one is verified or pulled alone).
+pub async fn decide(
+    target: &Target,
+    desc: &Descriptor,
+    all: &[Component],
+    scope: &[Component],
+    trust: &Trust,
+) -> Result<Decision> {
+    let _ = scope;
+    match trust {
+        Trust::Keys(keys) => {
+            let signatures = verify_signatures(target, desc, all, keys).await?;
+            let failure = signatures.failure();
+            Ok(Decision { passed: failure.is_none(), failure, signatures })
+        }
+    }
+}
+
+/// The components of a model manifest. A manifest whose layers do not all name a safe,
+/// unique file is no model a signature can cover: it did not verify.
+pub fn model_components(manifest: &Manifest, what: &str) -> Result<Vec<Component>> {
+    components::components(manifest, what).map_err(|e| match e {
+        Error::InvalidContent { .. } => Error::Verification(e.to_string()),
+        e => e,
+    })
+}
+
+/// What `verify REF` found.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub signatures: SignatureVerdict,
+    pub components: Vec<ComponentCheck>,
+}
+
+/// Verifies the model `reference` names in `target`: the trust decision, then the bytes
+/// of `components` (paths; empty: every component), `concurrency` at a time. A failed
+/// check is a report with `verified: false`; `Err` is for what stopped the check itself.
+pub async fn verify(
+    target: &Target,
+    reference: &Reference,
+    trust: &Trust,
+    components: &[String],
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
+    let all = model_components(&manifest, &format!("{reference} ({})", desc.digest))?;
+    let selected = pick_components(all.clone(), components)?;
+    let decision = decide(target, &desc, &all, &selected, trust).await?;
+    let checks =
+        if decision.passed { verify_components(target, &selected, concurrency, progress).await } else { Vec::new() };
+    let failure = decision.failure.or_else(|| checks.iter().find_map(ComponentCheck::failure));
+    Ok(VerifyReport {
+        reference: reference.to_string(),
+        digest: desc.digest,
+        verified: failure.is_none(),
+        failure,
+        signatures: decision.signatures,
+        components: checks,
+    })
+}
+
+/// Selects components by exact path; an unknown path is an error.
+pub fn pick_components(all: Vec<Component>, paths: &[String]) -> Result<Vec<Component>> {
+    if paths.is_empty() {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let c = all
+            .iter()
+            .find(|c| &c.path == p)
+            .ok_or_else(|| Error::InvalidInput(format!("`{p}` is not a component of the model")))?;
+        out.push(c.clone());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod test_models;
+#[cfg(test)]
+mod tests;
