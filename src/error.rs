@@ -52,9 +52,6 @@ pub enum Error {
     #[error("credentials: {0}")]
     Credentials(String),
 
-    #[error("signature: {0}")]
-    Signature(String),
-
     #[error("verification failed: {0}")]
     Verification(String),
 

@@ -350,14 +350,8 @@ impl PublicKey {
 
 /// PEM with 64-column base64 lines and LF line ends, final LF included.
 pub(crate) fn pem_encode(tag: &str, der: &[u8]) -> String {
-    let b64 = BASE64.encode(der);
-    let mut out = format!("-----BEGIN {tag}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {tag}-----\n"));
-    out
+    // 64-character lines and LF, as openssl writes: `model_signing`'s key hint hashes this text.
+    pem::encode_config(&pem::Pem::new(tag, der), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 #[cfg(test)]

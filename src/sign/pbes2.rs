@@ -2,7 +2,9 @@
 //! PBKDF2 with HMAC-SHA1/256/384/512 and AES-128/256-CBC. That covers what
 //! `openssl genpkey -aes256`, `openssl pkcs8 -topk8` and Python `cryptography` write.
 //! Written here on top of `aws-lc-rs` and `der` (both already in the tree) rather than
-//! pulling the RustCrypto cipher stack.
+//! with `pkcs8`'s `encryption` feature: that pulls `pkcs5` 0.7 and with it the RustCrypto
+//! cipher stack on `sha2` 0.10, a second `sha2`, `digest`, `crypto-common`, `block-buffer`
+//! and `cpufeatures` beside the 0.11 generation the crate uses (checked with `cargo tree -d`).
 
 use std::num::NonZeroU32;
 
