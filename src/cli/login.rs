@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use clap::Args;
-use modelsign::store::registry::credentials;
+use modelsign::store::registry::login as registry_login;
 
 use super::{CliResult, Global};
 
@@ -32,13 +32,13 @@ pub async fn login(args: &LoginArgs, global: &Global) -> CliResult {
     if password.is_empty() {
         return Err(modelsign::Error::InvalidInput("no password on standard input".into()).into());
     }
-    credentials::login(&args.registry, &args.username, password, &global.target_options()).await?;
+    registry_login::login(&args.registry, &args.username, password, &global.target_options()).await?;
     eprintln!("Login Succeeded");
     Ok(())
 }
 
 pub async fn logout(args: &LogoutArgs, _global: &Global) -> CliResult {
-    credentials::logout(&args.registry)?;
+    registry_login::logout(&args.registry)?;
     eprintln!("Removed credentials for {}", args.registry);
     Ok(())
 }

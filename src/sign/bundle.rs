@@ -32,9 +32,7 @@ use super::{Error, Result};
 /// Media type of a Sigstore bundle v0.3.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
-/// Largest bundle [`verify_bundle`] parses (a statement listing every file of a huge
-/// model is still far below this).
-pub const MAX_BUNDLE_SIZE: usize = 256 << 20;
+pub use super::MAX_BUNDLE_SIZE;
 
 // ----- wire format -------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ pub use keys::{Algorithm, PublicKey, SigningKey};
 
 use crate::digest::Digest;
 
+/// Largest bundle [`verify_bundle`] (or the keyless verifier) parses: a statement listing
+/// every file of a huge model is still far below this.
+pub const MAX_BUNDLE_SIZE: usize = 256 << 20;
+
 /// Why signing or signature verification failed. Each message is one line and says
 /// what was wrong; none of them leaks key material.
 #[derive(Debug, thiserror::Error)]

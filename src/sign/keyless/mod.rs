@@ -30,7 +30,7 @@ use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verificat
 pub use identity::{CertificateIdentity, Matcher};
 pub use trusted_root::TrustedRoot;
 
-use super::bundle::MAX_BUNDLE_SIZE;
+use super::MAX_BUNDLE_SIZE;
 use super::keys::PublicKey;
 use super::{Error, Result};
 use crate::digest::{Digest, Hasher};

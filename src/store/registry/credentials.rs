@@ -17,7 +17,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::store::TargetOptions;
 
 /// The key docker uses for Docker Hub.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -360,39 +359,6 @@ impl DockerConfig {
         }
         Ok(())
     }
-}
-
-/// Checks `username`/`password` against `registry` (`GET /v2/` through its challenge, reached
-/// as `options` say) and stores them in docker's config. Returns the file written.
-pub async fn login(registry: &str, username: &str, password: &str, options: &TargetOptions) -> Result<PathBuf> {
-    login_with(&DockerConfig::default_location()?, registry, username, password, options).await
-}
-
-/// [`login`] into a given config file.
-pub async fn login_with(
-    config: &DockerConfig,
-    registry: &str,
-    username: &str,
-    password: &str,
-    options: &TargetOptions,
-) -> Result<PathBuf> {
-    let credential = Credential::basic(username, password, "the given user name and password");
-    let client = super::client::Client::new(registry, options, super::auth::CredentialSource::Explicit(credential))?;
-    client.check_login().await?;
-    let (registry, user, pass, cfg) =
-        (registry.to_string(), username.to_string(), password.to_string(), config.clone());
-    tokio::task::spawn_blocking(move || cfg.store(&registry, &user, &pass))
-        .await
-        .map_err(|e| Error::Credentials(format!("storing credentials: {e}")))??;
-    Ok(config.path().to_path_buf())
-}
-
-/// Removes the stored credentials of `registry` from docker's config. Returns the file
-/// written. (Synchronous: it only edits a file.)
-pub fn logout(registry: &str) -> Result<PathBuf> {
-    let config = DockerConfig::default_location()?;
-    config.remove(registry)?;
-    Ok(config.path().to_path_buf())
 }
 
 #[cfg(test)]

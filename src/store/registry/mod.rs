@@ -15,6 +15,7 @@ mod blobs;
 mod client;
 pub mod credentials;
 mod errors;
+pub mod login;
 mod manifests;
 mod origin;
 mod referrers;
@@ -32,7 +33,7 @@ use crate::progress::Progress;
 
 use super::{BlobReader, BlobSource, PushedManifest, TargetOptions};
 
-pub use credentials::{login, logout};
+pub use login::{login, logout};
 pub use retry::RetryPolicy;
 
 pub struct Registry {
