@@ -3,6 +3,7 @@ mod support;
 mod auth;
 mod delta;
 mod faults;
+mod fuzz_parsers;
 mod hardening_registry;
 mod interop;
 mod keyless;
