@@ -33,7 +33,8 @@ impl Registry {
         Call::new(method, self.client.url(&format!("/v2/{}/blobs/{}", self.repository, desc.digest)), scope, operation)
     }
 
-    pub(super) async fn head_blob(&self, desc: &Descriptor) -> Result<bool> {
+    /// Whether the repository holds the blob (HEAD).
+    pub async fn blob_exists(&self, desc: &Descriptor) -> Result<bool> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("check blob {}@{}", self.repository, desc.digest);
         let resp =
@@ -45,7 +46,8 @@ impl Registry {
         }
     }
 
-    pub(super) async fn get_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
+    /// Streams a blob from `offset` on (a Range request past 0); the bytes are not checked.
+    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
         if offset > desc.size {
             return Err(Error::InvalidInput(format!(
                 "cannot resume blob {} at byte {offset}: it has {} bytes",

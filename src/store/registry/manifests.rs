@@ -42,7 +42,9 @@ impl Registry {
         Error::NotFound { target: self.describe(), what: format!("manifest {selector}") }
     }
 
-    pub(super) async fn resolve_manifest(&self, selector: &str) -> Result<Descriptor> {
+    /// Resolves a tag or digest to its manifest descriptor (a HEAD request; a GET when the
+    /// registry sends no digest).
+    pub async fn resolve(&self, selector: &str) -> Result<Descriptor> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("resolve manifest {}", self.reference(selector));
         let resp = self
@@ -67,11 +69,12 @@ impl Registry {
             }
         }
         // HEAD said too little (or is not supported): read the manifest itself.
-        let (media_type, bytes) = self.get_manifest(selector).await?;
+        let (media_type, bytes) = self.fetch_manifest(selector).await?;
         Ok(Descriptor::of_bytes(media_type, &bytes))
     }
 
-    pub(super) async fn get_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
+    /// Fetches a manifest by tag or digest: (media type from Content-Type, bytes).
+    pub async fn fetch_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
         let scope = Scope::pull(&self.repository);
         let operation = format!("fetch manifest {}", self.reference(selector));
         let resp = self
@@ -94,12 +97,8 @@ impl Registry {
         Ok((media_type, bytes))
     }
 
-    pub(super) async fn put_manifest(
-        &self,
-        bytes: &[u8],
-        media_type: &str,
-        tag: Option<&str>,
-    ) -> Result<PushedManifest> {
+    /// Stores a manifest by digest, and under `tag` when given.
+    pub async fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
         let descriptor = Descriptor::of_bytes(media_type, bytes);
         let digest = descriptor.digest.to_string();
         let subject_indexed = self.put_manifest_at(bytes, media_type, &digest).await?;

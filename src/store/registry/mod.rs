@@ -28,10 +28,8 @@ use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::oci::{Descriptor, Manifest};
-use crate::progress::Progress;
 
-use super::{BlobReader, BlobSource, PushedManifest, TargetOptions};
+use super::TargetOptions;
 
 pub use login::{login, logout};
 pub use retry::RetryPolicy;
@@ -87,46 +85,5 @@ impl Registry {
         } else {
             format!("{}:{selector}", self.repository)
         }
-    }
-
-    pub async fn resolve(&self, selector: &str) -> Result<Descriptor> {
-        self.resolve_manifest(selector).await
-    }
-
-    /// Returns (media type from Content-Type, bytes).
-    pub async fn fetch_manifest(&self, selector: &str) -> Result<(String, Vec<u8>)> {
-        self.get_manifest(selector).await
-    }
-
-    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
-        self.get_blob(desc, offset).await
-    }
-
-    pub async fn blob_exists(&self, desc: &Descriptor) -> Result<bool> {
-        self.head_blob(desc).await
-    }
-
-    pub async fn push_blob(&self, desc: &Descriptor, source: &BlobSource<'_>, progress: &dyn Progress) -> Result<()> {
-        self.upload_blob(desc, source, progress).await
-    }
-
-    pub async fn mount_blob(&self, desc: &Descriptor, from_repository: &str) -> Result<bool> {
-        self.mount(desc, from_repository).await
-    }
-
-    pub async fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PushedManifest> {
-        self.put_manifest(bytes, media_type, tag).await
-    }
-
-    pub async fn push_referrers(
-        &self,
-        subject: &Descriptor,
-        referrers: &[(&[u8], &Manifest)],
-    ) -> Result<Vec<Descriptor>> {
-        self.put_referrers(subject, referrers).await
-    }
-
-    pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        self.list_referrers(subject).await
     }
 }

@@ -80,7 +80,7 @@ impl Registry {
         *self.referrers_api.lock().expect("referrers state lock") = state;
     }
 
-    pub(super) async fn list_referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+    pub async fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
         if self.api_state() != ApiState::Unsupported {
             match self.referrers_via_api(subject).await? {
                 ApiAnswer::List(list) => {
@@ -172,7 +172,7 @@ impl Registry {
     /// The fallback index of `subject`, empty when its tag does not exist.
     async fn read_fallback_index(&self, subject: &Descriptor) -> Result<Index> {
         let tag = subject.digest.fallback_tag();
-        match self.get_manifest(&tag).await {
+        match self.fetch_manifest(&tag).await {
             Ok((_, bytes)) => Index::parse(&bytes, &format!("referrers index {tag} in {}", self.describe())),
             Err(Error::NotFound { .. }) => Ok(Index::empty()),
             Err(e) => Err(e),
@@ -182,7 +182,7 @@ impl Registry {
     /// Pushes referrer manifests of one subject by digest and makes them findable: the
     /// registry indexed them (`OCI-Subject`, or a referrers API), else one update of the
     /// fallback index adds them all.
-    pub(super) async fn put_referrers(
+    pub async fn push_referrers(
         &self,
         subject: &Descriptor,
         referrers: &[(&[u8], &Manifest)],
@@ -297,7 +297,7 @@ impl Registry {
                 kept.push(entry);
                 continue;
             }
-            match self.resolve_manifest(&entry.digest.to_string()).await {
+            match self.resolve(&entry.digest.to_string()).await {
                 Ok(_) => kept.push(entry),
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),

@@ -43,12 +43,8 @@ impl Registry {
         self.client.resolve_location(resp.url(), location, operation)
     }
 
-    pub(super) async fn upload_blob(
-        &self,
-        desc: &Descriptor,
-        source: &BlobSource<'_>,
-        progress: &dyn Progress,
-    ) -> Result<()> {
+    /// Uploads a blob (POST, then one streamed PUT), with retries.
+    pub async fn push_blob(&self, desc: &Descriptor, source: &BlobSource<'_>, progress: &dyn Progress) -> Result<()> {
         let label = desc.annotations.get(ANNOTATION_TITLE).cloned().unwrap_or_else(|| desc.digest.to_string());
         let scope = Scope::push(&self.repository);
         let operation = format!("push blob {}@{}", self.repository, desc.digest);
@@ -121,7 +117,8 @@ impl Registry {
         Err(errors::status_failure(&self.registry, operation, resp).await)
     }
 
-    pub(super) async fn mount(&self, desc: &Descriptor, from_repository: &str) -> Result<bool> {
+    /// Asks the registry to link a blob from another of its repositories.
+    pub async fn mount_blob(&self, desc: &Descriptor, from_repository: &str) -> Result<bool> {
         let scope = Scope::push(&self.repository).and_pull(from_repository);
         let operation = format!("mount blob {} from {from_repository} into {}", desc.digest, self.repository);
         let mut url = self.uploads_url();
