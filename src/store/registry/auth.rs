@@ -180,7 +180,6 @@ struct Loaded {
     problem: Option<String>,
 }
 
-/// The authentication state of one registry: its challenge, its credentials and its tokens.
 /// Where a registry's credentials come from.
 pub(crate) enum CredentialSource {
     /// Docker's config at its usual place (`$DOCKER_CONFIG`, `~/.docker`).
@@ -191,6 +190,7 @@ pub(crate) enum CredentialSource {
     Explicit(Credential),
 }
 
+/// The authentication state of one registry: its challenge, its credentials and its tokens.
 pub(crate) struct Auth {
     registry: String,
     source: CredentialSource,
