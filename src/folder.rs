@@ -171,6 +171,15 @@ const MAP_WINDOW: u64 = 8 << 20;
 /// produce a wrong digest.
 pub fn hash_file(path: &Path, id_for_progress: Option<(&Digest, &dyn Progress)>) -> Result<(Digest, u64)> {
     let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    hash_open_file(&file, path, id_for_progress)
+}
+
+/// [`hash_file`] on a file already open (`path` is for messages).
+pub fn hash_open_file(
+    file: &fs::File,
+    path: &Path,
+    id_for_progress: Option<(&Digest, &dyn Progress)>,
+) -> Result<(Digest, u64)> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let advance = |n: usize| {
         if let Some((id, progress)) = id_for_progress {
@@ -178,7 +187,7 @@ pub fn hash_file(path: &Path, id_for_progress: Option<(&Digest, &dyn Progress)>)
         }
     };
     let mut hasher = Hasher::new();
-    if len >= MAP_WINDOW && hash_mapped(&file, len, &mut hasher, &advance).is_ok() {
+    if len >= MAP_WINDOW && hash_mapped(file, len, &mut hasher, &advance).is_ok() {
         return Ok((hasher.finish(), len));
     }
     let mut hasher = Hasher::new();

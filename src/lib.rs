@@ -40,6 +40,7 @@ pub mod digest;
 pub mod digest_cache;
 pub mod error;
 pub mod folder;
+pub mod local_fs;
 pub mod modelpack;
 pub mod oci;
 pub mod ops;

@@ -21,6 +21,13 @@ pub fn layer_path(desc: &Descriptor) -> Option<&str> {
     desc.annotations.get(ANNOTATION_FILEPATH).or_else(|| desc.annotations.get(ANNOTATION_TITLE)).map(String::as_str)
 }
 
+/// The folder, under a pull's output folder, that holds downloads in progress: no
+/// component may be written inside it.
+pub const PARTIAL_DIR: &str = ".modelsign-partial";
+
+/// The longest file or folder name most file systems take (`NAME_MAX`), in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// Why a relative path may not be written, if it may not.
 pub fn unsafe_path_reason(path: &str) -> Option<&'static str> {
     if path.is_empty() {
@@ -37,6 +44,10 @@ pub fn unsafe_path_reason(path: &str) -> Option<&'static str> {
         Some("contains `..`")
     } else if path.split('/').any(|c| c.is_empty() || c == ".") {
         Some("empty or `.` path component")
+    } else if path.split('/').next() == Some(PARTIAL_DIR) {
+        Some("inside the resume folder `.modelsign-partial`, where pull keeps downloads in progress")
+    } else if path.split('/').any(|c| c.len() > MAX_NAME_BYTES) {
+        Some("a file or folder name longer than 255 bytes")
     } else {
         None
     }
@@ -124,9 +135,11 @@ mod tests {
 
     #[test]
     fn refuses_unsafe_paths() {
-        for bad in ["/etc/passwd", "../x", "a/../../x", "a\\b", "a\0b", "", "a//b", "./a", "C:x"] {
+        let long = "x".repeat(256);
+        for bad in ["/etc/passwd", "../x", "a/../../x", "a\\b", "a\0b", "", "a//b", "./a", "C:x", ".modelsign-partial/ab", &long] {
             assert!(components(&manifest(&[bad]), "m").is_err(), "{bad:?} accepted");
         }
+        assert!(components(&manifest(&["x/.modelsign-partial", &"y".repeat(255)]), "m").is_ok());
         assert!(components(&manifest(&["a", "a"]), "m").is_err());
         assert!(components(&manifest(&["a", "a/b"]), "m").is_err());
         assert_eq!(components(&manifest(&["a b/é.txt", "c..d"]), "m").unwrap().len(), 2);

@@ -4,6 +4,7 @@ mod auth;
 mod delta;
 mod faults;
 mod fuzz_parsers;
+mod hardening_pull;
 mod hardening_registry;
 mod interop;
 mod keyless;
