@@ -1,12 +1,83 @@
 //! Publishing files whole or not at all: a temporary file in the destination's folder,
 //! written, synced, made readable, and renamed into place. Used for layout metadata,
-//! signatures and pulled `model.sig` files alike.
+//! signatures and pulled `model.sig` files alike. [`write_in`] and [`TempFile`] do it
+//! inside a folder opened as a [`Dir`], never following a symlink.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::local_fs::Dir;
+
+/// A temporary file created (`O_EXCL`, no symlink followed) in a [`Dir`]; removed when
+/// dropped unless it was [`persist`](TempFile::persist)ed.
+pub struct TempFile<'a> {
+    dir: &'a Dir,
+    name: String,
+    file: Option<fs::File>,
+}
+
+impl<'a> TempFile<'a> {
+    /// Creates `.<prefix>.<unique>.partial` in `dir`.
+    pub fn new_in(dir: &'a Dir, prefix: &str) -> Result<TempFile<'a>> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for _ in 0..16 {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let name = format!(".{prefix}.{}-{nanos:x}-{n}.partial", std::process::id());
+            match dir.create_new_file(&name) {
+                Ok(file) => return Ok(TempFile { dir, name, file: Some(file) }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &fs::File {
+        self.file.as_ref().expect("open until persisted")
+    }
+
+    /// Takes the file out (to write it asynchronously); give it back with [`TempFile::put_back`].
+    pub fn take_file(&mut self) -> fs::File {
+        self.file.take().expect("open until persisted")
+    }
+
+    pub fn put_back(&mut self, file: fs::File) {
+        self.file = Some(file);
+    }
+
+    /// Makes the file readable and renames it to `name` in the same folder (replacing a
+    /// file there; a symlink there is replaced, not followed).
+    pub fn persist(mut self, name: &str) -> Result<()> {
+        let final_path = self.dir.child_path(name);
+        make_readable(self.file(), &final_path)?;
+        self.dir.rename(&self.name, self.dir, name).map_err(|e| Error::io(&final_path, e))?;
+        self.name.clear();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.name.is_empty() {
+            let _ = self.dir.remove_file(&self.name);
+        }
+    }
+}
+
+/// Writes `bytes` to `name` in `dir` through a temporary file there and a rename.
+pub fn write_in(dir: &Dir, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = TempFile::new_in(dir, "modelsign")?;
+    let path = dir.child_path(name);
+    let mut file = tmp.file();
+    file.write_all(bytes).map_err(|e| Error::io(&path, e))?;
+    file.sync_all().map_err(|e| Error::io(&path, e))?;
+    tmp.persist(name)
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {

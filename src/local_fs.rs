@@ -134,6 +134,7 @@ impl Dir {
     }
 
     /// Whether `name` is still the very file `file` is open on.
+    #[allow(clippy::unnecessary_cast)] // st_dev and st_ino are not u64 on every unix
     pub fn holds(&self, name: &str, file: &File) -> bool {
         match (rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW), file.metadata()) {
             (Ok(st), Ok(meta)) => st.st_dev as u64 == meta.dev() && st.st_ino as u64 == meta.ino(),

@@ -136,7 +136,19 @@ mod tests {
     #[test]
     fn refuses_unsafe_paths() {
         let long = "x".repeat(256);
-        for bad in ["/etc/passwd", "../x", "a/../../x", "a\\b", "a\0b", "", "a//b", "./a", "C:x", ".modelsign-partial/ab", &long] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a\\b",
+            "a\0b",
+            "",
+            "a//b",
+            "./a",
+            "C:x",
+            ".modelsign-partial/ab",
+            &long,
+        ] {
             assert!(components(&manifest(&[bad]), "m").is_err(), "{bad:?} accepted");
         }
         assert!(components(&manifest(&["x/.modelsign-partial", &"y".repeat(255)]), "m").is_ok());

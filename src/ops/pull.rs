@@ -98,7 +98,12 @@ pub async fn pull_components(
 }
 
 fn present(c: &Component) -> PulledComponent {
-    PulledComponent { path: c.path.clone(), digest: c.descriptor.digest.clone(), size: c.descriptor.size, downloaded: false }
+    PulledComponent {
+        path: c.path.clone(),
+        digest: c.descriptor.digest.clone(),
+        size: c.descriptor.size,
+        downloaded: false,
+    }
 }
 
 async fn pull_group(

@@ -7,6 +7,11 @@
 //! never lose each other's entries. Tags are index entries annotated with
 //! `org.opencontainers.image.ref.name`; referrers are untagged index entries whose
 //! manifest has a `subject` (this is how oras-go's layout store finds them too).
+//!
+//! A layout folder may be shared, so writes follow the pull rules (FORMAT.md §4): below
+//! the layout's root everything is reached through folder descriptors without following a
+//! symlink, temporary files are created with `O_EXCL`, the lock file is opened only if it
+//! is a regular file. Reads refuse FIFOs and devices and count the bytes they read.
 
 use std::fs;
 use std::io::SeekFrom;
@@ -14,9 +19,10 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::atomic_file;
+use crate::atomic_file::{self, TempFile};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::local_fs::{self, Dir, Entry};
 use crate::oci::{self, ANNOTATION_REF_NAME, Descriptor, Index, Manifest};
 use crate::progress::{Progress, Skipped};
 use crate::verifying_reader::VerifyingReader;
@@ -25,6 +31,8 @@ use super::{BlobReader, BlobSource, MAX_MANIFEST_SIZE, PushedManifest};
 
 const OCI_LAYOUT: &str = "oci-layout";
 const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The largest `index.json` read (a layout with tens of thousands of entries fits).
+const MAX_INDEX_SIZE: u64 = 16 << 20;
 
 pub struct Layout {
     root: PathBuf,
@@ -35,8 +43,7 @@ impl Layout {
     /// `index.json`) when missing.
     pub async fn open(path: &Path, create: bool) -> Result<Self> {
         let layout = Layout { root: path.to_path_buf() };
-        let marker = path.join(OCI_LAYOUT);
-        if marker.is_file() {
+        if path.join(OCI_LAYOUT).is_file() {
             return Ok(layout);
         }
         if !create {
@@ -45,11 +52,13 @@ impl Layout {
                 what: "an OCI layout (no oci-layout file)".into(),
             });
         }
-        fs::create_dir_all(path.join("blobs/sha256")).map_err(|e| Error::io(path, e))?;
-        atomic_file::write(&marker, OCI_LAYOUT_CONTENT)?;
-        if !path.join("index.json").exists() {
-            atomic_file::write(&path.join("index.json"), &Index::empty().to_bytes())?;
+        fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let root = layout.root_dir()?;
+        layout.blobs_dir(&root)?;
+        if root.entry("index.json").map_err(|e| Error::io(root.child_path("index.json"), e))? == Entry::Missing {
+            atomic_file::write_in(&root, "index.json", &Index::empty().to_bytes())?;
         }
+        atomic_file::write_in(&root, OCI_LAYOUT, OCI_LAYOUT_CONTENT)?;
         Ok(layout)
     }
 
@@ -61,25 +70,32 @@ impl Layout {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// The layout's root folder, opened for writing below it.
+    fn root_dir(&self) -> Result<Dir> {
+        Dir::open(&self.root).map_err(|e| Error::io(&self.root, e))
+    }
+
+    /// `blobs/sha256`, created when missing, reached without following a symlink.
+    fn blobs_dir(&self, root: &Dir) -> Result<Dir> {
+        let (blobs, _) = root.create_dir("blobs", 0o777)?;
+        Ok(blobs.create_dir("sha256", 0o777)?.0)
+    }
+
     fn read_index(&self) -> Result<Index> {
         let path = self.root.join("index.json");
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = local_fs::read_capped(&path, MAX_INDEX_SIZE, "layout index")?;
         Index::parse(&bytes, &format!("{}/index.json", self.root.display()))
     }
 
     /// Runs `change` on `index.json` under the layout's lock and writes the result.
     fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
-        let lock_path = self.root.join("index.json.lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
+        let root = self.root_dir()?;
+        let lock = root.open_or_create_file("index.json.lock")?;
+        let lock_path = root.child_path("index.json.lock");
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let mut index = self.read_index()?;
         change(&mut index);
-        atomic_file::write(&self.root.join("index.json"), &index.to_bytes())
+        atomic_file::write_in(&root, "index.json", &index.to_bytes())
         // The lock is released when `lock` is dropped.
     }
 
@@ -124,12 +140,13 @@ impl Layout {
 
     pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
         let path = self.blob_path(&desc.digest);
-        let mut file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+        let file = open_regular(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::NotFound { target: self.describe(), what: format!("blob {}", desc.digest) }
             }
             _ => Error::io(&path, e),
         })?;
+        let mut file = tokio::fs::File::from_std(file);
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).await.map_err(|e| Error::io(&path, e))?;
         }
@@ -150,15 +167,12 @@ impl Layout {
             progress.skip(&desc.digest, &label, desc.size, Skipped::Exists);
             return Ok(());
         }
-        let final_path = self.blob_path(&desc.digest);
-        let dir = final_path.parent().expect("blob path has a parent");
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", desc.digest.hex()))
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
-        let (std_file, tmp_path) = tmp.into_parts();
-        let mut file = tokio::fs::File::from_std(std_file);
+        let root = self.root_dir()?;
+        let dir = self.blobs_dir(&root)?;
+        let hex = desc.digest.hex();
+        let mut tmp = TempFile::new_in(&dir, &hex)?;
+        let tmp_path = dir.child_path(&hex);
+        let mut file = tokio::fs::File::from_std(tmp.take_file());
         progress.start(&desc.digest, &label, desc.size);
         let reader = source.open(desc).await?;
         let mut reader = VerifyingReader::new(reader, desc.digest.clone(), desc.size, label.clone(), Hasher::new());
@@ -168,12 +182,12 @@ impl Layout {
             if n == 0 {
                 break;
             }
-            file.write_all(&buf[..n]).await.map_err(|e| Error::io(&*tmp_path, e))?;
+            file.write_all(&buf[..n]).await.map_err(|e| Error::io(&tmp_path, e))?;
             progress.advance(&desc.digest, n as u64);
         }
-        file.flush().await.map_err(|e| Error::io(&*tmp_path, e))?;
-        atomic_file::make_readable(&file.into_std().await, &tmp_path)?;
-        tmp_path.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
+        file.flush().await.map_err(|e| Error::io(&tmp_path, e))?;
+        tmp.put_back(file.into_std().await);
+        tmp.persist(&hex)?;
         progress.finish(&desc.digest);
         Ok(())
     }
@@ -235,10 +249,24 @@ fn without_ref_name(d: &Descriptor) -> Descriptor {
     d
 }
 
+/// Reads a manifest blob: a regular file (FIFOs and devices refused), at most `limit` bytes.
 fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let meta = fs::metadata(path)?;
-    if meta.len() > limit {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
         return Err(std::io::Error::other(format!("{} is larger than {limit} bytes", path.display())));
     }
-    fs::read(path)
+    Ok(bytes)
+}
+
+/// Opens a file for reading if it is a regular file; a FIFO does not block the open.
+fn open_regular(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!("{} is not a regular file", path.display())));
+    }
+    Ok(file)
 }

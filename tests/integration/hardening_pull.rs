@@ -271,6 +271,88 @@ fn component_inside_the_resume_folder_is_refused() {
     assert!(line.contains(&planted) && line.contains("resume folder"), "{line}");
     assert!(files_under(&dir).is_empty(), "nothing may be written for a manifest naming such a path");
 
-    let verify = run_within(signed.modelsign().args(["verify", &signed.reference("bad"), "--key"]).arg(&signed.public), 60);
+    let verify =
+        run_within(signed.modelsign().args(["verify", &signed.reference("bad"), "--key"]).arg(&signed.public), 60);
     assert_eq!(verify.status.code(), Some(3), "{}", stderr_text(&verify));
+}
+
+// ----- item 1 for layout folders: copy into a prepared layout ---------------------------
+
+/// A model pushed into a fresh layout `src`, and a prepared destination layout folder
+/// (`oci-layout` and an empty `index.json`, no blobs yet).
+fn prepared_layout(parent: &Path) -> (String, PathBuf) {
+    let model = write_tiny_model(parent, "tiny", 100_000);
+    let src = format!("oci:{}:v1", parent.join("src").display());
+    run_ok(modelsign().args(["push", &src]).arg(&model));
+    let dest = parent.join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(dest.join("index.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    (src, dest)
+}
+
+#[test]
+fn copy_into_a_layout_with_a_symlinked_blobs_folder_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let (src, dest) = prepared_layout(work.path());
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("sha256")).unwrap();
+    symlink(&elsewhere, dest.join("blobs")).unwrap();
+    let out = run_within(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
+    assert!(files_under(&elsewhere).is_empty(), "copy wrote through a symlinked blobs folder");
+    assert!(!out.status.success());
+    let line = one_error_line(&out);
+    assert!(line.contains("blobs") && line.contains("symlink"), "{line}");
+}
+
+#[test]
+fn copy_into_a_layout_does_not_follow_a_planted_lock_file() {
+    let work = tempfile::tempdir().unwrap();
+    let (src, dest) = prepared_layout(work.path());
+    std::fs::create_dir_all(dest.join("blobs/sha256")).unwrap();
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    symlink(outside.join("lock"), dest.join("index.json.lock")).unwrap();
+    let out = run_within(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
+    assert!(files_under(&outside).is_empty(), "copy created a file through the planted lock symlink");
+    assert!(!out.status.success());
+    let line = one_error_line(&out);
+    assert!(line.contains("index.json.lock") && line.contains("symlink"), "{line}");
+}
+
+// ----- item 6: FIFOs and devices are never read --------------------------------------
+
+fn mkfifo(path: &Path) {
+    run_ok(std::process::Command::new("mkfifo").arg(path));
+}
+
+#[test]
+fn fifo_or_device_in_a_layout_is_refused_without_hanging() {
+    let work = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(work.path(), "tiny", 100_000);
+    let layout = work.path().join("layout");
+    let reference = format!("oci:{}:v1", layout.display());
+    let manifest = run_stdout(modelsign().args(["push", &reference]).arg(&model)).trim().to_string();
+    let manifest_blob = layout.join("blobs/sha256").join(manifest.trim_start_matches("sha256:"));
+    let saved_index = std::fs::read(layout.join("index.json")).unwrap();
+
+    std::fs::remove_file(layout.join("index.json")).unwrap();
+    mkfifo(&layout.join("index.json"));
+    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    assert!(!out.status.success());
+    assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
+
+    std::fs::remove_file(layout.join("index.json")).unwrap();
+    symlink("/dev/zero", layout.join("index.json")).unwrap();
+    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    assert!(!out.status.success());
+    assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
+
+    std::fs::remove_file(layout.join("index.json")).unwrap();
+    std::fs::write(layout.join("index.json"), &saved_index).unwrap();
+    std::fs::remove_file(&manifest_blob).unwrap();
+    mkfifo(&manifest_blob);
+    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    assert!(!out.status.success());
+    one_error_line(&out);
 }

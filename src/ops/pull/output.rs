@@ -158,7 +158,10 @@ fn check_path(dir: &Path, path: &str) -> Result<()> {
         return Err(Error::UnsafePath {
             what: what(),
             path: path.to_string(),
-            reason: format!("`{}/{path}` would be longer than the {MAX_PATH_BYTES} bytes a path may have", dir.display()),
+            reason: format!(
+                "`{}/{path}` would be longer than the {MAX_PATH_BYTES} bytes a path may have",
+                dir.display()
+            ),
         });
     }
     let mut current = dir.to_path_buf();

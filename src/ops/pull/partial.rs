@@ -82,7 +82,12 @@ impl Drop for PartialFile<'_> {
 /// Opens (or creates) the partial file `name` and locks it, waiting while another pull
 /// holds it. The holder before us may have renamed or deleted the file: only the file still
 /// at the name counts, else we start over.
-pub(super) async fn lock<'a>(dir: &'a Dir, name: &str, label: &str, progress: &dyn Progress) -> Result<PartialFile<'a>> {
+pub(super) async fn lock<'a>(
+    dir: &'a Dir,
+    name: &str,
+    label: &str,
+    progress: &dyn Progress,
+) -> Result<PartialFile<'a>> {
     let mut noted = false;
     loop {
         let file = dir.open_or_create_file(name)?;
