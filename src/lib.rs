@@ -48,6 +48,7 @@ pub mod progress;
 pub mod reference;
 pub mod sign;
 pub mod store;
+pub mod unpack;
 pub mod verifying_reader;
 
 pub use error::{Error, Result};
