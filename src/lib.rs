@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod artifact_kind;
 pub mod atomic_file;
 pub mod card;
 pub mod digest;

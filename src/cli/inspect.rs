@@ -25,6 +25,7 @@ pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
             outln!("Reference:     {}", inspection.reference)?;
             outln!("Digest:        {}", inspection.digest)?;
             outln!("Artifact type: {}", inspection.artifact_type)?;
+            outln!("Kind:          {}", inspection.kind.name())?;
             if let Some(c) = &inspection.config {
                 let d = &c.descriptor;
                 outln!("Name:          {}", d.name.as_deref().unwrap_or("-"))?;
@@ -39,7 +40,11 @@ pub async fn run(args: &InspectArgs, global: &Global) -> CliResult {
             outln!("Components:    {} ({})", inspection.components.len(), output::bytes(inspection.total_size))?;
             for c in &inspection.components {
                 let kind = c.media_type.strip_prefix("application/vnd.cncf.model.").unwrap_or(&c.media_type);
-                outln!("  {:>10}  {:<18} {}  {}", output::bytes(c.size), kind, c.digest, c.path)?;
+                let path = match c.storage {
+                    "raw" => c.path.clone(),
+                    storage => format!("{} ({storage}, unpacked on pull)", c.path),
+                };
+                outln!("  {:>10}  {:<18} {}  {}", output::bytes(c.size), kind, c.digest, path)?;
             }
         }
     }

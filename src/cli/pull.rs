@@ -16,7 +16,8 @@ pub struct PullArgs {
     /// Folder to write the components into (created if missing; may already exist).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub dir: PathBuf,
-    /// Pull only components whose path matches this glob (repeatable).
+    /// Pull only components whose path matches this glob (repeatable); inside archive
+    /// layers (ModelPack tar, oras folders, KitOps), only the files that match.
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
     /// Verify signatures with this trusted public key before writing anything (repeatable).
@@ -56,10 +57,13 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
             for c in &report.components {
                 outln!("{}  {}  {}", if c.downloaded { "pulled " } else { "present" }, c.digest, c.path)?;
             }
+            for a in &report.archives {
+                outln!("unpacked {}  {} ({} files)", a.digest, a.path, a.files.len())?;
+            }
             eprintln!(
                 "pulled {} of {} components ({}) into {}",
-                report.components.iter().filter(|c| c.downloaded).count(),
-                report.components.len(),
+                report.components.iter().filter(|c| c.downloaded).count() + report.archives.len(),
+                report.components.len() + report.archives.len(),
                 output::bytes(report.bytes_downloaded),
                 args.dir.display()
             );

@@ -21,7 +21,8 @@ pub struct VerifyArgs {
     /// Trusted root certificate(s), PEM (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
-    /// Check only this component's bytes (repeatable; default: every component).
+    /// Check only this component's bytes (repeatable; default: every component). A path
+    /// inside an archive layer (ModelPack tar, oras folder, KitOps) checks the layer that holds it.
     #[arg(long, value_name = "PATH")]
     pub component: Vec<String>,
     /// Refuse to touch the network: TARGET must be an oci: layout folder.

@@ -16,6 +16,13 @@ pub struct Component {
     pub descriptor: Descriptor,
 }
 
+impl Component {
+    /// How the layer is unpacked: `None` for a single file, else the archive's compression.
+    pub fn archive(&self) -> Option<crate::unpack::Compression> {
+        crate::artifact_kind::archive_compression(&self.descriptor)
+    }
+}
+
 /// The path a layer names: `org.cncf.model.filepath`, else `org.opencontainers.image.title`.
 pub fn layer_path(desc: &Descriptor) -> Option<&str> {
     desc.annotations.get(ANNOTATION_FILEPATH).or_else(|| desc.annotations.get(ANNOTATION_TITLE)).map(String::as_str)
@@ -60,10 +67,16 @@ pub fn components(manifest: &Manifest, what: &str) -> Result<Vec<Component>> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(manifest.layers.len());
     for layer in &manifest.layers {
-        let path = layer_path(layer).ok_or_else(|| Error::InvalidContent {
-            what: what.to_string(),
-            reason: format!("layer {} has no {ANNOTATION_FILEPATH} or {ANNOTATION_TITLE} annotation", layer.digest),
-        })?;
+        // Layers of other tools (KitOps, older Docker models) may name no path: they get
+        // a name made from their digest (see `artifact_kind::unnamed_layer_path`).
+        let unnamed;
+        let path = match layer_path(layer) {
+            Some(p) => p,
+            None => {
+                unnamed = crate::artifact_kind::unnamed_layer_path(layer);
+                unnamed.as_str()
+            }
+        };
         if let Some(reason) = unsafe_path_reason(path) {
             return Err(Error::UnsafePath { what: what.to_string(), path: path.to_string(), reason: reason.into() });
         }
@@ -76,10 +89,13 @@ pub fn components(manifest: &Manifest, what: &str) -> Result<Vec<Component>> {
         }
         out.push(Component { path: path.to_string(), descriptor: layer.clone() });
     }
-    for c in &out {
+    // An archive's name is no file in the folder (its entries are), so it may share a
+    // prefix with files.
+    let files: HashSet<&str> = out.iter().filter(|c| c.archive().is_none()).map(|c| c.path.as_str()).collect();
+    for c in out.iter().filter(|c| c.archive().is_none()) {
         let mut prefix = c.path.as_str();
         while let Some((parent, _)) = prefix.rsplit_once('/') {
-            if seen.contains(parent) {
+            if files.contains(parent) {
                 return Err(Error::UnsafePath {
                     what: what.to_string(),
                     path: c.path.clone(),

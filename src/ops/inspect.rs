@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::artifact_kind::{self, ArtifactKind};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::modelpack::{self, ModelPackConfig};
@@ -16,6 +17,8 @@ use crate::store::{MAX_MANIFEST_SIZE, Target};
 pub struct InspectedComponent {
     pub path: String,
     pub media_type: String,
+    /// `raw` (one file) or the archive format (`tar`, `tar+gzip`, `tar+zstd`).
+    pub storage: &'static str,
     pub size: u64,
     pub digest: Digest,
 }
@@ -27,6 +30,8 @@ pub struct InspectReport {
     pub reference: String,
     pub digest: Digest,
     pub artifact_type: String,
+    /// Which tool's layout: modelpack, modelkit, docker, oras.
+    pub kind: ArtifactKind,
     pub config_media_type: String,
     /// The ModelPack config, when the config is one and parses.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,12 +59,14 @@ pub async fn inspect(target: &Target, reference: &Reference) -> Result<InspectRe
         reference: reference.to_string(),
         digest: desc.digest.clone(),
         artifact_type: manifest.effective_artifact_type().to_string(),
+        kind: ArtifactKind::of(&manifest),
         config_media_type: manifest.config.media_type.clone(),
         config,
         total_size: comps.iter().map(|c| c.descriptor.size).sum(),
         components: comps
             .into_iter()
             .map(|c| InspectedComponent {
+                storage: artifact_kind::storage_label(&c.descriptor),
                 path: c.path,
                 media_type: c.descriptor.media_type,
                 size: c.descriptor.size,

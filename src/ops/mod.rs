@@ -2,6 +2,7 @@
 //! serialisable report; only `cli` prints. `model` (the model manifest and the OMS facts
 //! signing and verification share) and `components` (layer paths) serve several commands.
 
+pub mod archives;
 pub mod attach;
 pub mod components;
 pub mod copy;

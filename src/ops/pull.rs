@@ -50,6 +50,9 @@ pub struct PullReport {
     pub output: PathBuf,
     pub components: Vec<PulledComponent>,
     pub bytes_downloaded: u64,
+    /// Archive layers unpacked into the folder (FORMAT.md §7).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub archives: Vec<crate::ops::archives::UnpackedArchive>,
     /// The trust decision, when the pull was asked to verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<PullVerification>,
@@ -165,23 +168,47 @@ pub async fn pull(
     let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
     let what = format!("{reference} ({})", desc.digest);
     let all = components::components(&manifest, &what)?;
-    let selected = components::select(all.clone(), include)?;
+    // Archive layers are all selected: `include` picks files inside them (ops::archives).
+    let (selected, archive_layers) = crate::ops::archives::select(all.clone(), include)?;
     let decision = match trust {
         None => None,
         Some(trust) => {
-            let decision = verify::decide(target, &desc, &all, &selected, trust).await?;
+            let chosen: Vec<Component> = selected.iter().chain(&archive_layers).cloned().collect();
+            let decision = verify::decide(target, &desc, &all, &chosen, trust).await?;
             if let Some(reason) = &decision.failure {
                 return Err(Error::Verification(format!("{reference}: {reason}; nothing was written")));
             }
             Some(decision)
         }
     };
-    let pulled = pull_components(target, dir, &selected, concurrency, progress).await?;
+    // Archives are unpacked into staging folders first (all checked), then the single-file
+    // layers pulled, then the unpacked files renamed into place.
+    let raw_paths: Vec<String> = selected.iter().map(|c| c.path.clone()).collect();
+    let limits = crate::unpack::Limits::default();
+    let staged =
+        crate::ops::archives::stage(target, dir, &archive_layers, include, &raw_paths, &limits, concurrency, progress)
+            .await?;
+    let pulled = match pull_components(target, dir, &selected, concurrency, progress).await {
+        Ok(p) => p,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    let archives = staged.place()?;
     let verification = match decision {
         None => None,
         Some(decision) => {
-            let complete = selected.len() == all.len();
+            let complete = selected.len() + archive_layers.len() == all.len();
             let (signature_file, signature_note) = match (decision.oms_bundle(), complete) {
+                // The signature lists the archives, not the files unpacked from them (FORMAT.md §7).
+                (Some(_), _) if !archives.is_empty() => (
+                    None,
+                    Some(
+                        "archive layers were unpacked, and the signature covers the archives, not the files in them"
+                            .to_string(),
+                    ),
+                ),
                 (Some(bundle), true) => {
                     let path = dir.join(crate::sign::local::SIGNATURE_FILE);
                     crate::atomic_file::write(&path, bundle)?;
@@ -197,8 +224,10 @@ pub async fn pull(
         reference: reference.to_string(),
         digest: desc.digest,
         output: dir.to_path_buf(),
-        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum(),
+        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum::<u64>()
+            + archives.iter().map(|a| a.size).sum::<u64>(),
         components: pulled,
+        archives,
         verification,
     })
 }

@@ -122,7 +122,9 @@ pub async fn verify(
 ) -> Result<VerifyReport> {
     let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
     let all = model_components(&manifest, &format!("{reference} ({})", desc.digest))?;
-    let selected = pick_components(all.clone(), components)?;
+    // A path inside an archive layer names the layer that holds it (found by listing the archives).
+    let limits = crate::unpack::Limits::default();
+    let selected = crate::ops::archives::pick_components(target, &all, components, &limits, progress).await?;
     let decision = decide(target, &desc, &all, &selected, trust).await?;
     let checks =
         if decision.passed { verify_components(target, &selected, concurrency, progress).await } else { Vec::new() };
