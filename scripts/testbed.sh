@@ -182,6 +182,24 @@ fi
 ln -sfn ../venv/bin/model_signing "$TB/bin/model_signing"
 ln -sfn ../venv/bin/python "$TB/bin/testbed-python"
 
+# 4b. modelpack-client (a Python client that pushes CNCF ModelPack artifacts with tar layers),
+#     in a venv of its own so that adding it never rebuilds the one above.
+MP_REQS=(modelpack-client==0.1.0)
+mp_key="${MP_REQS[*]}"
+MP_VENV="$TB/venv-modelpack"
+if stamp_ok modelpack "$mp_key" && [[ -x "$MP_VENV/bin/modelpack" ]]; then
+  :
+else
+  log "python venv + pip install ${MP_REQS[*]}"
+  rm -rf "$MP_VENV"
+  "${PYTHON:-python3}" -m venv "$MP_VENV" || die "python3 -m venv failed"
+  "$MP_VENV/bin/python" -m pip install -q --disable-pip-version-check "${MP_REQS[@]}" >"$TB/pip-modelpack.log" 2>&1 \
+    || { tail -30 "$TB/pip-modelpack.log" >&2; die "pip install modelpack-client failed"; }
+  "$MP_VENV/bin/modelpack" --help >/dev/null || die "modelpack (modelpack-client) does not run"
+  stamp_set modelpack "$mp_key"
+fi
+ln -sfn ../venv-modelpack/bin/modelpack "$TB/bin/modelpack"
+
 # ---------------------------------------------------------------------------
 # 5. The environment file the tests and scripts/test.sh source.
 # ---------------------------------------------------------------------------

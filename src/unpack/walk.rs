@@ -49,29 +49,42 @@ pub(super) fn walk(
     let hashing = HashingReader::new(source, layer.desc.size, &what);
     let cap = limits.stream_cap(layer.desc.size);
     let why = "the decompression ratio or total size cap";
-    let (summary, hashing) = match layer.compression {
+    let (result, hashing) = match layer.compression {
         Compression::None => {
             let mut capped = CappedReader::new(BufReader::with_capacity(BUF, hashing), cap, &what, why);
-            let summary = read_archive(&mut capped, &what, limits, filter, sink)?;
-            (summary, capped.into_inner().into_inner())
+            let result = read_archive(&mut capped, &what, limits, filter, sink);
+            (result, capped.into_inner().into_inner())
         }
         Compression::Gzip => {
             let decoder = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(BUF, hashing));
             let mut capped = CappedReader::new(BufReader::with_capacity(BUF, decoder), cap, &what, why);
-            let summary = read_archive(&mut capped, &what, limits, filter, sink)?;
-            (summary, capped.into_inner().into_inner().into_inner().into_inner())
+            let result = read_archive(&mut capped, &what, limits, filter, sink);
+            (result, capped.into_inner().into_inner().into_inner().into_inner())
         }
         Compression::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, hashing))
                 .map_err(|e| Error::io(&what, e))?;
             let mut capped = CappedReader::new(BufReader::with_capacity(BUF, decoder), cap, &what, why);
-            let summary = read_archive(&mut capped, &what, limits, filter, sink)?;
-            (summary, capped.into_inner().into_inner().finish().into_inner())
+            let result = read_archive(&mut capped, &what, limits, filter, sink);
+            (result, capped.into_inner().into_inner().finish().into_inner())
         }
     };
-    hashing.finish(&layer.desc.digest)?;
-    Ok(summary)
+    match result {
+        Ok(summary) => {
+            hashing.finish(&layer.desc.digest)?;
+            Ok(summary)
+        }
+        // Bytes that do not decompress or parse are most often bytes that changed on the
+        // way: the rest of the layer (at most its declared size) is read to tell which.
+        Err(e @ Error::InvalidContent { .. }) if e.to_string().contains(NOT_AN_ARCHIVE) => {
+            hashing.finish(&layer.desc.digest)?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
+
+const NOT_AN_ARCHIVE: &str = "not a valid archive";
 
 /// The tar part: every entry checked, then the rest of the stream must be zero padding.
 fn read_archive<R: Read>(
@@ -136,7 +149,7 @@ fn read_archive<R: Read>(
             }
             if filter.is_none_or(|f| f(&path)) {
                 let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
-                sink.file(&path, size, executable, &mut entry)?;
+                sink.file(&path, size, executable, &mut EntryReader { inner: &mut entry, what })?;
             }
         }
     }
@@ -229,6 +242,19 @@ fn sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<bool> {
     Ok(false)
 }
 
+/// An entry's bytes; a read error that is not already typed (a cap, a size) means the
+/// archive is broken, and says so.
+struct EntryReader<'a> {
+    inner: &'a mut dyn Read,
+    what: &'a str,
+}
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| std::io::Error::other(bad_archive(self.what, e)))
+    }
+}
+
 fn invalid(what: &str, reason: String) -> Error {
     Error::InvalidContent { what: what.to_string(), reason }
 }
@@ -237,7 +263,7 @@ fn invalid(what: &str, reason: String) -> Error {
 /// anything else as a malformed archive.
 fn bad_archive(what: &str, e: std::io::Error) -> Error {
     match Error::io(what, e) {
-        Error::Io { source, .. } => invalid(what, format!("not a valid archive: {source}")),
+        Error::Io { source, .. } => invalid(what, format!("{NOT_AN_ARCHIVE}: {source}")),
         typed => typed,
     }
 }

@@ -1,5 +1,6 @@
 mod support;
 
+mod archives;
 mod auth;
 mod delta;
 mod faults;

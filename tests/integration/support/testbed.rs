@@ -81,7 +81,7 @@ impl Testbed {
             return Err(format!("{} has no env file", root.display()));
         }
         let tb = Testbed { root };
-        for tool in ["oras", "cosign", "gcr-registry", "cue-registry", "model_signing"] {
+        for tool in ["oras", "cosign", "gcr-registry", "cue-registry", "model_signing", "modelpack"] {
             if !tb.bin_dir().join(tool).exists() {
                 return Err(format!("{} is missing", tb.bin_dir().join(tool).display()));
             }
