@@ -334,7 +334,7 @@ fn refuses_data_after_the_end_and_bad_names() {
         (&b"a\\b"[..], "backslash"),
         (b"C:x", "drive-letter"),
         (b"\xff\xfe", "not UTF-8"),
-        (b".modelsign-partial/x", "keeps for itself"),
+        (b".modelsign-partial/x", "`.modelsign-partial`"),
     ] {
         let mut b = tar::Builder::new(Vec::new());
         file(&mut b, "ok", b"x");
