@@ -180,6 +180,19 @@ else
   stamp_set venv "$py_key"
 fi
 ln -sfn ../venv/bin/model_signing "$TB/bin/model_signing"
+
+# 4b. cyclonedx-python-lib with JSON-schema validation, in the same venv: the peer that
+#     validates the CycloneDX ML-BOM `modelsign attest` writes.
+CDX_REQ="cyclonedx-python-lib[json-validation]==11.12.0"
+if stamp_ok cyclonedx "$CDX_REQ" && "$VENV/bin/python" -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+  :
+else
+  log "pip install $CDX_REQ"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$CDX_REQ" >"$TB/pip-cyclonedx.log" 2>&1 \
+    || { tail -30 "$TB/pip-cyclonedx.log" >&2; die "pip install $CDX_REQ failed"; }
+  "$VENV/bin/python" -c 'import cyclonedx.validation.json, jsonschema' || die "cyclonedx-python-lib does not import"
+  stamp_set cyclonedx "$CDX_REQ"
+fi
 ln -sfn ../venv/bin/python "$TB/bin/testbed-python"
 
 # 4b. modelpack-client (a Python client that pushes CNCF ModelPack artifacts with tar layers),

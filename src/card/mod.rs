@@ -11,8 +11,11 @@
 //! The statement's predicate type is [`PREDICATE_TYPE`]; its exact shape is in
 //! `docs/FORMAT.md` ("Model cards").
 
+pub mod cyclonedx;
+pub mod draft;
 pub mod fields;
 pub mod parse;
+pub mod provenance;
 
 use std::path::Path;
 

@@ -53,10 +53,11 @@ pub fn parse(text: &str, syntax: Syntax) -> Result<Value, String> {
         Syntax::Json => serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}")),
         Syntax::Yaml => yaml(text, 0),
         Syntax::FrontMatter => {
-            let (yaml_text, first_line) = front_matter(text).ok_or_else(|| {
+            let (yaml_text, _) = front_matter(text).ok_or_else(|| {
                 "no YAML front matter (a first line `---`, the fields, then a line `---`)".to_string()
             })?;
-            yaml(yaml_text, first_line)
+            // The front matter starts on the second line.
+            yaml(yaml_text, 1)
         }
     }
 }
@@ -90,8 +91,8 @@ fn one_line(s: &str) -> String {
     s.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
 
-/// The front matter of a Markdown text and the number of lines before it (the `---`).
-pub fn front_matter(text: &str) -> Option<(&str, usize)> {
+/// The front matter of a Markdown text (without its `---` lines) and the text after it.
+pub fn front_matter(text: &str) -> Option<(&str, &str)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let rest = text.strip_prefix("---").filter(|r| r.starts_with('\n') || r.starts_with("\r\n"))?;
     let body_start = text.len() - rest.len() + if rest.starts_with("\r\n") { 2 } else { 1 };
@@ -99,7 +100,7 @@ pub fn front_matter(text: &str) -> Option<(&str, usize)> {
     let mut offset = 0;
     for line in body.split_inclusive('\n') {
         if line.trim_end_matches(['\r', '\n']) == "---" {
-            return Some((&body[..offset], 1));
+            return Some((&body[..offset], &body[offset + line.len()..]));
         }
         offset += line.len();
     }
@@ -115,9 +116,9 @@ mod tests {
     #[test]
     fn front_matter_is_found() {
         let md = "---\nname: x\nlicense: mit\n---\n# Model\n\n---\nmore\n";
-        assert_eq!(front_matter(md), Some(("name: x\nlicense: mit\n", 1)));
+        assert_eq!(front_matter(md), Some(("name: x\nlicense: mit\n", "# Model\n\n---\nmore\n")));
         assert_eq!(parse(md, Syntax::FrontMatter).unwrap(), json!({"name": "x", "license": "mit"}));
-        assert_eq!(front_matter("---\r\na: 1\r\n---\r\n"), Some(("a: 1\r\n", 1)));
+        assert_eq!(front_matter("---\r\na: 1\r\n---\r\n"), Some(("a: 1\r\n", "")));
         assert!(front_matter("# no front matter\n---\na: 1\n---\n").is_none());
         assert!(front_matter("---\na: 1\n").is_none(), "unterminated");
         assert!(parse("# Model\n", Syntax::FrontMatter).unwrap_err().contains("no YAML front matter"));

@@ -2,7 +2,9 @@
 //! Only this module knows them; each subcommand is one file that calls `modelsign::ops`.
 
 mod attach;
+mod attest;
 mod cache;
+mod card;
 mod copy;
 mod discover;
 mod inspect;
@@ -189,6 +191,17 @@ enum Command {
     /// the public-good Sigstore trusted root built in; --trusted-root for a private one.
     /// Exit code 0 if it verified, 3 if not.
     VerifyBlob(verify_blob::VerifyBlobArgs),
+    /// Sign a model card about a model and attach it (also as a CycloneDX ML-BOM).
+    ///
+    /// The card (YAML, JSON, or a README.md with YAML front matter) must hold every
+    /// mandatory field: name, version, developer, publisher, description,
+    /// security.sensitive-data, security.considerations (blank and TODO values count as
+    /// missing). format, architecture, parameters, security.encryption, security.certificate
+    /// and signatures are filled in from the model and the signing key. The attestation is
+    /// about the manifest digest; it describes the model, it does not sign its bytes.
+    Attest(attest::AttestArgs),
+    /// Model cards: show the attested cards of a model.
+    Card(card::CardArgs),
     /// Store credentials for a registry in docker's config.json.
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -198,6 +211,17 @@ enum Command {
 /// Parses a reference argument.
 pub fn parse_reference(s: &str) -> Result<Reference, Error> {
     s.parse()
+}
+
+/// How statements name the artifact a reference points at: `<registry>/<repository>`, or
+/// a layout folder's name (as cosign names the repository).
+pub fn subject_name(reference: &Reference) -> String {
+    match &reference.location {
+        modelsign::reference::Location::Registry { registry, repository } => format!("{registry}/{repository}"),
+        modelsign::reference::Location::Layout { path } => {
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        }
+    }
 }
 
 /// Opens the target a reference names.
@@ -258,6 +282,8 @@ pub fn run() -> ExitCode {
             Command::Sign(a) => sign::run(a, g).await,
             Command::Verify(a) => verify::run(a, g).await,
             Command::VerifyBlob(a) => verify_blob::run(a),
+            Command::Attest(a) => attest::run(a, g).await,
+            Command::Card(a) => card::run(a, g).await,
             Command::Login(a) => login::login(a, g).await,
             Command::Logout(a) => login::logout(a, g).await,
         }

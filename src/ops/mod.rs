@@ -4,6 +4,7 @@
 
 pub mod archives;
 pub mod attach;
+pub mod attest;
 pub mod components;
 pub mod copy;
 pub mod discover;

@@ -2,6 +2,7 @@ mod support;
 
 mod archives;
 mod auth;
+mod card;
 mod delta;
 mod faults;
 mod fuzz_parsers;
