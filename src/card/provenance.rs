@@ -79,8 +79,19 @@ impl SignerInfo {
     pub fn of_verified(by: &VerifiedBy) -> SignerInfo {
         match by {
             VerifiedBy::Key(key) => SignerInfo::of_key(key),
-            VerifiedBy::Certificate(chain) => SignerInfo::of_certificate(chain.leaf())
-                .unwrap_or_else(|| SignerInfo::of_key(&chain.leaf().public_key().expect("a validated leaf has a key"))),
+            VerifiedBy::Certificate(chain) => {
+                let leaf = chain.leaf();
+                SignerInfo::of_certificate(leaf).unwrap_or_else(|| SignerInfo::X509 {
+                    algorithm: String::new(),
+                    subject: leaf.subject(),
+                    issuer: String::new(),
+                    serial_number: String::new(),
+                    not_before: rfc3339(leaf.not_before()),
+                    not_after: String::new(),
+                    fingerprint: format!("sha256:{}", hex::encode(Sha256::digest(leaf.der()))),
+                    key_fingerprint: String::new(),
+                })
+            }
         }
     }
 

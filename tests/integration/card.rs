@@ -390,3 +390,41 @@ fn a_card_alone_does_not_make_a_model_verified() {
     let out = run_fail(modelsign().args(["verify", &layout, "--key"]).arg(&public));
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
 }
+
+#[test]
+fn a_card_attested_with_a_certificate_names_it() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let work = tempfile::tempdir().unwrap();
+    let model = write_tiny_model(work.path(), "tiny", 1000);
+    let layout = format!("oci:{}:v1", work.path().join("layout").display());
+    push(&layout, &model);
+    let chain = make_certificate_chain(&peers, work.path(), "ours");
+    let theirs = make_certificate_chain(&peers, work.path(), "theirs");
+    let card = write(work.path(), "card.yaml", FULL_CARD);
+    run_ok(
+        modelsign()
+            .args(["attest", &layout, "--model-card"])
+            .arg(&card)
+            .arg("--key")
+            .arg(&chain.leaf_key)
+            .arg("--certificate")
+            .arg(&chain.leaf)
+            .arg("--certificate-chain")
+            .arg(&chain.intermediate),
+    );
+    let show = |root: &Path| {
+        let mut cmd = modelsign();
+        cmd.args(["card", "show", &layout, "--output", "json", "--certificate-chain"]).arg(root);
+        cmd
+    };
+    let shown = json(&run_ok(&mut show(&chain.root)));
+    let cert = &shown["cards"][0]["card"]["security"]["certificate"];
+    assert_eq!(cert["type"], "x509", "{shown:#}");
+    assert!(cert["subject"].as_str().unwrap().contains("ours test signer"), "{cert:#}");
+    assert!(cert["issuer"].as_str().unwrap().contains("ours"), "{cert:#}");
+    assert!(cert["fingerprint"].as_str().unwrap().starts_with("sha256:"), "{cert:#}");
+    assert_eq!(shown["cards"][0]["signer"], *cert, "the signer shown is the one the card names");
+    // Another root trusts nothing here.
+    assert_untrusted(&run_fail(&mut show(&theirs.root)), &["no trusted model card"]);
+}
