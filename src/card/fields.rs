@@ -250,10 +250,25 @@ fn shape_tree(prefix: &str, tree: Map<String, Value>, out: &mut Map<String, Valu
 }
 
 fn unknown_key(name: &str) -> String {
-    let known: Vec<&str> =
-        FIELDS.iter().map(|f| f.name).filter(|f| f.starts_with(name.split('.').next().unwrap_or(""))).collect();
-    let hint = if known.is_empty() { String::new() } else { format!(" (did you mean {})", known.join(", ")) };
+    let close: Vec<&str> = FIELDS.iter().map(|f| f.name).filter(|f| edit_distance(f, name) <= 2).collect();
+    let hint = if close.is_empty() { String::new() } else { format!(" (did you mean `{}`?)", close.join("` or `")) };
     format!("unknown model-card field `{name}`{hint}: put free-form data under `extra`")
+}
+
+/// Levenshtein distance, for suggesting the field a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -397,9 +412,11 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_by_name() {
         let e = normalize(json!({"nmae": "x"})).unwrap_err();
-        assert!(e.contains("`nmae`"), "{e}");
+        assert!(e.contains("`nmae`") && e.contains("did you mean `name`?"), "{e}");
+        let e = normalize(json!({"owner": "x"})).unwrap_err();
+        assert_eq!(e, "unknown model-card field `owner`: put free-form data under `extra`");
         let e = normalize(json!({"security": {"sensitve-data": "x"}})).unwrap_err();
-        assert!(e.contains("`security.sensitve-data`") && e.contains("security.sensitive-data"), "{e}");
+        assert!(e.contains("`security.sensitve-data` (did you mean `security.sensitive-data`?)"), "{e}");
         let e = normalize(json!({"training": {"datasets": [{"name": "a", "licence": "MIT"}]}})).unwrap_err();
         assert!(e.contains("`licence`") && e.contains("training.datasets[0]"), "{e}");
         assert!(normalize(json!({"name": "a", "name.x": 1})).is_err());
