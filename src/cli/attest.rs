@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use modelsign::card::Card;
-use modelsign::ops::attest::attest_card;
+use modelsign::ops::attest::{attest, check_mandatory};
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output, trust};
@@ -35,12 +35,11 @@ pub async fn run(args: &AttestArgs, global: &Global) -> CliResult {
     // The card first: a card that cannot be attested needs no key, password or network.
     let card = Card::load(&args.model_card)?;
     let card_name = args.model_card.display().to_string();
-    modelsign::ops::attest::check_mandatory(&card, &card_name)?;
+    check_mandatory(&card, &card_name)?;
     let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
-    let subject_name = super::subject_name(&reference);
-    let report = attest_card(&target, &reference.selector(), &subject_name, card, &card_name, &signer).await?;
+    let report = attest(&target, &reference, card, &card_name, &signer).await?;
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {

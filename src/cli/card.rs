@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use modelsign::card::provenance::SignerInfo;
-use modelsign::ops::attest::{AttestedCards, attested_cards};
-use modelsign::ops::model::fetch_model_manifest;
-use serde::Serialize;
+use modelsign::ops::attest::show_cards;
 use serde_json::Value;
 
 use super::output::outln;
@@ -58,15 +56,6 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ShowReport {
-    reference: String,
-    digest: modelsign::digest::Digest,
-    #[serde(flatten)]
-    found: AttestedCards,
 }
 
 pub async fn run(args: &CardArgs, global: &Global) -> CliResult {
@@ -120,9 +109,7 @@ async fn show(args: &ShowArgs, global: &Global) -> CliResult {
     let policy = trust::policy(&args.key, &args.certificate_chain)?;
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
-    let (desc, _) = fetch_model_manifest(&target, &reference.selector()).await?;
-    let found = attested_cards(&target, &desc, &policy).await?;
-    let report = ShowReport { reference: reference.to_string(), digest: desc.digest.clone(), found };
+    let report = show_cards(&target, &reference, &policy).await?;
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {
@@ -140,18 +127,7 @@ async fn show(args: &ShowArgs, global: &Global) -> CliResult {
             }
         }
     }
-    if report.found.cards.is_empty() {
-        let why = match report.found.rejected.as_slice() {
-            [] => "the model has no model-card attestation".to_string(),
-            rejected => {
-                let reasons: Vec<String> = rejected.iter().map(|r| format!("{}: {}", r.referrer, r.reason)).collect();
-                format!(
-                    "{} model-card attestation(s) found, none both by a trusted signer and about this manifest ({})",
-                    rejected.len(),
-                    reasons.join("; ")
-                )
-            }
-        };
+    if let Some(why) = report.found.failure() {
         return Err(CliError::Modelsign(modelsign::Error::Verification(format!(
             "no trusted model card for {}@{}: {why}",
             report.reference, report.digest

@@ -213,17 +213,6 @@ pub fn parse_reference(s: &str) -> Result<Reference, Error> {
     s.parse()
 }
 
-/// How statements name the artifact a reference points at: `<registry>/<repository>`, or
-/// a layout folder's name (as cosign names the repository).
-pub fn subject_name(reference: &Reference) -> String {
-    match &reference.location {
-        modelsign::reference::Location::Registry { registry, repository } => format!("{registry}/{repository}"),
-        modelsign::reference::Location::Layout { path } => {
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
-        }
-    }
-}
-
 /// Opens the target a reference names.
 pub async fn open(reference: &Reference, global: &Global, create: bool) -> Result<Target, Error> {
     Target::open(reference, &global.target_options(), create).await

@@ -23,8 +23,9 @@ use crate::modelpack;
 use crate::oci::{ANNOTATION_CREATED, Descriptor, Manifest};
 use crate::ops::attach::push_referrers;
 use crate::ops::model::fetch_model_manifest;
-use crate::ops::sign::bundle_referrer;
+use crate::ops::sign::{bundle_referrer, subject_name};
 use crate::progress::NoProgress;
+use crate::reference::Reference;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::statement::{Statement, Subject};
 use crate::sign::{Signer, TrustPolicy, verify_bundle};
@@ -80,19 +81,20 @@ async fn model_config(target: &Target, manifest: &Manifest) -> Result<Option<Val
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
-/// Attests `card` about the model `selector` names in `target`. `card_name` names the
-/// card in errors; `subject_name` names the artifact in the statements (as `sign` does).
+/// Attests `card` about the model `reference` names in `target`; `card_name` names the
+/// card in errors. The statements name the artifact as `sign`'s do ([`subject_name`]).
 /// Refuses, before reaching the target, a card without its mandatory fields.
-pub async fn attest_card(
+pub async fn attest(
     target: &Target,
-    selector: &str,
-    subject_name: &str,
+    reference: &Reference,
     mut card: Card,
     card_name: &str,
     signer: &Signer,
 ) -> Result<AttestReport> {
     check_mandatory(&card, card_name)?;
-    let (desc, manifest) = fetch_model_manifest(target, selector).await?;
+    let selector = reference.selector();
+    let subject_name = &subject_name(reference);
+    let (desc, manifest) = fetch_model_manifest(target, &selector).await?;
     let config = model_config(target, &manifest).await?;
     let filled = provenance::fill_in(&mut card, &manifest, config.as_ref(), signer, &[cyclonedx::PREDICATE_TYPE]);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -111,7 +113,7 @@ pub async fn attest_card(
     let cyclonedx_attestation = pushed.pop().expect("two referrers pushed");
     let card_attestation = pushed.pop().expect("two referrers pushed");
     Ok(AttestReport {
-        reference: selector.to_string(),
+        reference: reference.to_string(),
         digest: desc.digest,
         card_attestation,
         cyclonedx_attestation,
@@ -153,6 +155,44 @@ pub struct RejectedCard {
 pub struct AttestedCards {
     pub cards: Vec<AttestedCard>,
     pub rejected: Vec<RejectedCard>,
+}
+
+impl AttestedCards {
+    /// Why no card counts, if none does (one line).
+    pub fn failure(&self) -> Option<String> {
+        if !self.cards.is_empty() {
+            return None;
+        }
+        Some(match self.rejected.as_slice() {
+            [] => "the model has no model-card attestation".to_string(),
+            rejected => {
+                let reasons: Vec<String> = rejected.iter().map(|r| format!("{}: {}", r.referrer, r.reason)).collect();
+                format!(
+                    "{} model-card attestation(s) found, none both by a trusted signer and about this manifest ({})",
+                    rejected.len(),
+                    reasons.join("; ")
+                )
+            }
+        })
+    }
+}
+
+/// The trusted model cards of the model a reference names (`card show`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardsReport {
+    pub reference: String,
+    pub digest: Digest,
+    #[serde(flatten)]
+    pub found: AttestedCards,
+}
+
+/// Fetches the manifest `reference` names and finds its trusted model cards
+/// ([`attested_cards`]). No card is not an error here: see [`AttestedCards::failure`].
+pub async fn show_cards(target: &Target, reference: &Reference, policy: &TrustPolicy) -> Result<CardsReport> {
+    let (desc, _) = fetch_model_manifest(target, &reference.selector()).await?;
+    let found = attested_cards(target, &desc, policy).await?;
+    Ok(CardsReport { reference: reference.to_string(), digest: desc.digest, found })
 }
 
 /// Reads one referrer: its manifest (subject checked) and its bundle, if it has one.

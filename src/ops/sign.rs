@@ -97,16 +97,21 @@ pub struct SignReport {
     pub manifest_signature: Descriptor,
 }
 
-/// Signs the model `reference` names in `target`. The manifest statement names the
-/// artifact as cosign does: `registry/repository`, or a layout folder's name.
-pub async fn sign(target: &Target, reference: &Reference, signer: &Signer) -> Result<SignReport> {
-    let subject_name = match &reference.location {
+/// How statements about a manifest name the artifact, as cosign does:
+/// `registry/repository`, or a layout folder's name.
+pub fn subject_name(reference: &Reference) -> String {
+    match &reference.location {
         Location::Registry { registry, repository } => format!("{registry}/{repository}"),
         Location::Layout { path } => {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
         }
-    };
-    sign_reference(target, &reference.selector(), &subject_name, signer).await
+    }
+}
+
+/// Signs the model `reference` names in `target`. The manifest statement names the
+/// artifact by [`subject_name`].
+pub async fn sign(target: &Target, reference: &Reference, signer: &Signer) -> Result<SignReport> {
+    sign_reference(target, &reference.selector(), &subject_name(reference), signer).await
 }
 
 /// Signs the model `selector` names in `target`. `subject_name` names the artifact in
