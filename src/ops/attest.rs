@@ -29,6 +29,7 @@ use crate::reference::Reference;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::statement::{Statement, Subject};
 use crate::sign::{Signer, TrustPolicy, verify_bundle};
+use crate::store::limits::ReferrerBudget;
 use crate::store::{BlobSource, Target};
 
 /// Largest ModelPack config blob read to fill in a card.
@@ -195,24 +196,27 @@ pub async fn show_cards(target: &Target, reference: &Reference, policy: &TrustPo
     Ok(CardsReport { reference: reference.to_string(), digest: desc.digest, found })
 }
 
-/// Reads one referrer: its manifest (subject checked) and its bundle, if it has one.
+/// Reads one referrer: its manifest and, if it names this manifest as `subject` and holds
+/// a Sigstore bundle, that bundle (else `None`). `Err` only when fetching failed.
 async fn referrer_bundle(
     target: &Target,
     entry: &Descriptor,
     subject: &Descriptor,
-) -> std::result::Result<(Manifest, Vec<u8>), String> {
-    let (_, bytes) = target.fetch_manifest(&entry.digest.to_string()).await.map_err(|e| e.to_string())?;
-    let manifest = Manifest::parse(&bytes, "referrer").map_err(|e| e.to_string())?;
+) -> Result<Option<(Manifest, Vec<u8>)>> {
+    let (_, bytes) = target.fetch_manifest(&entry.digest.to_string()).await?;
+    let Ok(manifest) = Manifest::parse(&bytes, "referrer") else { return Ok(None) };
     if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
-        return Err("its subject is not this manifest".into());
+        return Ok(None);
     }
-    let layer = manifest
+    let Some(layer) = manifest
         .layers
         .iter()
         .find(|l| l.media_type == BUNDLE_MEDIA_TYPE || l.media_type.starts_with("application/vnd.dev.sigstore.bundle"))
-        .ok_or_else(|| "not a Sigstore bundle".to_string())?;
-    let bundle = target.fetch_small_blob(layer, MAX_BUNDLE_BLOB).await.map_err(|e| e.to_string())?;
-    Ok((manifest, bundle))
+    else {
+        return Ok(None);
+    };
+    let bundle = target.fetch_small_blob(layer, MAX_BUNDLE_BLOB).await?;
+    Ok(Some((manifest, bundle)))
 }
 
 /// Whether an unverified bundle claims to carry a model card (to tell a rejected card
@@ -239,8 +243,17 @@ fn claims_card(manifest: &Manifest, bundle: &[u8]) -> bool {
 /// predicate is a valid card.
 pub async fn attested_cards(target: &Target, desc: &Descriptor, policy: &TrustPolicy) -> Result<AttestedCards> {
     let mut found = AttestedCards::default();
+    let mut budget = ReferrerBudget::new(desc);
     for entry in target.referrers(desc).await? {
-        let Ok((manifest, bundle)) = referrer_bundle(target, &entry, desc).await else { continue };
+        budget.fetch()?;
+        let (manifest, bundle) = match referrer_bundle(target, &entry, desc).await {
+            Ok(Some(read)) => read,
+            Ok(None) => continue,
+            Err(e) => {
+                budget.failed(&e)?;
+                continue;
+            }
+        };
         let is_card = claims_card(&manifest, &bundle);
         let reject = |reason: String| RejectedCard { referrer: entry.digest.clone(), reason };
         let verified = match verify_bundle(&bundle, policy) {
