@@ -250,3 +250,62 @@ fn repush_reads_nothing_and_a_changed_file_is_read_again() {
     run_ok(bed.ms().args(["pull", &reference, "-o"]).arg(&pulled));
     assert_eq!(files_under(&pulled), files_under(&bed.model));
 }
+
+/// A 16 MiB file cut at 60 % of its upload: where the registry can say how much it holds
+/// (cue-labs), the push goes on from there and sends at most half of the blob again; where
+/// it cannot (go-containerregistry: 400 on upload status) or dropped the session
+/// (distribution 2.8 cancels an upload cut inside a chunk), the blob is sent again whole.
+/// Either way the registry ends up with the right bytes.
+#[test]
+fn a_cut_upload_resumes_where_the_registry_can_say_and_restarts_where_not() {
+    const SIZE: usize = 16 << 20;
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("big");
+    fs::create_dir_all(&model).unwrap();
+    let weights = pseudo_random_bytes(SIZE, 0xb16);
+    fs::write(model.join("model.safetensors"), &weights).unwrap();
+    for kind in RegistryKind::anonymous_kinds() {
+        let registry = Registry::start_in(&tb, kind.clone());
+        let proxy = FaultProxy::with_faults(registry.addr(), vec![Fault::cut_upload(SIZE as u64 * 6 / 10)]);
+        let reference = format!("{}/delta/big:v1", proxy.addr());
+        let out =
+            run_ok(peers.modelsign().args(["--plain-http", "--no-progress", "push", &reference]).arg(&model).args([
+                "--no-cache",
+                "--output",
+                "json",
+            ]));
+        let report = stdout_json(&out);
+        let stderr = stderr_text(&out);
+        assert_eq!(proxy.faults_applied("cut-upload"), 1, "{}: the cut did not happen", kind.name());
+        let needed = SIZE as u64 + report["config"]["size"].as_u64().unwrap();
+        let resent = proxy.upload_bytes() - needed;
+        eprintln!(
+            "{}: {resent} of {SIZE} bytes sent again ({:.0} %)",
+            kind.name(),
+            resent as f64 * 100.0 / SIZE as f64
+        );
+        if kind == RegistryKind::Cue {
+            assert!(stderr.contains("resuming the upload of model.safetensors at"), "{stderr}");
+            assert!(resent <= SIZE as u64 / 2, "{}: {resent} bytes sent again\n{stderr}", kind.name());
+            assert!(proxy.count("GET", "/blobs/uploads/") >= 1, "{}: no upload status asked\n{stderr}", kind.name());
+        } else {
+            assert!(stderr.contains("sending it again"), "{}: {stderr}", kind.name());
+            assert!(resent >= SIZE as u64 / 2, "{}: only {resent} bytes sent again\n{stderr}", kind.name());
+        }
+        // Chunks, with Content-Range, on every registry.
+        let patches: Vec<_> = proxy.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+        assert!(patches.len() >= 16, "{}: {} PATCH requests", kind.name(), patches.len());
+        assert!(patches.iter().all(|r| r.header("Content-Range").is_some()), "{}", kind.name());
+        // What the registry assembled is the file.
+        let pulled = dir.path().join(format!("pulled-{}", kind.name()));
+        run_ok(
+            peers
+                .modelsign()
+                .args(["--plain-http", "--no-progress", "pull", &registry.reference("delta/big:v1"), "-o"])
+                .arg(&pulled),
+        );
+        assert!(fs::read(pulled.join("model.safetensors")).unwrap() == weights, "{}: wrong bytes", kind.name());
+    }
+}

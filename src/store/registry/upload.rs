@@ -1,17 +1,27 @@
-//! Uploading blobs: `POST /blobs/uploads/` then one streamed `PUT <location>?digest=`
-//! (distribution 2.8 has no single-POST upload; go-containerregistry breaks on chunked
-//! PATCH + status), and cross-repository mounts.
+//! Uploading blobs, and cross-repository mounts.
 //!
-//! Each attempt starts a new session and reopens the source, so a retry never depends on
-//! what a failed session kept. The PUT carries `Content-Type: application/octet-stream`
-//! and an exact `Content-Length` (distribution loses the body otherwise).
+//! Small blobs: `POST /blobs/uploads/` then one streamed `PUT <location>?digest=`
+//! (distribution 2.8 has no single-POST upload). Each attempt starts a new session and
+//! reopens the source, so a retry never depends on what a failed session kept.
+//!
+//! Local files from [`CHUNKED_FROM`] bytes up go in chunks, `PATCH` with `Content-Range`
+//! (a sixteenth of the blob, at least 1 MiB and the registry's `OCI-Chunk-Min-Length`),
+//! then an empty `PUT ?digest=`. After a cut, the next attempt asks the session how much it
+//! holds (`GET <location>` → `Range: 0-N`) and goes on from there; a registry that cannot
+//! say (go-containerregistry answers 400) or that dropped the session (distribution 2.8
+//! cancels an upload cut inside a chunk) gets the whole blob again in a new session. The
+//! registry checks the digest of what it assembled at the `PUT`.
+//!
+//! Bodies carry `Content-Type: application/octet-stream` and an exact `Content-Length`
+//! (distribution loses the body otherwise).
 
 use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode, Url};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::Registry;
@@ -50,15 +60,194 @@ impl Registry {
         let operation = format!("push blob {}@{}", self.repository, desc.digest);
         progress.start(&desc.digest, &label, desc.size);
         let (scope, operation) = (&scope, operation.as_str());
-        retry::run(&self.client.policy, progress, move |attempt| {
-            if attempt > 1 {
-                progress.restart(&desc.digest, 0);
-            }
-            self.upload_once(desc, source, progress, scope, operation)
-        })
-        .await?;
+        if matches!(source, BlobSource::File(_)) && desc.size >= CHUNKED_FROM {
+            let session: Mutex<Option<Url>> = Mutex::new(None);
+            let session = &session;
+            let label = label.as_str();
+            retry::run(&self.client.policy, progress, move |_| {
+                self.upload_chunks(desc, source, progress, scope, operation, session, label)
+            })
+            .await?;
+        } else {
+            retry::run(&self.client.policy, progress, move |attempt| {
+                if attempt > 1 {
+                    progress.restart(&desc.digest, 0);
+                }
+                self.upload_once(desc, source, progress, scope, operation)
+            })
+            .await?;
+        }
         progress.finish(&desc.digest);
         Ok(())
+    }
+
+    /// Opens an upload session: its location and the registry's smallest chunk.
+    async fn start_session(&self, scope: &Scope, operation: &str) -> Result<Option<(Url, u64)>, Failure> {
+        let start = Call::new(Method::POST, self.uploads_url(), scope, operation);
+        let resp = self.client.send_once(&start).await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(None), // the registry already has the blob
+            StatusCode::ACCEPTED => {
+                let min_chunk = resp
+                    .headers()
+                    .get("oci-chunk-min-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                Ok(Some((self.session_location(&resp, operation)?, min_chunk)))
+            }
+            _ => Err(errors::status_failure(&self.registry, operation, resp).await),
+        }
+    }
+
+    /// How much of the blob an upload session holds (`GET <location>` → `204`, `Range: 0-N`),
+    /// and where to go on; `None` when the registry cannot say or no longer has the session.
+    async fn session_status(&self, url: &Url, scope: &Scope, operation: &str) -> Option<(Url, u64)> {
+        let call = Call::new(Method::GET, url.clone(), scope, operation);
+        let resp = self.client.send_once(&call).await.ok()?;
+        if resp.status() != StatusCode::NO_CONTENT && resp.status() != StatusCode::ACCEPTED {
+            return None;
+        }
+        let held = received(resp.headers())?;
+        let next = match resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+            Some(location) => self.client.resolve_location(resp.url(), location, operation).ok()?,
+            None => url.clone(),
+        };
+        Some((next, held))
+    }
+
+    /// One attempt at a chunked upload: resumes the session a failed attempt left in
+    /// `session` if the registry still holds it, else starts a new one.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_chunks(
+        &self,
+        desc: &Descriptor,
+        source: &BlobSource<'_>,
+        progress: &dyn Progress,
+        scope: &Scope,
+        operation: &str,
+        session: &Mutex<Option<Url>>,
+        label: &str,
+    ) -> Result<(), Failure> {
+        let previous = session.lock().expect("session lock").take();
+        let resumed = match previous {
+            Some(url) => match self.session_status(&url, scope, operation).await {
+                Some((url, held)) if held <= desc.size => {
+                    progress.note(&format!(
+                        "resuming the upload of {label} at {held} of {} bytes ({} not sent again)",
+                        desc.size, held
+                    ));
+                    Some((url, held))
+                }
+                _ => {
+                    progress.note(&format!(
+                        "the registry kept nothing of the interrupted upload of {label}: sending it again"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let (mut url, mut offset, min_chunk) = match resumed {
+            Some((url, held)) => (url, held, 0),
+            None => match self.start_session(scope, operation).await? {
+                Some((url, min_chunk)) => (url, 0, min_chunk),
+                None => return Ok(()),
+            },
+        };
+        progress.restart(&desc.digest, offset);
+        let chunk = chunk_size(desc.size, min_chunk);
+        while offset < desc.size {
+            let end = desc.size.min(offset.saturating_add(chunk));
+            *session.lock().expect("session lock") = Some(url.clone());
+            let resp =
+                self.send_body(&url, Method::PATCH, desc, source, progress, scope, operation, offset..end).await?;
+            let status = resp.status();
+            if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                // The session holds something else than we think: start afresh.
+                *session.lock().expect("session lock") = None;
+                let error = errors::status_error(&self.registry, operation, resp).await;
+                return Err(Failure::Transient { error, retry_after: None });
+            }
+            if status != StatusCode::ACCEPTED && status != StatusCode::NO_CONTENT {
+                return Err(errors::status_failure(&self.registry, operation, resp).await);
+            }
+            if let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                url = self.client.resolve_location(resp.url(), location, operation)?;
+            }
+            offset = match received(resp.headers()) {
+                // A registry that took part of the chunk: go on from what it holds.
+                Some(held) if held < end && held > offset => held,
+                // One that took nothing would have us send the same chunk for ever.
+                Some(held) if held <= offset => {
+                    *session.lock().expect("session lock") = None;
+                    let error = Error::Registry {
+                        registry: self.registry.clone(),
+                        operation: operation.to_string(),
+                        status: status.as_u16(),
+                        code: None,
+                        message: Some(format!("the registry kept none of bytes {offset}-{} of the upload", end - 1)),
+                    };
+                    return Err(Failure::Transient { error, retry_after: None });
+                }
+                _ => end,
+            };
+        }
+        *session.lock().expect("session lock") = Some(url.clone());
+        let resp = self
+            .send_body(&put_url(url, &desc.digest), Method::PUT, desc, source, progress, scope, operation, 0..0)
+            .await?;
+        if resp.status().is_success() {
+            *session.lock().expect("session lock") = None;
+            return Ok(());
+        }
+        Err(errors::status_failure(&self.registry, operation, resp).await)
+    }
+
+    /// Sends bytes `range` of the source to `url` (an empty range: no body), reporting
+    /// progress as they go out.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_body(
+        &self,
+        url: &Url,
+        method: Method,
+        desc: &Descriptor,
+        source: &BlobSource<'_>,
+        progress: &dyn Progress,
+        scope: &Scope,
+        operation: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Response, Failure> {
+        let len = range.end - range.start;
+        let mut call = Call::new(method, url.clone(), scope, operation)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, &len.to_string())
+            .no_timeout();
+        if len > 0 {
+            call = call.header(CONTENT_RANGE, &format!("{}-{}", range.start, range.end - 1));
+        }
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let source_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+        let make_body =
+            BlobBody { source, desc, range: Some(range), sent: sent_tx, source_error: source_error.clone() };
+        if len > 0 {
+            call = call.payload(Payload::Fresh(&make_body));
+        }
+        let sending = self.client.send_once(&call);
+        tokio::pin!(sending);
+        let result = loop {
+            tokio::select! {
+                result = &mut sending => break result,
+                Some(n) = sent_rx.recv() => progress.advance(&desc.digest, n),
+            }
+        };
+        while let Ok(n) = sent_rx.try_recv() {
+            progress.advance(&desc.digest, n);
+        }
+        if let Some(e) = source_error.lock().expect("source error lock").take() {
+            return Err(Failure::Fatal(Error::io(format!("source of {operation}"), e)));
+        }
+        result
     }
 
     async fn upload_once(
@@ -85,7 +274,7 @@ impl Registry {
         // itself rather than as a dropped connection.
         let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let source_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let make_body = BlobBody { source, desc, sent: sent_tx, source_error: source_error.clone() };
+        let make_body = BlobBody { source, desc, range: None, sent: sent_tx, source_error: source_error.clone() };
         let put = Call::new(Method::PUT, url, scope, operation)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, &desc.size.to_string())
@@ -152,10 +341,38 @@ fn put_url(mut session: Url, digest: &crate::digest::Digest) -> Url {
     session
 }
 
-/// The body of a blob upload: the source reopened, counted as it goes out.
+/// Blobs of local files this large go up in chunks, and resume after a cut.
+pub(crate) const CHUNKED_FROM: u64 = 8 << 20;
+/// The bounds of a chunk (before the registry's minimum).
+const MIN_CHUNK: u64 = 1 << 20;
+const MAX_CHUNK: u64 = 256 << 20;
+
+/// The chunk size for a blob of `size` bytes: a sixteenth of it, in whole MiB within
+/// [`MIN_CHUNK`]..[`MAX_CHUNK`], at least the registry's `min_chunk`, at most the blob.
+fn chunk_size(size: u64, min_chunk: u64) -> u64 {
+    let sixteenth = size.div_ceil(16).div_ceil(MIN_CHUNK) * MIN_CHUNK;
+    sixteenth.clamp(MIN_CHUNK, MAX_CHUNK).max(min_chunk).min(size).max(1)
+}
+
+/// How many bytes an upload session holds, from its `Range: 0-N` (`0-0` counts as none,
+/// as distribution writes it for an empty session).
+fn received(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get(RANGE)?.to_str().ok()?.trim();
+    let value = value.strip_prefix("bytes=").unwrap_or(value);
+    let (first, last) = value.split_once('-')?;
+    if first.trim() != "0" {
+        return None;
+    }
+    let last: u64 = last.trim().parse().ok()?;
+    Some(if last == 0 { 0 } else { last.checked_add(1)? })
+}
+
+/// The body of a blob upload: the source reopened (at `range`, for a chunk), counted as it
+/// goes out.
 struct BlobBody<'a> {
     source: &'a BlobSource<'a>,
     desc: &'a Descriptor,
+    range: Option<std::ops::Range<u64>>,
     sent: tokio::sync::mpsc::UnboundedSender<u64>,
     /// The source's own error, when reading it failed.
     source_error: Arc<Mutex<Option<std::io::Error>>>,
@@ -166,7 +383,14 @@ impl MakeBody for BlobBody<'_> {
         let sent = self.sent.clone();
         let source_error = self.source_error.clone();
         Box::pin(async move {
-            let reader = self.source.open(self.desc).await?;
+            let reader = match (&self.range, self.source) {
+                (Some(range), BlobSource::File(path)) => {
+                    let mut file = tokio::fs::File::open(path).await.map_err(|e| Error::io(*path, e))?;
+                    file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(|e| Error::io(*path, e))?;
+                    Box::pin(file.take(range.end - range.start)) as crate::store::BlobReader
+                }
+                _ => self.source.open(self.desc).await?,
+            };
             let stream = ReaderStream::with_capacity(reader, UPLOAD_CHUNK)
                 .inspect_ok(move |chunk| {
                     let _ = sent.send(chunk.len() as u64);
@@ -185,6 +409,33 @@ impl MakeBody for BlobBody<'_> {
 mod tests {
     use super::*;
     use crate::digest::Digest;
+
+    #[test]
+    fn chunks_are_a_sixteenth_in_mib_within_bounds_and_the_registry_minimum() {
+        assert_eq!(chunk_size(16 << 20, 0), 1 << 20);
+        assert_eq!(chunk_size(CHUNKED_FROM, 0), MIN_CHUNK);
+        assert_eq!(chunk_size(1 << 30, 8192), 64 << 20);
+        assert_eq!(chunk_size((1 << 30) + 1, 0), 65 << 20);
+        assert_eq!(chunk_size(50 << 30, 0), MAX_CHUNK);
+        assert_eq!(chunk_size(16 << 20, 5 << 20), 5 << 20);
+        assert_eq!(chunk_size(16 << 20, u64::MAX), 16 << 20);
+    }
+
+    #[test]
+    fn session_ranges() {
+        let range = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(RANGE, v.parse().unwrap());
+            received(&h)
+        };
+        assert_eq!(range("0-0"), Some(0));
+        assert_eq!(range("0-499999"), Some(500_000));
+        assert_eq!(range("bytes=0-9"), Some(10));
+        assert_eq!(range("5-9"), None);
+        assert_eq!(range("0-x"), None);
+        assert_eq!(range(&format!("0-{}", u64::MAX)), None);
+        assert_eq!(received(&reqwest::header::HeaderMap::new()), None);
+    }
 
     #[test]
     fn upload_locations_relative_absolute_and_with_queries() {

@@ -53,6 +53,10 @@ pub enum FaultKind {
     /// Answer `GET …/referrers/…` with pages of `per_page` made-up referrer descriptors, each
     /// page with a `Link` to the next one, forever.
     ReferrerFlood { per_page: usize },
+    /// Close both connections once `after_bytes` bytes of upload request bodies (`PATCH` or
+    /// `PUT` to `/blobs/uploads/`) have passed, counted across requests from the start or
+    /// from the previous cut: an upload cut by the network, in the middle of a request.
+    CutUpload { after_bytes: u64 },
 }
 
 /// A fault and how many more times it applies (`None` = every time).
@@ -101,6 +105,12 @@ impl Fault {
             kind: FaultKind::Status { method: None, path_contains: path_contains.to_string(), status, retry_after },
             times: None,
         }
+    }
+
+    /// Cut the upload once `after_bytes` bytes of upload bodies have passed (once; see
+    /// [`FaultKind::CutUpload`]).
+    pub fn cut_upload(after_bytes: u64) -> Fault {
+        Fault { kind: FaultKind::CutUpload { after_bytes }, times: Some(1) }
     }
 
     /// Remove a response header from every response, e.g. `OCI-Subject`.
@@ -181,7 +191,7 @@ pub struct ProxiedRequest {
     /// The status the client got (0 if the registry did not answer).
     pub status: u16,
     /// The faults applied to it, by name (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`,
-    /// `"stall"`, `"canned"`, `"redirect"`, `"flood"`).
+    /// `"stall"`, `"canned"`, `"redirect"`, `"flood"`, `"cut-upload"`).
     pub faults: Vec<&'static str>,
 }
 
@@ -196,6 +206,38 @@ impl ProxiedRequest {
 struct State {
     faults: Vec<Fault>,
     requests: Vec<ProxiedRequest>,
+    /// Upload body bytes passed on, in all.
+    upload_bytes: u64,
+    /// Upload body bytes passed on since the last cut (what `CutUpload` counts).
+    upload_since_cut: u64,
+}
+
+impl State {
+    /// Lets `n` more upload body bytes pass: returns how many may go before a cut (`Some`:
+    /// cut after that many) or `None` for all of them, and counts what passes.
+    fn pass_upload(&mut self, n: u64) -> Option<u64> {
+        let since = self.upload_since_cut;
+        let fault = self.faults.iter_mut().find(|f| {
+            f.times != Some(0) && matches!(f.kind, FaultKind::CutUpload { after_bytes } if since + n >= after_bytes)
+        });
+        match fault {
+            Some(fault) => {
+                let FaultKind::CutUpload { after_bytes } = fault.kind else { unreachable!() };
+                if let Some(t) = &mut fault.times {
+                    *t -= 1;
+                }
+                let keep = after_bytes - since;
+                self.upload_bytes += keep;
+                self.upload_since_cut = 0;
+                Some(keep)
+            }
+            None => {
+                self.upload_bytes += n;
+                self.upload_since_cut += n;
+                None
+            }
+        }
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -224,7 +266,7 @@ impl FaultProxy {
         let listener = std::net::TcpListener::bind(format!("{ip}:0")).expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("proxy addr").to_string();
-        let state: Shared = Arc::new(Mutex::new(State { faults, requests: Vec::new() }));
+        let state: Shared = Arc::new(Mutex::new(State { faults, ..State::default() }));
         let (tx, rx) = oneshot::channel();
         let upstream_owned = upstream.to_string();
         let thread_state = state.clone();
@@ -291,6 +333,12 @@ impl FaultProxy {
             .iter()
             .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains))
             .count()
+    }
+
+    /// Bytes of upload request bodies (`PATCH`/`PUT` to `/blobs/uploads/`) passed on to the
+    /// registry so far.
+    pub fn upload_bytes(&self) -> u64 {
+        self.state.lock().unwrap().upload_bytes
     }
 
     /// How many requests had the named fault applied (`"corrupt"`, `"cut"`, `"status"`, `"drop-header"`).
@@ -542,13 +590,34 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
     let _ = server.set_nodelay(true);
     req.force_close();
     server.write_all(&req.encode()).await?;
-    server.write_all(&req_rest).await?;
+    let is_upload = (method == "PATCH" || method == "PUT") && path.contains("/blobs/uploads/");
 
     let (mut client_r, mut client_w) = client.into_split();
     let (mut server_r, mut server_w) = server.into_split();
     // Request body (whatever framing): client -> registry until the client stops or we are done.
+    // Upload bodies are counted, and cut when a CutUpload fault says so.
+    let (cut_tx, cut_rx) = oneshot::channel::<()>();
+    let upload_state = state.clone();
     let upload = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_r, &mut server_w).await;
+        let mut data = req_rest;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            if !data.is_empty() {
+                let cut = if is_upload { upload_state.lock().unwrap().pass_upload(data.len() as u64) } else { None };
+                if let Some(keep) = cut {
+                    let _ = server_w.write_all(&data[..keep as usize]).await;
+                    let _ = cut_tx.send(());
+                    return;
+                }
+                if server_w.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+            match client_r.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => data = chunk[..n].to_vec(),
+            }
+        }
         let _ = server_w.shutdown().await;
     });
 
@@ -657,8 +726,15 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         client_w.flush().await?;
         let _ = client_w.shutdown().await;
         Ok::<(), std::io::Error>(())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = result => result,
+        Ok(()) = cut_rx => {
+            // Both connections close mid-request: the client sees its upload cut.
+            record(&state, &headers, &method, &path, 0, vec!["cut-upload"]);
+            Ok(())
+        }
+    };
     upload.abort();
     result
 }
