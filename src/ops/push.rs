@@ -235,21 +235,30 @@ async fn upload(
     progress: &dyn Progress,
 ) -> Result<(Descriptor, Vec<bool>)> {
     let config = &packed.manifest.config;
-    if !target.blob_exists(config).await? {
-        target.push_blob(config, &BlobSource::Bytes(&packed.config_bytes), progress).await?;
-    }
-    let uploaded: Vec<bool> = futures_util::stream::iter(packed.layers.iter().map(|(desc, path)| async move {
-        let label = desc.annotations.get(ANNOTATION_TITLE).map(String::as_str).unwrap_or("");
-        if target.blob_exists(desc).await? {
-            progress.skip(&desc.digest, label, desc.size, Skipped::Exists);
-            return Ok::<bool, Error>(false);
+    let push_config = async {
+        if !target.blob_exists(config).await? {
+            target.push_blob(config, &BlobSource::Bytes(&packed.config_bytes), progress).await?;
         }
-        target.push_blob(desc, &BlobSource::File(path), progress).await?;
-        Ok(true)
-    }))
-    .buffered(concurrency.max(1))
-    .try_collect()
-    .await?;
+        Ok::<(), Error>(())
+    };
+    // Unordered: one slow blob does not hold back the others' slots (thousands of small files).
+    let push_layers =
+        futures_util::stream::iter(packed.layers.iter().enumerate().map(|(i, (desc, path))| async move {
+            let label = desc.annotations.get(ANNOTATION_TITLE).map(String::as_str).unwrap_or("");
+            if target.blob_exists(desc).await? {
+                progress.skip(&desc.digest, label, desc.size, Skipped::Exists);
+                return Ok::<(usize, bool), Error>((i, false));
+            }
+            target.push_blob(desc, &BlobSource::File(path), progress).await?;
+            Ok((i, true))
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<(usize, bool)>>();
+    let ((), done) = tokio::try_join!(push_config, push_layers)?;
+    let mut uploaded = vec![false; packed.layers.len()];
+    for (i, up) in done {
+        uploaded[i] = up;
+    }
     let media_type = packed.manifest.media_type.as_deref().unwrap_or(crate::oci::MEDIA_TYPE_IMAGE_MANIFEST);
     let pushed = target.push_manifest(&packed.manifest_bytes, media_type, tag).await?;
     Ok((pushed.descriptor, uploaded))
