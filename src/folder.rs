@@ -85,14 +85,25 @@ fn build_globs(patterns: &[String]) -> Result<GlobSet> {
     builder.build().map_err(|e| Error::InvalidInput(format!("invalid --ignore patterns: {e}")))
 }
 
-/// Lists the files of a model folder (or a single file).
+/// Lists the files of a model folder (or a single file). A symlink (unless allowed), FIFO,
+/// socket or device in it is an input error.
 pub fn scan(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
+    scan_with(root, options, Error::InvalidInput)
+}
+
+/// [`scan`] for a folder being verified: a symlink, FIFO, socket or device in it means the
+/// folder is not the model that was signed (exit 3), and is never opened.
+pub fn scan_to_verify(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
+    scan_with(root, options, Error::Verification)
+}
+
+/// How an entry that is not a regular file or folder is reported.
+type Unexpected = fn(String) -> Error;
+
+fn scan_with(root: &Path, options: &ScanOptions, unexpected: Unexpected) -> Result<ModelFiles> {
     let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
     if meta.file_type().is_symlink() && !options.allow_symlinks {
-        return Err(Error::InvalidInput(format!(
-            "{} is a symlink (pass --allow-symlinks to follow it)",
-            root.display()
-        )));
+        return Err(unexpected(format!("{} is a symlink (pass --allow-symlinks to follow it)", root.display())));
     }
     let meta = fs::metadata(root).map_err(|e| Error::io(root, e))?;
     if meta.is_file() {
@@ -104,11 +115,11 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
         return Ok(ModelFiles { root: root.to_path_buf(), single_file: true, files });
     }
     if !meta.is_dir() {
-        return Err(Error::InvalidInput(format!("{} is neither a file nor a folder", root.display())));
+        return Err(unexpected(format!("{} is neither a regular file nor a folder", root.display())));
     }
     let globs = build_globs(&options.ignore)?;
     let mut files = Vec::new();
-    walk(root, "", options, &globs, &mut files, 0)?;
+    walk(root, "", options, &globs, &mut files, 0, unexpected)?;
     files.sort_by(|a, b| component_order(&a.path, &b.path));
     Ok(ModelFiles { root: root.to_path_buf(), single_file: false, files })
 }
@@ -120,6 +131,7 @@ fn walk(
     globs: &GlobSet,
     out: &mut Vec<FileEntry>,
     depth: usize,
+    unexpected: Unexpected,
 ) -> Result<()> {
     if depth > 64 {
         return Err(Error::InvalidInput(format!("{}: folders nested too deep (a symlink loop?)", dir.display())));
@@ -142,7 +154,7 @@ fn walk(
         let mut file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if file_type.is_symlink() {
             if !options.allow_symlinks {
-                return Err(Error::InvalidInput(format!(
+                return Err(unexpected(format!(
                     "{} is a symlink (pass --allow-symlinks to follow it)",
                     path.display()
                 )));
@@ -150,12 +162,12 @@ fn walk(
             file_type = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.file_type();
         }
         if file_type.is_dir() {
-            walk(&path, &rel, options, globs, out, depth + 1)?;
+            walk(&path, &rel, options, globs, out, depth + 1, unexpected)?;
         } else if file_type.is_file() {
             let size = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
             out.push(FileEntry { path: rel, source: path, size });
         } else {
-            return Err(Error::InvalidInput(format!("{} is not a regular file", path.display())));
+            return Err(unexpected(format!("{} is not a regular file (a FIFO, socket or device)", path.display())));
         }
     }
     Ok(())

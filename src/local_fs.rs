@@ -213,6 +213,13 @@ pub fn effective_uid() -> u32 {
 /// `limit` bytes. Refuses FIFOs, devices and folders without blocking on them, and
 /// counts the bytes read rather than trusting the size `stat` reports.
 pub fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    read_capped_with(path, limit, what, || {
+        Error::InvalidInput(format!("{what} {}: larger than {limit} bytes", path.display()))
+    })
+}
+
+/// [`read_capped`] with the error for a file over `limit` bytes.
+pub fn read_capped_with(path: &Path, limit: u64, what: &str, too_large: impl FnOnce() -> Error) -> Result<Vec<u8>> {
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(CWD, path, flags, Mode::empty()).map_err(|e| Error::io(path, e.into()))?;
     let file = File::from(fd);
@@ -226,7 +233,7 @@ pub fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::InvalidInput(format!("{what} {}: larger than {limit} bytes", path.display())));
+        return Err(too_large());
     }
     Ok(bytes)
 }

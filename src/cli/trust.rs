@@ -10,8 +10,12 @@ use modelsign::sign::{PublicKey, Signer, SigningKey, TrustPolicy};
 /// Environment variable holding the private key's password.
 pub const PASSWORD_ENV: &str = "MODELSIGN_KEY_PASSWORD";
 
+/// Keys and certificate files are small: a FIFO, device or huge file is refused.
+const MAX_TRUST_FILE: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    let bytes = modelsign::local_fs::read_capped(path, MAX_TRUST_FILE, "key or certificate file")?;
+    String::from_utf8(bytes).map_err(|_| Error::InvalidInput(format!("{}: not UTF-8 PEM text", path.display())))
 }
 
 /// The key password from `MODELSIGN_KEY_PASSWORD`, else a prompt on the terminal.

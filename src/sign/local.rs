@@ -217,7 +217,7 @@ pub fn verify_folder_with(
         allow_symlinks: manifest.allow_symlinks,
         ignore_paths,
     };
-    let files = folder::scan(model, &scan_options)?;
+    let files = folder::scan_to_verify(model, &scan_options)?;
     if files.single_file != manifest.is_single_file() {
         return Err(Error::from(super::Error::InvalidStatement(if files.single_file {
             format!("the signature is for a folder but {} is a file", model.display())
@@ -254,16 +254,13 @@ pub fn verify_folder_with(
     Ok(FolderVerification { verified, manifest })
 }
 
+/// Reads a signature file: a regular file only (a FIFO or device is refused without
+/// blocking), counting the bytes read rather than trusting `stat`.
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() > super::bundle::MAX_BUNDLE_SIZE as u64 {
-        return Err(Error::from(super::Error::MalformedBundle(format!(
-            "{} is larger than {} bytes",
-            path.display(),
-            super::bundle::MAX_BUNDLE_SIZE
-        ))));
-    }
-    fs::read(path).map_err(|e| Error::io(path, e))
+    let limit = super::MAX_BUNDLE_SIZE as u64;
+    crate::local_fs::read_capped_with(path, limit, "signature", || {
+        Error::from(super::Error::MalformedBundle(format!("{} is larger than {limit} bytes", path.display())))
+    })
 }
 
 #[cfg(test)]

@@ -356,3 +356,102 @@ fn fifo_or_device_in_a_layout_is_refused_without_hanging() {
     assert!(!out.status.success());
     one_error_line(&out);
 }
+
+// ----- item 9, local parts -------------------------------------------------------------
+
+#[test]
+fn stale_partial_file_is_discarded_and_downloaded_afresh() {
+    let tb = require_testbed!();
+    let signed = Signed::new(&tb, 300_000, &[]);
+    let (dir, partial) = prepared_partial_dir(signed.path());
+    // Left by an earlier pull, then corrupted: the right length, the wrong bytes.
+    std::fs::write(partial.join(signed.weights_hex()), vec![0x55u8; 120_000]).unwrap();
+    let out = signed.pull("v1", &dir);
+    let stderr = stderr_text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("did not match") && stderr.contains("afresh"), "no note about the stale file:\n{stderr}");
+    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), pseudo_random_bytes(300_000, 0x5eed));
+    assert!(!partial.exists(), "the resume folder was left behind");
+}
+
+#[test]
+fn failed_pull_leaves_no_partial_file_and_no_folder_it_created() {
+    let tb = require_testbed!();
+    let signed = Signed::new(&tb, 300_000, &[]);
+    let proxy = FaultProxy::with_faults(signed._registry.addr(), vec![Fault::status("/blobs/sha256:", 404, None)]);
+    let dir = signed.path().join("new/out");
+    // Every component but the empty one, which needs no download and would be written.
+    let out = run_within(
+        signed
+            .modelsign()
+            .args(["pull", &format!("{}/models/tiny:v1", proxy.addr()), "--concurrency", "8"])
+            .args(["--include", "*.json", "--include", "*.safetensors", "--include", "extra/notes.txt", "-o"])
+            .arg(&dir),
+        60,
+    );
+    assert!(!out.status.success());
+    one_error_line(&out);
+    assert!(!dir.exists(), "left behind: {:?}", files_under(&dir).keys().collect::<Vec<_>>());
+    assert!(!signed.path().join("new").exists(), "the parent folder the pull created was left behind");
+}
+
+#[test]
+fn overlong_component_name_writes_nothing() {
+    let tb = require_testbed!();
+    let signed = Signed::new(&tb, 30_000, &[]);
+    let long = "n".repeat(5000);
+    signed.craft_and_sign("long", &[(b"long name\n", &long)]);
+    let dir = signed.path().join("out");
+    let mut cmd = signed.modelsign();
+    let out = run_within(cmd.args(["pull", &signed.reference("long"), "-o"]).arg(&dir), 60);
+    assert!(!out.status.success());
+    let line = one_error_line(&out);
+    assert!(line.contains("longer than 255 bytes"), "{line}");
+    assert!(!dir.exists(), "pull created {} for a manifest it refused", dir.display());
+}
+
+/// A model folder signed locally (`sign DIR --key`), and the public key.
+fn signed_folder(parent: &Path) -> (PathBuf, PathBuf) {
+    let model = write_tiny_model(parent, "tiny", 50_000);
+    let (key, public) = keygen(parent, "local", "p256");
+    run_ok(modelsign().arg("sign").arg(&model).arg("--key").arg(&key));
+    (model, public)
+}
+
+#[test]
+fn verify_folder_with_a_symlink_or_fifo_does_not_verify() {
+    let work = tempfile::tempdir().unwrap();
+    let (model, public) = signed_folder(work.path());
+    run_ok(modelsign().arg("verify").arg(&model).arg("--key").arg(&public));
+
+    symlink(model.join("config.json"), model.join("extra/link.json")).unwrap();
+    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
+    assert!(one_error_line(&out).contains("symlink"));
+    std::fs::remove_file(model.join("extra/link.json")).unwrap();
+
+    mkfifo(&model.join("extra/pipe"));
+    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
+    assert!(one_error_line(&out).contains("not a regular file"));
+}
+
+#[test]
+fn signature_or_key_that_is_a_fifo_or_device_is_refused_without_hanging() {
+    let work = tempfile::tempdir().unwrap();
+    let (model, public) = signed_folder(work.path());
+    std::fs::remove_file(model.join("model.sig")).unwrap();
+    mkfifo(&model.join("model.sig"));
+    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    assert!(!out.status.success());
+    assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
+
+    for key in [Path::new("/dev/zero").to_path_buf(), work.path().join("key.fifo")] {
+        if !key.starts_with("/dev") {
+            mkfifo(&key);
+        }
+        let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&key), 30);
+        assert!(!out.status.success());
+        assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
+    }
+}
