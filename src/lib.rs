@@ -45,6 +45,7 @@ pub mod local_fs;
 pub mod modelpack;
 pub mod oci;
 pub mod ops;
+pub mod policy;
 pub mod progress;
 pub mod reference;
 pub mod sign;

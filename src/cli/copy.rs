@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::{copy, verify};
+use modelsign::ops::copy;
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output};
@@ -21,6 +21,9 @@ pub struct CopyArgs {
     /// Ingestion gate: copy only if the source verifies against these trusted root certificates (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// Ingestion gate: copy only if the source passes this trust policy (YAML, docs/POLICY.md).
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -29,11 +32,7 @@ pub struct CopyArgs {
 pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let src_ref = super::parse_reference(&args.source)?;
     let dst_ref = super::parse_reference(&args.destination)?;
-    let trust = if args.key.is_empty() && args.certificate_chain.is_empty() {
-        None
-    } else {
-        Some(verify::Trust::Keys(super::trust::policy(&args.key, &args.certificate_chain)?))
-    };
+    let trust = super::trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?;
     let src = super::open(&src_ref, global, false).await?;
     let tag = dst_ref
         .tag
@@ -58,7 +57,10 @@ pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
         Format::Json => output::json(&report)?,
         Format::Text => {
             if let Some(d) = &report.verification {
-                eprintln!("verified: {} signature(s); copying", d.signatures.verified());
+                match &d.policy {
+                    Some(p) => super::verify::print_policy(p)?,
+                    None => eprintln!("verified: {} signature(s)", d.signatures.verified()),
+                }
             }
             eprintln!(
                 "copied {} manifests ({} referrers); blobs: {} copied ({}), {} mounted, {} already there",

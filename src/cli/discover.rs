@@ -10,6 +10,15 @@ use super::{CliResult, Format, Global, output};
 pub struct DiscoverArgs {
     /// The artifact: registry/repository[:tag|@digest] or oci:PATH[:tag|@digest].
     pub reference: String,
+    /// Check who signed against this trusted public key (repeatable; without trust material every signer is "unverified").
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<std::path::PathBuf>,
+    /// Check who signed against these trusted root certificates (repeatable).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub certificate_chain: Vec<std::path::PathBuf>,
+    /// Name signers as this trust policy does (docs/POLICY.md).
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -35,13 +44,23 @@ fn print_nodes(nodes: &[ReferrerNode], indent: &str) -> std::io::Result<()> {
 
 pub async fn run(args: &DiscoverArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
+    let trust = super::trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?;
     let target = super::open(&reference, global, false).await?;
-    let tree = discover::discover(&target, &reference).await?;
+    let tree = discover::discover(&target, &reference, trust.as_ref()).await?;
     match args.output {
         Format::Json => output::json(&tree)?,
         Format::Text => {
             outln!("{}@{}", tree.reference, tree.digest)?;
             print_nodes(&tree.referrers, "")?;
+            if !tree.signatures.is_empty() {
+                outln!("signatures and attestations:")?;
+            }
+            for s in &tree.signatures {
+                outln!("  {}  {}  by {}  covers {}", s.referrer, s.predicate_type, s.signer, s.covers)?;
+                if let Some(note) = &s.note {
+                    outln!("      {note}")?;
+                }
+            }
             eprintln!("{} referrers", discover::count(&tree.referrers));
         }
     }

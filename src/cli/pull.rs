@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::{pull, verify};
+use modelsign::ops::pull;
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output};
@@ -26,6 +26,9 @@ pub struct PullArgs {
     /// Verify signatures against these trusted root certificates before writing anything (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// Verify against this trust policy (YAML, docs/POLICY.md) before writing anything.
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -33,17 +36,18 @@ pub struct PullArgs {
 
 pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
-    let trust = if args.key.is_empty() && args.certificate_chain.is_empty() {
-        None
-    } else {
-        Some(verify::Trust::Keys(super::trust::policy(&args.key, &args.certificate_chain)?))
-    };
+    let trust = super::trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("pull");
     let report =
         pull::pull(&target, &reference, &args.dir, &args.include, trust.as_ref(), global.concurrency, reporter.get())
             .await?;
     drop(reporter);
+    if let (Some(v), Format::Text) = (&report.verification, args.format)
+        && let Some(policy) = &v.decision.policy
+    {
+        super::verify::print_policy(policy)?;
+    }
     if let Some(v) = &report.verification {
         match (&v.signature_file, &v.signature_note) {
             (Some(path), _) => eprintln!("verified; wrote {}", path.display()),

@@ -135,3 +135,26 @@ impl KeylessArgs {
         })
     }
 }
+
+/// What `verify`, `pull` and `copy` trust: a policy file, or keys and roots; `None` when
+/// nothing was given. A policy names its own signers, so it is not combined with keys.
+pub fn trust(
+    keys: &[PathBuf],
+    roots: &[PathBuf],
+    policy_file: Option<&Path>,
+) -> Result<Option<modelsign::ops::verify::Trust>, Error> {
+    use modelsign::ops::verify::Trust;
+    match policy_file {
+        Some(file) => {
+            if !keys.is_empty() || !roots.is_empty() {
+                return Err(Error::InvalidInput(
+                    "--policy names its own signers: give them in the policy, not with --key or --certificate-chain"
+                        .into(),
+                ));
+            }
+            Ok(Some(Trust::Policy(modelsign::policy::Policy::load(file)?)))
+        }
+        None if keys.is_empty() && roots.is_empty() => Ok(None),
+        None => Ok(Some(Trust::Keys(policy(keys, roots)?))),
+    }
+}

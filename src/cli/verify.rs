@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::ops::verify::{self, SignatureOutcome, SignatureVerdict, VerifyReport};
+use modelsign::ops::verify::{self, PolicyReport, SignatureOutcome, SignatureVerdict, VerifyReport};
 use modelsign::reference::Location;
 use modelsign::sign::local;
 
@@ -21,6 +21,9 @@ pub struct VerifyArgs {
     /// Trusted root certificate(s), PEM (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// A trust policy (YAML, docs/POLICY.md): its rules decide instead of --key/--certificate-chain.
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
     /// Check only this component's bytes (repeatable; default: every component). A path
     /// inside an archive layer (ModelPack tar, oras folder, KitOps) checks the layer that holds it.
     #[arg(long, value_name = "PATH")]
@@ -60,12 +63,28 @@ pub fn print_signatures(verdict: &SignatureVerdict) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Prints every rule of a policy with pass or fail and why (warnings on stderr).
+pub fn print_policy(report: &PolicyReport) -> std::io::Result<()> {
+    for r in &report.rules {
+        let status = if r.passed { "ok      " } else { "FAILED  " };
+        if r.line == 0 {
+            outln!("{status} policy: {}: {}", r.rule, r.reason)?;
+        } else {
+            outln!("{status} policy line {}: {}: {}", r.line, r.rule, r.reason)?;
+        }
+    }
+    Ok(())
+}
+
 fn print_report(report: &VerifyReport, format: Format) -> std::io::Result<()> {
     match format {
         Format::Json => output::json(report),
         Format::Text => {
             outln!("manifest {}", report.digest)?;
             print_signatures(&report.signatures)?;
+            if let Some(policy) = &report.policy {
+                print_policy(policy)?;
+            }
             for c in &report.components {
                 match &c.error {
                     None => outln!("ok       component {} ({})", c.path, output::bytes(c.size))?,
@@ -78,13 +97,14 @@ fn print_report(report: &VerifyReport, format: Format) -> std::io::Result<()> {
 }
 
 pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
-    let policy = trust::policy(&args.key, &args.certificate_chain)?;
     if trust::is_local(&args.target) {
-        if !args.component.is_empty() || args.offline {
-            return Err(
-                modelsign::Error::InvalidInput("--component and --offline apply to references only".into()).into()
-            );
+        if !args.component.is_empty() || args.offline || args.policy.is_some() {
+            return Err(modelsign::Error::InvalidInput(
+                "--component, --offline and --policy apply to references only".into(),
+            )
+            .into());
         }
+        let policy = trust::policy(&args.key, &args.certificate_chain)?;
         let path = PathBuf::from(&args.target);
         let result = tokio::task::block_in_place(|| local::verify_folder(&path, args.signature.as_deref(), &policy))?;
         match args.output {
@@ -106,23 +126,37 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
             modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into()
         );
     }
-    let trust = verify::Trust::Keys(policy);
+    let trust = trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?.ok_or_else(|| {
+        modelsign::Error::InvalidInput(
+            "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem or --policy POLICY.yaml".into(),
+        )
+    })?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("verify");
     let report =
         verify::verify(&target, &reference, &trust, &args.component, global.concurrency, reporter.get()).await?;
     drop(reporter);
+    for w in report.policy.iter().flat_map(|p| &p.warnings) {
+        eprintln!("warning: {w}");
+    }
     // A closed stdout must never hide a failed verification (a broken pipe exits 0).
     let printed = print_report(&report, args.output);
     match &report.failure {
         None => {
             printed?;
             if args.output == Format::Text {
-                eprintln!(
-                    "verified: {} signature(s), {} component(s)",
-                    report.signatures.verified(),
-                    report.components.len()
-                );
+                match &report.policy {
+                    Some(p) => eprintln!(
+                        "verified: all {} policy rule(s) passed, {} component(s)",
+                        p.rules.len(),
+                        report.components.len()
+                    ),
+                    None => eprintln!(
+                        "verified: {} signature(s), {} component(s)",
+                        report.signatures.verified(),
+                        report.components.len()
+                    ),
+                }
             }
             Ok(())
         }

@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Annotations, Descriptor, Manifest};
+use crate::ops::verify::Trust;
+use crate::ops::verify::signatures::{Coverage, SignerSet, classify, coverage, gather};
 use crate::reference::Reference;
 use crate::store::Target;
 
@@ -23,17 +25,31 @@ pub struct DiscoverReport {
     pub digest: Digest,
     pub media_type: String,
     pub referrers: Vec<ReferrerNode>,
+    /// For a model: every signature and attestation, who signed it and what it covers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SignatureSummary>,
 }
 
-/// The referrers tree of what `reference` names in `target`, [`MAX_DEPTH`] levels deep.
-pub async fn discover(target: &Target, reference: &Reference) -> Result<DiscoverReport> {
+/// The referrers tree of what `reference` names in `target`, [`MAX_DEPTH`] levels deep,
+/// and for a model, who signed each signature and attestation (checked against `trust`
+/// when given) and what it covers.
+pub async fn discover(target: &Target, reference: &Reference, trust: Option<&Trust>) -> Result<DiscoverReport> {
     let desc = target.resolve(&reference.selector()).await?;
     let referrers = referrers_tree(target, &desc, MAX_DEPTH).await?;
+    // A model's signatures are summarised; any other artifact (an index, a referrer) is not.
+    let signatures = match crate::ops::model::fetch_model_manifest(target, &desc.digest.to_string()).await {
+        Ok((_, manifest)) => match crate::ops::components::components(&manifest, "model") {
+            Ok(all) => signatures(target, &desc, &all, trust).await?,
+            Err(_) => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    };
     Ok(DiscoverReport {
         reference: reference.to_string(),
         digest: desc.digest.clone(),
         media_type: desc.media_type.clone(),
         referrers,
+        signatures,
     })
 }
 
@@ -93,4 +109,88 @@ pub fn referrers_tree<'a>(
 /// Counts the nodes of a tree.
 pub fn count(nodes: &[ReferrerNode]) -> usize {
     nodes.iter().map(|n| 1 + count(&n.referrers)).sum()
+}
+
+/// One signature or attestation of a model: who signed it and what it covers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureSummary {
+    pub referrer: Digest,
+    pub predicate_type: String,
+    /// `model-signature`, `component-signature` or `attestation`.
+    pub kind: crate::ops::verify::StatementKind,
+    /// The signer (policy names, key fingerprint or certificate subject) when it verified
+    /// against the given trust material; else `unverified`.
+    pub signer: String,
+    pub verified: bool,
+    /// What it covers: the whole model, which components, which card.
+    pub covers: String,
+    /// Why it does not match the model, or why it was not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn covers(statement: &crate::sign::statement::Statement, coverage: &std::result::Result<Coverage, String>) -> String {
+    use crate::ops::verify::StatementKind;
+    match (classify(&statement.predicate_type), coverage) {
+        (_, Err(_)) => "does not match this model".into(),
+        (StatementKind::ModelSignature, _) => "whole model".into(),
+        (StatementKind::ComponentSignature, Ok(Coverage::Components(paths))) if paths.is_empty() => {
+            "components: none of this model's".into()
+        }
+        (StatementKind::ComponentSignature, Ok(Coverage::Components(paths))) => {
+            format!("components: {}", paths.join(", "))
+        }
+        (_, _) if statement.predicate_type == crate::card::PREDICATE_TYPE => {
+            let name = statement.predicate.get("name").and_then(|v| v.as_str()).unwrap_or("?");
+            let version = statement.predicate.get("version").and_then(|v| v.as_str()).unwrap_or("?");
+            format!("model card: {name} {version}")
+        }
+        (_, _) => format!("attestation: {}", statement.predicate_type),
+    }
+}
+
+/// Every signature and attestation of the model `desc` (whose components are `all`),
+/// checked against `trust` when given (else each is `unverified`).
+pub async fn signatures(
+    target: &Target,
+    desc: &Descriptor,
+    all: &[crate::ops::components::Component],
+    trust: Option<&Trust>,
+) -> Result<Vec<SignatureSummary>> {
+    let sets: Vec<SignerSet<'_>> = match trust {
+        None => Vec::new(),
+        Some(Trust::Keys(keys)) => vec![SignerSet { name: None, trust: keys }],
+        Some(Trust::Policy(policy)) => {
+            policy.signers.iter().map(|s| SignerSet { name: Some(s.name.as_str()), trust: &s.trust }).collect()
+        }
+    };
+    let findings = gather(target, desc, all, &sets).await?;
+    let mut out = Vec::new();
+    for f in findings {
+        let summary = match (&f.trusted, &f.unverified) {
+            (Ok(t), _) => SignatureSummary {
+                referrer: f.referrer.clone(),
+                predicate_type: t.statement.predicate_type.clone(),
+                kind: t.kind,
+                signer: t.signer.clone(),
+                verified: true,
+                covers: covers(&t.statement, &t.coverage),
+                note: t.coverage.as_ref().err().cloned(),
+            },
+            (Err(reason), Some(statement)) => SignatureSummary {
+                referrer: f.referrer.clone(),
+                predicate_type: statement.predicate_type.clone(),
+                kind: classify(&statement.predicate_type),
+                signer: "unverified".into(),
+                verified: false,
+                covers: covers(statement, &coverage(statement, desc, all)),
+                note: trust.map(|_| reason.clone()),
+            },
+            // Not a bundle at all: shown in the referrers tree only.
+            (Err(_), None) => continue,
+        };
+        out.push(summary);
+    }
+    Ok(out)
 }

@@ -3,6 +3,7 @@ mod support;
 mod archives;
 mod auth;
 mod card;
+mod custody;
 mod delta;
 mod faults;
 mod fuzz_parsers;

@@ -24,11 +24,13 @@
 //! ```
 
 pub mod content;
+pub mod rules;
 pub mod signatures;
 
 use serde::Serialize;
 
 pub use content::{ComponentCheck, verify_components};
+pub use rules::{PolicyReport, RuleResult};
 pub use signatures::{
     COSIGN_SIGN_PREDICATE_TYPE, MAX_BUNDLE_BLOB, SignatureCheck, SignatureOutcome, SignatureVerdict, StatementKind,
     classify, verify_signatures,
@@ -38,6 +40,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest};
 use crate::ops::components::{self, Component};
+use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::sign::TrustPolicy;
@@ -49,6 +52,8 @@ pub enum Trust {
     /// Plain trusted keys and roots: a matching whole-model signature by any of them
     /// passes, unless a statement by any of them contradicts the model.
     Keys(TrustPolicy),
+    /// A policy: its rules decide (`docs/POLICY.md`).
+    Policy(Policy),
 }
 
 /// The outcome of [`decide`].
@@ -59,6 +64,9 @@ pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub signatures: SignatureVerdict,
+    /// Every rule of the policy with pass or fail, when the trust was a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
 }
 
 impl Decision {
@@ -77,12 +85,23 @@ pub async fn decide(
     scope: &[Component],
     trust: &Trust,
 ) -> Result<Decision> {
-    let _ = scope;
     match trust {
         Trust::Keys(keys) => {
             let signatures = verify_signatures(target, desc, all, keys).await?;
             let failure = signatures.failure();
-            Ok(Decision { passed: failure.is_none(), failure, signatures })
+            Ok(Decision { passed: failure.is_none(), failure, signatures, policy: None })
+        }
+        Trust::Policy(policy) => {
+            let sets: Vec<signatures::SignerSet<'_>> = policy
+                .signers
+                .iter()
+                .map(|s| signatures::SignerSet { name: Some(s.name.as_str()), trust: &s.trust })
+                .collect();
+            let findings = signatures::gather(target, desc, all, &sets).await?;
+            let report = rules::evaluate(policy, &findings, all, scope);
+            let signatures = SignatureVerdict::from_findings(&findings, |t| !t.signer_names.is_empty());
+            let failure = report.failure();
+            Ok(Decision { passed: failure.is_none(), failure, signatures, policy: Some(report) })
         }
     }
 }
@@ -106,6 +125,8 @@ pub struct VerifyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub signatures: SignatureVerdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
     pub components: Vec<ComponentCheck>,
 }
 
@@ -135,6 +156,7 @@ pub async fn verify(
         verified: failure.is_none(),
         failure,
         signatures: decision.signatures,
+        policy: decision.policy,
         components: checks,
     })
 }

@@ -99,6 +99,18 @@ pub struct Finding {
     pub referrer: Digest,
     /// The trusted statement, or why the referrer is ignored.
     pub trusted: std::result::Result<Trusted, String>,
+    /// For an ignored bundle: its statement read **without** checking the signature
+    /// (only for showing what it claims; never for a decision).
+    pub unverified: Option<Statement>,
+}
+
+/// The in-toto statement inside a bundle, read without checking its signature.
+pub fn unverified_statement(bundle: &[u8]) -> Option<Statement> {
+    use base64::Engine;
+    let value: serde_json::Value = serde_json::from_slice(bundle).ok()?;
+    let payload = value.pointer("/dsseEnvelope/payload")?.as_str()?;
+    let payload = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+    Statement::from_json(&payload).ok()
 }
 
 /// `key <fingerprint>` or `certificate <subject>`.
@@ -188,6 +200,9 @@ fn check_bundle(
     let mut verified: Option<VerifiedStatement> = None;
     let mut names = Vec::new();
     let mut last_error = None;
+    if signers.is_empty() {
+        return Err("no trust material given".into());
+    }
     for set in signers {
         match verify_bundle(&bundle, set.trust) {
             Ok(v) => {
@@ -201,8 +216,9 @@ fn check_bundle(
         return Err(last_error.map_or_else(|| "no trusted signer".to_string(), |e| e.to_string()));
     };
     let statement = verified.statement().clone();
+    let label = signer_label(verified.verified_by());
     Ok(Trusted {
-        signer: signer_label(verified.verified_by()),
+        signer: if names.is_empty() { label } else { format!("{} ({label})", names.join(", ")) },
         signer_names: names,
         kind: classify(&statement.predicate_type),
         coverage: coverage(&statement, desc, components),
@@ -221,11 +237,16 @@ pub async fn gather(
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for entry in target.referrers(desc).await? {
-        let trusted = match referrer_bundle(target, &entry, desc).await {
-            Err(reason) => Err(reason),
-            Ok(bundle) => check_bundle(bundle, signers, desc, components),
+        let (trusted, unverified) = match referrer_bundle(target, &entry, desc).await {
+            Err(reason) => (Err(reason), None),
+            Ok(bundle) => {
+                let unverified = unverified_statement(&bundle);
+                let trusted = check_bundle(bundle, signers, desc, components);
+                (trusted, unverified)
+            }
         };
-        findings.push(Finding { referrer: entry.digest.clone(), trusted });
+        let unverified = if trusted.is_ok() { None } else { unverified };
+        findings.push(Finding { referrer: entry.digest.clone(), trusted, unverified });
     }
     Ok(findings)
 }
