@@ -10,6 +10,15 @@
 #   BENCH_MIB        model size in MiB: two weight files of BENCH_MIB/2 each + small files (1024)
 #   BENCH_RUNS       repetitions of every timing; the table shows the median (3)
 #   BENCH_SIGN_4X    also push a 4×BENCH_MIB model once and time `sign REF` on it (1; 0 skips)
+#   BENCH_FILES      files of 32 KiB in the many-files model pushed and pulled against oras (2000; 0 skips)
+#   BENCH_RESUME_MIB size of the blob whose upload is cut at 60 % (256; 0 skips), through a cutting
+#                    proxy in front of cue-labs' registry (which reports what it holds) and distribution
+#                    (which cancels an upload cut inside a chunk)
+#   BENCH_BIG        1: also the big-model rows: four files of BENCH_BIG_MIB (4096: 16 GiB in all),
+#                    push, pull, sign REF, sign DIR with a warm digest cache, verify one component,
+#                    peak RSS, against oras and model_signing (needs ~3× the model size on disk)
+#   BENCH_BIG_MIB    size of each of the four big files in MiB (4096)
+#   BENCH_BIG_RUNS   repetitions of each big-model timing (1)
 #   BENCH_OUT        where the table goes (default <repo>/target/bench.md; a relative path is
 #                    taken from the current directory)
 #   BENCH_QUIET_WAIT wait up to this many seconds for a 10-second window in which other work used
@@ -22,6 +31,11 @@
 #   `sign REF` (from the manifest) at BENCH_MIB and 4×BENCH_MIB, and `verify REF --component`
 #   of a 1 MiB file vs `oras pull` + `model_signing verify key` of the whole model, with the bytes
 #   modelsign fetched counted by a small TCP proxy.
+# Issue 8 (delta updates, big models): re-push of the unchanged model with the digest cache warm
+#   (vs oras's re-push), `sign DIR` after one 1 MiB file changed (vs a fresh `sign DIR --no-cache`),
+#   push and pull of BENCH_FILES files of 32 KiB (vs oras), the share of a blob sent again when its
+#   upload is cut at 60 %, and with BENCH_BIG=1 the 16 GiB rows. "Fresh" pushes and signs pass
+#   --no-cache, so they hash every byte as before.
 #
 # Method: every command runs under /usr/bin/time (peak RSS, user and system CPU); wall time is
 # taken around it with nanosecond clock reads. The model's files are in the page cache (just
@@ -42,6 +56,11 @@ BENCH_MIB="${BENCH_MIB:-1024}"
 BENCH_RUNS="${BENCH_RUNS:-3}"
 BENCH_SIGN_4X="${BENCH_SIGN_4X:-1}"
 BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-0}"
+BENCH_FILES="${BENCH_FILES:-2000}"
+BENCH_RESUME_MIB="${BENCH_RESUME_MIB:-256}"
+BENCH_BIG="${BENCH_BIG:-0}"
+BENCH_BIG_MIB="${BENCH_BIG_MIB:-4096}"
+BENCH_BIG_RUNS="${BENCH_BIG_RUNS:-1}"
 if [[ -n "${BENCH_OUT:-}" ]]; then
   case "$BENCH_OUT" in /*) OUT="$BENCH_OUT" ;; *) OUT="$CALLER_PWD/$BENCH_OUT" ;; esac
 else
@@ -49,6 +68,9 @@ else
 fi
 [[ "$BENCH_MIB" =~ ^[0-9]+$ && "$BENCH_MIB" -ge 2 ]] || { echo "bench: BENCH_MIB must be an integer >= 2" >&2; exit 2; }
 [[ "$BENCH_RUNS" =~ ^[0-9]+$ && "$BENCH_RUNS" -ge 1 ]] || { echo "bench: BENCH_RUNS must be an integer >= 1" >&2; exit 2; }
+for knob in BENCH_FILES BENCH_RESUME_MIB BENCH_BIG_MIB BENCH_BIG_RUNS; do
+  [[ "${!knob}" =~ ^[0-9]+$ ]] || { echo "bench: $knob must be a non-negative integer" >&2; exit 2; }
+done
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
@@ -87,6 +109,10 @@ cleanup() {
   local rc=$? pid
   set +e
   for pid in $PROXY_PID $REGISTRY_PID; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  for pid in ${EXTRA_PIDS:-}; do
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -250,7 +276,9 @@ cat >"$W/count-proxy.py" <<'PY'
 import asyncio, json, os, sys
 
 upstream_port, port_file, stats_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-stats = {"up": 0, "down": 0, "connections": 0, "active": 0}
+# Optional: cut the connection (both ways) once this many bytes went client->registry, once.
+cut_after = int(sys.argv[4]) if len(sys.argv) > 4 else None
+stats = {"up": 0, "down": 0, "connections": 0, "active": 0, "cuts": 0}
 
 def dump():
     tmp = stats_file + ".tmp"
@@ -258,9 +286,20 @@ def dump():
         json.dump(stats, f)
     os.replace(tmp, stats_file)
 
-async def pipe(reader, writer, key):
+async def pipe(reader, writer, key, other=None):
     try:
         while data := await reader.read(1 << 16):
+            if key == "up" and cut_after is not None and stats["cuts"] == 0 and stats["up"] + len(data) >= cut_after:
+                keep = cut_after - stats["up"]
+                stats["up"] += keep
+                stats["cuts"] += 1
+                writer.write(data[:keep])
+                await writer.drain()
+                dump()
+                if other is not None:
+                    other.transport.abort()
+                writer.transport.abort()
+                return
             stats[key] += len(data)
             writer.write(data)
             await writer.drain()
@@ -278,7 +317,7 @@ async def handle(client_r, client_w):
     except OSError:
         client_w.close()
     else:
-        await asyncio.gather(pipe(client_r, up_w, "up"), pipe(up_r, client_w, "down"))
+        await asyncio.gather(pipe(client_r, up_w, "up", client_w), pipe(up_r, client_w, "down"))
     stats["active"] -= 1
     dump()
 
@@ -390,6 +429,34 @@ if [[ "$BENCH_SIGN_4X" != 0 ]]; then
   "$MS" push --plain-http --no-progress "$REF4" "$MODEL4" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "4x push failed"; }
 fi
 
+# The delta model: the same files (hard links: one inode, one digest-cache entry) but its own copy
+# of the 1 MiB component, rewritten before each timed `sign DIR`.
+MODELD="$W/model-delta"
+mkdir -p "$MODELD"
+for f in "${FILES[@]}"; do [[ "$f" == "$COMPONENT" ]] || ln "$MODEL/$f" "$MODELD/$f"; done
+cp "$MODEL/$COMPONENT" "$MODELD/$COMPONENT"
+
+if ((BENCH_FILES > 0)); then
+  M2K="$W/many"
+  log "setup: a model of $BENCH_FILES files of 32 KiB"
+  python3 - "$M2K" "$BENCH_FILES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "shard%03d" % (i // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "part%05d.bin" % i), "wb") as f:
+        f.write(os.urandom(32768))
+PY
+  mapfile -t M2K_FILES < <(cd "$M2K" && find . -type f -printf '%P\n' | sort)
+fi
+
+# The digest cache records files left alone for 2 s; links just made moved the change times.
+# Warm it (untimed) the way a user's previous push and sign would have.
+sleep 2.2
+"$MS" push --plain-http --no-progress "$HOSTPORT/bench/warm:v1" "$MODEL" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "warm-up push failed"; }
+"$MS" sign "$MODELD" --key "$KEY" --signature "$W/delta-warm.sig" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "warm-up sign failed"; }
+
 # Let the setup's writes reach the disk before anything is timed.
 t_sync=$SECONDS
 sync
@@ -401,7 +468,7 @@ log "setup done; sync took $((SECONDS - t_sync)) s; page cache holds $(fincore -
 # One function per timed step; $i is the run number. Within each group the tools take turns
 # going first (run 1: modelsign first, run 2: the next tool first, …), so no tool always pays
 # for whatever the step before left behind (dirty pages, freed memory, warm connections).
-t_push_ms() { measure push_ms "$MS" push --plain-http --no-progress "$HOSTPORT/bench/ms-$i:v1" "$MODEL"; }
+t_push_ms() { measure push_ms "$MS" push --no-cache --plain-http --no-progress "$HOSTPORT/bench/ms-$i:v1" "$MODEL"; }
 t_push_oras() {
   measure push_oras env -C "$MODEL" oras push --plain-http --no-tty \
     --artifact-type application/vnd.cncf.model.manifest.v1+json "$HOSTPORT/bench/oras-$i:v1" "${ORAS_FILES[@]}"
@@ -420,7 +487,16 @@ pulled() {
 t_pull_ms() { measure pull_ms "$MS" pull --plain-http --no-progress "$REF" -o "$W/pull-ms" && pulled "$W/pull-ms"; }
 t_pull_oras() { measure pull_oras oras pull --plain-http --no-tty "$REF" -o "$W/pull-oras" && pulled "$W/pull-oras"; }
 t_pull_curl() { measure pull_curl "$W/curl-get.sh" "$REG" bench/model "$W/pull-curl" "${BLOB_ARGS[@]}" && pulled "$W/pull-curl"; }
-t_signdir_ms() { measure signdir_ms "$MS" sign "$MODEL" --key "$KEY" --signature "$W/ms-$i.sig"; }
+t_signdir_ms() { measure signdir_ms "$MS" sign --no-cache "$MODEL" --key "$KEY" --signature "$W/ms-$i.sig"; }
+# One 1 MiB file changed (rewritten in place, untimed) since the last sign of the delta model.
+t_signdelta_ms() {
+  openssl rand -out "$MODELD/$COMPONENT" 1048576
+  measure signdelta_ms "$MS" sign "$MODELD" --key "$KEY" --signature "$W/delta-$i.sig"
+}
+t_push2k_ms() { measure push2k_ms "$MS" push --no-cache --plain-http --no-progress "$HOSTPORT/bench/many-ms-$i:v1" "$M2K"; }
+t_push2k_oras() { measure push2k_oras env -C "$M2K" oras push --plain-http --no-tty "$HOSTPORT/bench/many-oras-$i:v1" "${M2K_FILES[@]}"; }
+t_pull2k_ms() { measure pull2k_ms "$MS" pull --plain-http --no-progress "$HOSTPORT/bench/many-ms-1:v1" -o "$W/pull2k-ms" && rm -rf "$W/pull2k-ms"; }
+t_pull2k_oras() { measure pull2k_oras oras pull --plain-http --no-tty "$HOSTPORT/bench/many-oras-1:v1" -o "$W/pull2k-oras" && rm -rf "$W/pull2k-oras"; }
 t_signdir_oms() { measure signdir_oms model_signing sign key "$MODEL" --private_key "$KEY" --signature "$W/oms-$i.sig"; }
 # ms-1 and model4x collect one more signature per run, alike.
 t_signref_ms() { measure signref_ms "$MS" sign --plain-http --no-progress "$HOSTPORT/bench/ms-1:v1" --key "$KEY"; }
@@ -445,6 +521,11 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
   in_turn t_repush_ms t_repush_oras           # (2) re-push: every blob already there
   in_turn t_pull_ms t_pull_oras t_pull_curl   # (3) pull into an empty folder; (4) curl GET limit
   in_turn t_signdir_ms t_signdir_oms          # (5) sign a local folder (signature written outside it)
+  t_signdelta_ms                              # (8) sign it again after one 1 MiB file changed
+  if ((BENCH_FILES > 0)); then                # (9) many small files
+    in_turn t_push2k_ms t_push2k_oras
+    in_turn t_pull2k_ms t_pull2k_oras
+  fi
   if [[ "$BENCH_SIGN_4X" != 0 ]]; then        # (6) sign the pushed model from its manifest alone
     in_turn t_signref_ms t_signref4_ms
   else
@@ -463,6 +544,106 @@ count_down verify_ms "$MS" verify --plain-http --no-progress "$PROXY/bench/model
 rm -rf "$W/verify-oras"
 count_down verify_peer oras pull --plain-http --no-tty "$PROXY/bench/model:v1" -o "$W/verify-oras"
 rm -rf "$W/verify-oras"
+
+# ---------------------------------------------------------------------------------------------
+# (10) An upload cut at 60 %: how much of the blob goes again (untimed, once per registry).
+# The cutting proxy counts every byte client->registry (headers included) and cuts once.
+# ---------------------------------------------------------------------------------------------
+# start_server NAME CMD... : start a registry that logs "listening on 127.0.0.1:PORT"; sets $ADDR
+start_server() {
+  local name=$1
+  shift
+  "$@" >"$W/$name.log" 2>&1 &
+  EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+  ADDR=""
+  for _ in $(seq 200); do
+    ADDR="$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$W/$name.log" | head -1 | sed 's/^listening on //' || true)"
+    [[ -n "$ADDR" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$ADDR" ]] || { cat "$W/$name.log" >&2; die "$name did not say where it listens"; }
+}
+# resume_cut NAME UPSTREAM: push the resume model through a proxy that cuts at 60 %; writes
+# "bytes_sent blob_bytes" to res/NAME
+resume_cut() {
+  local name=$1 upstream=$2 dir="$W/cutproxy-$1" port
+  mkdir -p "$dir"
+  python3 "$W/count-proxy.py" "${upstream##*:}" "$dir/port" "$dir/stats.json" $((RESUME_BYTES * 6 / 10)) 2>"$dir/log" &
+  EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+  for _ in $(seq 100); do [[ -s "$dir/port" ]] && break; sleep 0.05; done
+  port="$(cat "$dir/port")"
+  "$MS" push --no-cache --plain-http --no-progress "127.0.0.1:$port/bench/resume-$name:v1" "$W/resume" >>"$CMDLOG" 2>&1 ||
+    { tail -20 "$CMDLOG" >&2; die "push through the cutting proxy ($name) failed"; }
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["cuts"] == 1, s; print(s["up"], sys.argv[2])' \
+    "$dir/stats.json" "$RESUME_BYTES" >"$W/res/$name" || die "the cutting proxy ($name) did not cut"
+  log "  $name: $(awk '{printf "%.1f MiB sent for a %.1f MiB blob: %.0f %% of it again", $1/1048576, $2/1048576, 100*($1-$2)/$2}' "$W/res/$name")"
+}
+RESUME_BYTES=$((BENCH_RESUME_MIB * 1048576))
+if ((BENCH_RESUME_MIB > 0)); then
+  log "upload cut at 60 % of a $BENCH_RESUME_MIB MiB blob"
+  mkdir -p "$W/resume"
+  openssl rand -out "$W/resume/weights.safetensors" "$RESUME_BYTES"
+  resume_cut resume_distribution "$HOSTPORT"
+  if command -v cue-registry >/dev/null 2>&1; then
+    start_server cue-registry cue-registry -addr 127.0.0.1:0
+    resume_cut resume_cue "$ADDR"
+  fi
+  rm -rf "$W/resume"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# (11) BENCH_BIG=1: a model of four BENCH_BIG_MIB files, every operation against its peer.
+# ---------------------------------------------------------------------------------------------
+BIG_TIMINGS=()
+if [[ "$BENCH_BIG" == 1 ]]; then
+  BIG="$W/big"
+  BIG_BYTES=$((4 * BENCH_BIG_MIB * 1048576))
+  avail=$(($(df -Pk "$W" | awk 'NR==2{print $4}') * 1024))
+  ((avail > BIG_BYTES * 3 + (1 << 30))) ||
+    die "BENCH_BIG needs about $((BIG_BYTES * 3 / 1073741824 + 1)) GiB free in $W (model, registry, one pulled copy); $((avail / 1073741824)) GiB free"
+  mkdir -p "$BIG"
+  log "big model: four files of $BENCH_BIG_MIB MiB"
+  BIG_FILES=()
+  for k in 1 2 3 4; do
+    f="model-0000$k-of-00004.safetensors"
+    openssl rand -out "$BIG/$f" $((BENCH_BIG_MIB * 1048576))
+    BIG_FILES+=("$f")
+  done
+  cp "$MODEL/$COMPONENT" "$MODEL/config.json" "$BIG/"
+  BIG_FILES+=("$COMPONENT" config.json)
+  BIG_ORAS=()
+  for f in "${BIG_FILES[@]}"; do BIG_ORAS+=("$f:application/vnd.cncf.model.weight.v1.raw"); done
+  BIG_REF="$HOSTPORT/bench/big:v1"
+  # page_cache NAME: how much of the big model the page cache holds before step NAME
+  page_cache() {
+    echo "$1 $(fincore -b -n -o RES "${BIG_FILES[@]/#/$BIG/}" 2>/dev/null | awk '{s += $1} END{printf "%.1f", s/1073741824}')" >>"$W/res/big_page_cache"
+  }
+  sleep 2.2 # settled, so the untimed push below fills the digest cache
+  "$MS" push --plain-http --no-progress "$BIG_REF" "$BIG" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "big push failed"; }
+  "$MS" sign --plain-http --no-progress "$BIG_REF" --key "$KEY" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "big sign failed"; }
+  model_signing sign key "$BIG" --private_key "$KEY" --signature "$W/big-oms.sig" >>"$CMDLOG" 2>&1 ||
+    { tail -20 "$CMDLOG" >&2; die "model_signing sign of the big model failed"; }
+  sync
+  BIG_TIMINGS=(big_push_ms big_push_oras big_pull_ms big_pull_oras big_signref_ms big_signdir_ms big_signdir_oms big_verify_ms big_verify_peer)
+  for ((i = 1; i <= BENCH_BIG_RUNS; i++)); do
+    log "big run $i/$BENCH_BIG_RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    page_cache push
+    measure big_push_ms "$MS" push --no-cache --plain-http --no-progress "$HOSTPORT/bench/big-ms-$i:v1" "$BIG"
+    measure big_push_oras env -C "$BIG" oras push --plain-http --no-tty "$HOSTPORT/bench/big-oras-$i:v1" "${BIG_ORAS[@]}"
+    page_cache pull
+    measure big_pull_ms "$MS" pull --plain-http --no-progress "$BIG_REF" -o "$W/big-pull" && rm -rf "$W/big-pull"
+    measure big_pull_oras oras pull --plain-http --no-tty "$BIG_REF" -o "$W/big-pull" && rm -rf "$W/big-pull"
+    measure big_signref_ms "$MS" sign --plain-http --no-progress "$BIG_REF" --key "$KEY"
+    page_cache sign_dir
+    measure big_signdir_ms "$MS" sign "$BIG" --key "$KEY" --signature "$W/big-ms-$i.sig"
+    measure big_signdir_oms model_signing sign key "$BIG" --private_key "$KEY" --signature "$W/big-oms-$i.sig"
+    measure big_verify_ms "$MS" verify --plain-http --no-progress "$BIG_REF" --key "$PUB" --component "$COMPONENT"
+    rm -rf "$W/big-verify"
+    measure big_verify_peer "$W/oras-pull-verify.sh" "$BIG_REF" "$W/big-verify" "$W/big-oms.sig" "$PUB"
+    rm -rf "$W/big-verify"
+  done
+  rm -rf "$BIG"
+fi
 
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -514,12 +695,56 @@ rss_pull_ms=$(max_rss_mb pull_ms) rss_pull_oras=$(max_rss_mb pull_oras)
 row "peak RSS, push ($MIBS)" "$rss_push_ms MB" "oras push: $rss_push_oras MB" "$(ratio "$rss_push_ms" "$rss_push_oras")" "< 50 MB" "$(lt "$rss_push_ms" 50)"
 row "peak RSS, pull ($MIBS)" "$rss_pull_ms MB" "oras pull: $rss_pull_oras MB" "$(ratio "$rss_pull_ms" "$rss_pull_oras")" "< 50 MB" "$(lt "$rss_pull_ms" 50)"
 
+# Issue 8 rows
+m_signdelta_ms=$(median signdelta_ms)
+r=$(ratio "$m_repush_ms" "$m_repush_oras")
+row "re-push, unchanged model, digest cache warm" "$(secs "$m_repush_ms")" "oras push: $(secs "$m_repush_oras")" "$r" "≤ 0.20× oras" "$(le "${r%×}" 0.20)"
+r=$(ratio "$m_signdelta_ms" "$m_signdir_ms")
+row "sign DIR after one 1 MiB file changed" "$(secs "$m_signdelta_ms")" "fresh sign DIR (--no-cache): $(secs "$m_signdir_ms")" "$r" "≤ 0.20× fresh" "$(le "${r%×}" 0.20)"
+if ((BENCH_FILES > 0)); then
+  m_push2k_ms=$(median push2k_ms) m_push2k_oras=$(median push2k_oras)
+  m_pull2k_ms=$(median pull2k_ms) m_pull2k_oras=$(median pull2k_oras)
+  r=$(ratio "$m_push2k_ms" "$m_push2k_oras")
+  row "push, $BENCH_FILES files of 32 KiB" "$(secs "$m_push2k_ms")" "oras push: $(secs "$m_push2k_oras")" "$r" "≤ 1.00× oras" "$(le "${r%×}" 1.00)"
+  r=$(ratio "$m_pull2k_ms" "$m_pull2k_oras")
+  row "pull, $BENCH_FILES files of 32 KiB" "$(secs "$m_pull2k_ms")" "oras pull: $(secs "$m_pull2k_oras")" "$r" "≤ 1.00× oras" "$(le "${r%×}" 1.00)"
+fi
+if ((BENCH_RESUME_MIB > 0)); then
+  for reg in cue distribution; do
+    [[ -f "$W/res/resume_$reg" ]] || continue
+    read -r sent blob <"$W/res/resume_$reg"
+    again=$(awk -v s="$sent" -v b="$blob" 'BEGIN{printf "%.2f", (s-b)/b}')
+    if [[ $reg == cue ]]; then target="≤ 0.50 of the blob again" met=$(le "$again" 0.50); else target="— (distribution cancels a cut upload: whole retry)" met="—"; fi
+    row "upload of $BENCH_RESUME_MIB MiB cut at 60 % ($reg)" "$(awk -v s="$sent" 'BEGIN{printf "%.1f MiB sent", s/1048576}')" "—" "$again of the blob sent again" "$target" "$met"
+  done
+fi
+if [[ "$BENCH_BIG" == 1 ]]; then
+  BIGS="$((4 * BENCH_BIG_MIB)) MiB"
+  [[ $((4 * BENCH_BIG_MIB % 1024)) -eq 0 ]] && BIGS="$((4 * BENCH_BIG_MIB / 1024)) GiB"
+  big_row() { # OP MS_NAME PEER_NAME PEER_LABEL
+    local a b rss
+    a=$(median "$2")
+    rss=$(max_rss_mb "$2")
+    if [[ -n "$3" ]]; then
+      b=$(median "$3")
+      row "$1 ($BIGS)" "$(secs "$a"), $rss MB peak" "$4: $(secs "$b"), $(max_rss_mb "$3") MB peak" "$(ratio "$a" "$b")" "RSS < 50 MB" "$(lt "$rss" 50)"
+    else
+      row "$1 ($BIGS)" "$(secs "$a"), $rss MB peak" "—" "—" "RSS < 50 MB" "$(lt "$rss" 50)"
+    fi
+  }
+  big_row "push, fresh repository" big_push_ms big_push_oras "oras push"
+  big_row "pull, whole model" big_pull_ms big_pull_oras "oras pull"
+  big_row "sign REF" big_signref_ms "" ""
+  big_row "sign DIR, digest cache warm" big_signdir_ms big_signdir_oms "model_signing sign key"
+  big_row "verify REF --component, 1 MiB file" big_verify_ms big_verify_peer "oras pull + model_signing verify key"
+fi
+
 ver_ms="$("$MS" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'))"
 ver_oras="$(oras version | awk '/^Version:/{print $2}')"
 ver_oms="$("$TB/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("model-signing"))' 2>/dev/null || echo '?')"
 ver_reg="$(docker-registry --version | awk '{print $3}')"
 loads="$(paste -sd' ' "$W/res/load")"
-TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signref_ms signref4_ms verify_ms verify_peer)
+TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signdelta_ms push2k_ms push2k_oras pull2k_ms pull2k_oras signref_ms signref4_ms verify_ms verify_peer "${BIG_TIMINGS[@]}")
 other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/$f"; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
 
 {
@@ -531,6 +756,11 @@ other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
+  if [[ "$BENCH_BIG" == 1 ]]; then
+    echo "Big model: four $BENCH_BIG_MIB MiB files + the 1 MiB component + config.json; the page cache held (GiB of the $BIGS, before each step of each run): $(awk '{printf "%s%s %s", (NR>1 ? ", " : ""), $1, $2}' "$W/res/big_page_cache") on a machine with $(free -g | awk '/^Mem:/{print $2}') GiB of memory."
+    echo
+  fi
+  echo "\"Fresh\" push and sign DIR rows pass --no-cache (every byte hashed); re-push and the delta sign use the digest cache."
   echo "The curl rows move bytes only: the PUTs send blobs hashed beforehand, the GETs check no digest;"
   echo "modelsign and oras hash every byte they send or receive. Push is fresh: a repository that has none"
   echo "of the blobs. Bytes fetched are counted by a TCP proxy (HTTP headers included)."
