@@ -192,6 +192,9 @@ fn round_trip(tb: &Testbed, base: &str, registry: bool) {
         let root = empty_trusted_root(work.path());
         let out = run_stdout(&mut cosign_verify_attestation(&peers, &root, &public, CARD_PREDICATE, &pinned));
         assert!(!out.trim().is_empty(), "cosign printed the verified attestation");
+        // And the CycloneDX statement, as cosign's `--type cyclonedx` reads it.
+        let out = run_stdout(&mut cosign_verify_attestation(&peers, &root, &public, CYCLONEDX_PREDICATE, &pinned));
+        assert!(!out.trim().is_empty(), "cosign printed the verified CycloneDX attestation");
         let (_, other) = keygen(work.path(), "other", "p256");
         run_fail(&mut cosign_verify_attestation(&peers, &root, &other, CARD_PREDICATE, &pinned));
     }
