@@ -100,7 +100,14 @@ fn print_fields(prefix: &str, value: &Value) -> std::io::Result<()> {
             }
             Ok(())
         }
-        Value::String(s) => outln!("  {prefix}: {}", s.replace('\n', "\n    ")),
+        Value::String(s) => {
+            // Escape control characters (a signed card is still not terminal input), keep lines.
+            let shown: String = s
+                .chars()
+                .flat_map(|c| if c.is_control() && c != '\n' { c.escape_default().collect() } else { vec![c] })
+                .collect();
+            outln!("  {prefix}: {}", shown.replace('\n', "\n    "))
+        }
         other => outln!("  {prefix}: {other}"),
     }
 }

@@ -219,6 +219,12 @@ async fn referrer_bundle(
     Ok(Some((manifest, bundle)))
 }
 
+/// `text` with control characters escaped: reasons may quote what a referrer says, and
+/// each must stay one harmless line on a terminal.
+fn printable(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
 /// Whether an unverified bundle claims to carry a model card (to tell a rejected card
 /// from an unrelated referrer in the report; never used to accept anything).
 fn claims_card(manifest: &Manifest, bundle: &[u8]) -> bool {
@@ -255,7 +261,7 @@ pub async fn attested_cards(target: &Target, desc: &Descriptor, policy: &TrustPo
             }
         };
         let is_card = claims_card(&manifest, &bundle);
-        let reject = |reason: String| RejectedCard { referrer: entry.digest.clone(), reason };
+        let reject = |reason: String| RejectedCard { referrer: entry.digest.clone(), reason: printable(&reason) };
         let verified = match verify_bundle(&bundle, policy) {
             Ok(v) => v,
             Err(e) => {
@@ -277,7 +283,7 @@ pub async fn attested_cards(target: &Target, desc: &Descriptor, policy: &TrustPo
             let other: Vec<String> = statement
                 .subject
                 .iter()
-                .map(|s| format!("{}@sha256:{}", s.name, s.digest.get("sha256").map(String::as_str).unwrap_or("?")))
+                .map(|s| format!("{:?}@sha256:{:?}", s.name, s.digest.get("sha256").map(String::as_str).unwrap_or("?")))
                 .collect();
             found.rejected.push(reject(format!(
                 "the card is about another artifact ({}), not {}",
@@ -297,4 +303,12 @@ pub async fn attested_cards(target: &Target, desc: &Descriptor, policy: &TrustPo
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reasons_stay_on_one_line() {
+        assert_eq!(super::printable("a\nb\u{1b}[31mc"), "a\\nb\\u{1b}[31mc");
+    }
 }
