@@ -93,7 +93,7 @@ impl Staged {
                 files: unpacked.files,
             });
         }
-        let _ = std::fs::remove_dir(self.dir.join(PARTIAL_DIR));
+        remove_resume_folder_if_unused(&self.dir);
         Ok(out)
     }
 
@@ -102,7 +102,19 @@ impl Staged {
         for (staging, _, _) in self.staged {
             let _ = std::fs::remove_dir_all(staging);
         }
-        let _ = std::fs::remove_dir(self.dir.join(PARTIAL_DIR));
+        remove_resume_folder_if_unused(&self.dir);
+    }
+}
+
+/// Removes `DIR/.modelsign-partial` when it is empty and no other pull is using it. A pull
+/// holds a shared lock on that folder while it works (`ops::pull`), so only a pull that can
+/// lock it exclusively is the last one in it; removing it by name alone would pull it from
+/// under a concurrent pull about to create its partial file there.
+fn remove_resume_folder_if_unused(dir: &Path) {
+    let Ok(root) = crate::local_fs::Dir::open(dir) else { return };
+    let Ok(Some(resume)) = root.open_dir(PARTIAL_DIR) else { return };
+    if resume.lock(true, false).unwrap_or(false) {
+        let _ = root.remove_dir(PARTIAL_DIR);
     }
 }
 
