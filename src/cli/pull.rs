@@ -26,9 +26,8 @@ pub struct PullArgs {
     /// Verify signatures against these trusted root certificates before writing anything (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
-    /// Verify against this trust policy (YAML, docs/POLICY.md) before writing anything.
-    #[arg(long, value_name = "POLICY.yaml")]
-    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: super::trust::KeylessArgs,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -36,7 +35,8 @@ pub struct PullArgs {
 
 pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
-    let trust = super::trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?;
+    let trust =
+        super::trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("pull");
     let report =

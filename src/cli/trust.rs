@@ -77,6 +77,18 @@ pub fn policy(keys: &[PathBuf], roots: &[PathBuf]) -> Result<TrustPolicy, Error>
     Ok(policy)
 }
 
+/// A trust policy from public keys, root certificates and keyless identities. Refuses an empty one.
+pub fn policy_with_keyless(keys: &[PathBuf], roots: &[PathBuf], keyless: &KeylessArgs) -> Result<TrustPolicy, Error> {
+    if keys.is_empty() && roots.is_empty() && !keyless.wants_keyless() {
+        return Err(Error::InvalidInput(
+            "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]"
+                .into(),
+        ));
+    }
+    let policy = if keys.is_empty() && roots.is_empty() { TrustPolicy::new() } else { policy(keys, roots)? };
+    keyless.extend(policy)
+}
+
 /// Whether a command-line target names a local model (an existing file or folder) rather than a reference.
 pub fn is_local(target: &str) -> bool {
     !target.starts_with("oci:") && Path::new(target).exists()
@@ -134,6 +146,17 @@ impl KeylessArgs {
             None => TrustedRoot::public_good()?,
         })
     }
+
+    /// Adds the keyless signer and trusted root (if identity flags were given) to `policy`.
+    pub fn extend(&self, policy: TrustPolicy) -> Result<TrustPolicy, Error> {
+        match self.identity()? {
+            Some(identity) => Ok(policy.trust_identity(identity).sigstore_root(self.trusted_root()?)),
+            None if self.trusted_root.is_some() => Err(Error::InvalidInput(
+                "--trusted-root needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]".into(),
+            )),
+            None => Ok(policy),
+        }
+    }
 }
 
 /// What `verify`, `pull` and `copy` trust: a policy file, or keys and roots; `None` when
@@ -157,4 +180,24 @@ pub fn trust(
         None if keys.is_empty() && roots.is_empty() => Ok(None),
         None => Ok(Some(Trust::Keys(policy(keys, roots)?))),
     }
+}
+
+/// [`trust`] with keyless signers too: keys, roots and keyless identities together make
+/// one `Trust::Keys`; a policy file names its own signers and takes none of them.
+pub fn trust_with_keyless(
+    keys: &[PathBuf],
+    roots: &[PathBuf],
+    policy_file: Option<&Path>,
+    keyless: &KeylessArgs,
+) -> Result<Option<modelsign::ops::verify::Trust>, Error> {
+    if !keyless.wants_keyless() && keyless.trusted_root.is_none() {
+        return trust(keys, roots, policy_file);
+    }
+    if policy_file.is_some() {
+        return Err(Error::InvalidInput(
+            "--policy names its own signers: give keyless signers in the policy, not with --certificate-identity"
+                .into(),
+        ));
+    }
+    Ok(Some(modelsign::ops::verify::Trust::Keys(policy_with_keyless(keys, roots, keyless)?)))
 }

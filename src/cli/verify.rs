@@ -21,9 +21,8 @@ pub struct VerifyArgs {
     /// Trusted root certificate(s), PEM (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
-    /// A trust policy (YAML, docs/POLICY.md): its rules decide instead of --key/--certificate-chain.
-    #[arg(long, value_name = "POLICY.yaml")]
-    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: trust::KeylessArgs,
     /// Check only this component's bytes (repeatable; default: every component). A path
     /// inside an archive layer (ModelPack tar, oras folder, KitOps) checks the layer that holds it.
     #[arg(long, value_name = "PATH")]
@@ -34,6 +33,9 @@ pub struct VerifyArgs {
     /// Local folder only: the signature file (default PATH/model.sig).
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
+    /// Local folder only: also leave out this path (repeatable; as `model_signing verify --ignore-paths`).
+    #[arg(long = "ignore-paths", value_name = "PATH")]
+    pub ignore_paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -104,9 +106,18 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
             )
             .into());
         }
-        let policy = trust::policy(&args.key, &args.certificate_chain)?;
+        let policy = trust::policy_with_keyless(&args.key, &args.certificate_chain, &args.keyless)?;
         let path = PathBuf::from(&args.target);
-        let result = tokio::task::block_in_place(|| local::verify_folder(&path, args.signature.as_deref(), &policy))?;
+        let options = local::VerifyOptions { ignore_paths: args.ignore_paths.clone(), ..Default::default() };
+        let result = tokio::task::block_in_place(|| {
+            local::verify_folder_with(
+                &path,
+                args.signature.as_deref(),
+                &policy,
+                &options,
+                &modelsign::progress::NoProgress,
+            )
+        })?;
         match args.output {
             Format::Json => output::json(&serde_json::json!({
                 "verified": true,
@@ -117,8 +128,11 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         }
         return Ok(());
     }
-    if args.signature.is_some() {
-        return Err(modelsign::Error::InvalidInput("--signature applies to local folders only".into()).into());
+    if args.signature.is_some() || !args.ignore_paths.is_empty() {
+        return Err(modelsign::Error::InvalidInput(
+            "--signature and --ignore-paths apply to local folders only".into(),
+        )
+        .into());
     }
     let reference = super::parse_reference(&args.target)?;
     if args.offline && !matches!(reference.location, Location::Layout { .. }) {
@@ -126,11 +140,12 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
             modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into()
         );
     }
-    let trust = trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?.ok_or_else(|| {
-        modelsign::Error::InvalidInput(
-            "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem or --policy POLICY.yaml".into(),
-        )
-    })?;
+    let trust = trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?
+        .ok_or_else(|| {
+            modelsign::Error::InvalidInput(
+                "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem, --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp], or --policy POLICY.yaml".into(),
+            )
+        })?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("verify");
     let report =

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sigstore_types::dsse::pae;
 
 use super::certs::{CertChain, Certificate, TrustRoots};
-use super::keyless::{CertificateIdentity, TrustedRoot};
+use super::keyless::{self, CertificateIdentity, TrustedRoot};
 use super::keys::{PublicKey, SigningKey};
 use super::statement::{PAYLOAD_TYPE, Statement};
 use super::{Error, Result};
@@ -33,6 +33,9 @@ use super::{Error, Result};
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 pub use super::MAX_BUNDLE_SIZE;
+
+/// The other spelling of the v0.3 media type, which Sigstore clients also accept.
+const BUNDLE_MEDIA_TYPE_ALT: &str = "application/vnd.dev.sigstore.bundle+json;version=0.3";
 
 // ----- wire format -------------------------------------------------------------------
 
@@ -90,8 +93,13 @@ struct EnvelopeJson {
 #[derive(Serialize, Deserialize)]
 struct SignatureJson {
     sig: String,
-    #[serde(default)]
+    /// `model_signing` before 1.0.1 wrote `"keyid": null`.
+    #[serde(default, deserialize_with = "null_as_empty")]
     keyid: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Protobuf JSON accepts standard and URL-safe base64, padded or not.
@@ -269,6 +277,9 @@ pub enum VerifiedBy {
     Key(PublicKey),
     /// A certificate chain that validated against the trusted roots; the leaf first.
     Certificate(CertChain),
+    /// A keyless Sigstore signature: a Fulcio certificate for this identity and OIDC
+    /// issuer, its SCT, log entries and timestamps verified against the Sigstore root.
+    Keyless { identity: String, issuer: String },
 }
 
 /// A statement whose signature verified against the trust policy. Only
@@ -308,12 +319,12 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
     let media_type: serde_json::Value =
         serde_json::from_slice(bundle).map_err(|e| Error::MalformedBundle(e.to_string()))?;
     match media_type.get("mediaType").and_then(|m| m.as_str()) {
-        Some(BUNDLE_MEDIA_TYPE) => {}
+        Some(BUNDLE_MEDIA_TYPE | BUNDLE_MEDIA_TYPE_ALT) => {}
         Some(other) => return Err(Error::UnsupportedMediaType(other.to_string())),
         None => return Err(Error::MalformedBundle("no mediaType".into())),
     }
-    let bundle: BundleJson = serde_json::from_value(media_type).map_err(|e| Error::MalformedBundle(e.to_string()))?;
-    let envelope = match (bundle.dsse_envelope, bundle.message_signature) {
+    let json: BundleJson = serde_json::from_value(media_type).map_err(|e| Error::MalformedBundle(e.to_string()))?;
+    let envelope = match (json.dsse_envelope, json.message_signature) {
         (Some(envelope), None) => envelope,
         (None, Some(_)) => {
             return Err(Error::UnsupportedMaterial("a message signature (only DSSE envelopes are supported)".into()));
@@ -330,13 +341,22 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
     let sig = decode_base64(&signature.sig, "the DSSE signature")?;
     let message = pae(&envelope.payload_type, &payload);
 
-    let material = bundle.verification_material;
-    let chain = match (&material.public_key, &material.x509_certificate_chain, &material.certificate) {
+    let material = json.verification_material;
+    let certificates = match (&material.public_key, &material.x509_certificate_chain, &material.certificate) {
         (Some(_), None, None) => None,
-        (None, Some(chain), None) => Some(
+        (None, Some(chain), None) => Some(chain.certificates.iter().collect::<Vec<_>>()),
+        (None, None, Some(cert)) => Some(vec![cert]),
+        _ => {
+            return Err(Error::MalformedBundle(
+                "expected exactly one of publicKey, x509CertificateChain and certificate".into(),
+            ));
+        }
+    };
+    let chain = match certificates {
+        None => None,
+        Some(certs) => Some(
             CertChain::new(
-                chain
-                    .certificates
+                certs
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
@@ -349,32 +369,68 @@ pub fn verify_bundle(bundle: &[u8], policy: &TrustPolicy) -> Result<VerifiedStat
             )
             .map_err(|_| Error::MalformedBundle("an empty x509CertificateChain".into()))?,
         ),
-        (None, None, Some(_)) => {
-            return Err(Error::UnsupportedMaterial(
-                "a single certificate (keyless Sigstore signing needs online verification)".into(),
-            ));
-        }
-        _ => {
-            return Err(Error::MalformedBundle(
-                "expected exactly one of publicKey, x509CertificateChain and certificate".into(),
-            ));
-        }
     };
 
-    let verified_by = check_signature(&message, &sig, policy, chain, material.public_key.and_then(|k| k.hint))?;
+    let hint = material.public_key.and_then(|k| k.hint);
+    let compat = super::pae_compat::pae_v0_2(&payload);
+    let verified_by = match check_signature(&message, &compat, &sig, policy, chain.clone(), hint) {
+        Ok(by) => by,
+        // Keyless: the certificate, its log entries and timestamps are checked by
+        // sigstore-verify against the Sigstore trusted root.
+        Err(e) if chain.is_some() && !policy.identities.is_empty() => match check_keyless(bundle, &payload, policy) {
+            Ok(by) => by,
+            Err(keyless) if policy.keys.is_empty() && policy.roots.is_empty() => return Err(keyless),
+            Err(keyless) => return Err(Error::BadSignature(format!("{e}; keyless: {keyless}"))),
+        },
+        Err(e) => return Err(e),
+    };
     let statement = Statement::from_json(&payload)?;
     Ok(VerifiedStatement { statement, payload, verified_by })
 }
 
+/// A keyless signature: the bundle as Sigstore verifies it, for one of the policy's
+/// identities. The artifact is the statement's own subject digest: what the subject
+/// stands for (a manifest, a model's files) is checked by the caller, as for any bundle.
+fn check_keyless(bundle: &[u8], payload: &[u8], policy: &TrustPolicy) -> Result<VerifiedBy> {
+    let parsed = keyless::parse_bundle(bundle)?;
+    match &parsed.content {
+        sigstore_types::SignatureContent::DsseEnvelope(envelope) if envelope.payload.as_bytes() == payload => {}
+        _ => return Err(Error::MalformedBundle("the DSSE envelope reads differently to Sigstore's parser".into())),
+    }
+    let statement = Statement::from_json(payload)?;
+    let digest = statement
+        .subject
+        .iter()
+        .find_map(|s| s.digest.get("sha256").and_then(|d| crate::digest::Digest::from_hex(d).ok()))
+        .ok_or_else(|| Error::InvalidStatement("no subject has a sha256 digest".into()))?;
+    let root = match &policy.sigstore_root {
+        Some(root) => root.clone(),
+        None => TrustedRoot::public_good()?,
+    };
+    let verified = keyless::verify(
+        &parsed,
+        keyless::Subject::Digest(digest),
+        keyless::Expected::Identities(&policy.identities),
+        &root,
+    )?;
+    match (verified.identity, verified.issuer) {
+        (Some(identity), Some(issuer)) => Ok(VerifiedBy::Keyless { identity, issuer }),
+        _ => Err(Error::Sigstore("the certificate names no identity or issuer".into())),
+    }
+}
+
+/// `message` is the DSSE PAE; `compat` what `model_signing` 0.2 signed instead
+/// ([`super::pae_compat`]), accepted for trusted keys and certificate chains only.
 fn check_signature(
     message: &[u8],
+    compat: &[u8],
     sig: &[u8],
     policy: &TrustPolicy,
     chain: Option<CertChain>,
     hint: Option<String>,
 ) -> Result<VerifiedBy> {
     for key in &policy.keys {
-        if key.verify(message, sig).is_ok() {
+        if key.verify(message, sig).is_ok() || key.verify(compat, sig).is_ok() {
             return Ok(VerifiedBy::Key(key.clone()));
         }
     }
@@ -398,14 +454,14 @@ fn check_signature(
                 Err(e) if policy.keys.is_empty() => return Err(e),
                 Err(e) => return Err(Error::BadSignature(format!("{}; certificate chain: {e}", reasons.join("; ")))),
             };
-            if leaf_key.verify(message, sig).is_ok() {
+            if leaf_key.verify(message, sig).is_ok() || leaf_key.verify_ecdsa_sha256(compat, sig).is_ok() {
                 return Ok(VerifiedBy::Certificate(chain));
             }
             reasons.push(format!("the signing certificate `{}` does not verify the signature", chain.leaf().subject()));
         }
         Some(_) => reasons.push("the bundle carries a certificate chain but no root certificate is trusted".into()),
-        None if !policy.roots.is_empty() && policy.keys.is_empty() => {
-            reasons.push("the bundle carries no certificate chain and no public key is trusted".into())
+        None if policy.keys.is_empty() => {
+            reasons.push("the bundle carries no certificate and no public key is trusted".into())
         }
         None => {}
     }

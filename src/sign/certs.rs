@@ -11,7 +11,8 @@
 //!
 //! Path building and signature checks are `rustls-webpki`'s, with any extended key usage
 //! accepted on the path (OpenSSL's default purpose) and the leaf's usage checked here.
-//! Unlike OpenSSL, webpki refuses a leaf marked as a CA.
+//! Unlike OpenSSL, webpki refuses a leaf marked as a CA: such chains are built by
+//! [`super::ca_signer`] instead.
 
 use std::fmt;
 use std::time::Duration;
@@ -85,7 +86,12 @@ impl Certificate {
         self.parsed.tbs_certificate.validity.not_before.to_unix_duration()
     }
 
-    fn valid_at(&self, time: Duration) -> bool {
+    /// The parsed certificate.
+    pub(crate) fn x509(&self) -> &X509 {
+        &self.parsed
+    }
+
+    pub(crate) fn valid_at(&self, time: Duration) -> bool {
         let validity = &self.parsed.tbs_certificate.validity;
         validity.not_before.to_unix_duration() <= time && time <= validity.not_after.to_unix_duration()
     }
@@ -223,29 +229,36 @@ impl TrustRoots {
         let leaf_der = CertificateDer::from(leaf.der());
         let end_entity = webpki::EndEntityCert::try_from(&leaf_der)
             .map_err(|e| Error::InvalidCertificate { what: "signing certificate".into(), reason: e.to_string() })?;
-        let path = end_entity
-            .verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
-                &anchors,
-                &intermediates,
-                UnixTime::since_unix_epoch(time),
-                AnyExtendedKeyUsage,
-                None,
-                None,
-            )
-            .map_err(|e| Error::UntrustedChain(describe(e, leaf)))?;
-        // webpki does not look at the anchor's validity; OpenSSL does.
-        let used = path.anchor();
-        let anchor_valid = self.anchors.iter().zip(&anchors).any(|(cert, anchor)| {
-            anchor.subject == used.subject
-                && anchor.subject_public_key_info == used.subject_public_key_info
-                && cert.valid_at(time)
-        });
-        if !anchor_valid {
-            return Err(Error::UntrustedChain(format!(
-                "the root certificate was not valid when the signing certificate `{}` was issued",
-                leaf.subject()
-            )));
+        let verified = end_entity.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            UnixTime::since_unix_epoch(time),
+            AnyExtendedKeyUsage,
+            None,
+            None,
+        );
+        match verified {
+            Ok(path) => {
+                // webpki does not look at the anchor's validity; OpenSSL does.
+                let used = path.anchor();
+                let anchor_valid = self.anchors.iter().zip(&anchors).any(|(cert, anchor)| {
+                    anchor.subject == used.subject
+                        && anchor.subject_public_key_info == used.subject_public_key_info
+                        && cert.valid_at(time)
+                });
+                if !anchor_valid {
+                    return Err(Error::UntrustedChain(format!(
+                        "the root certificate was not valid when the signing certificate `{}` was issued",
+                        leaf.subject()
+                    )));
+                }
+            }
+            // OpenSSL accepts a signing certificate marked as a CA; so does model_signing.
+            Err(webpki::Error::CaUsedAsEndEntity) => {
+                super::ca_signer::validate(chain, &self.anchors, &self.intermediates, time)?
+            }
+            Err(e) => return Err(Error::UntrustedChain(describe(e, leaf))),
         }
         if !leaf.can_sign()? {
             return Err(Error::CertificateUsage);

@@ -340,6 +340,20 @@ impl PublicKey {
         hint == self.model_signing_hint() || hint == self.cosign_hint()
     }
 
+    /// Checks an ECDSA `signature` over `message` hashed with SHA-256 whatever the curve
+    /// (what `model_signing` 0.2 did for certificates); never for Ed25519.
+    pub(crate) fn verify_ecdsa_sha256(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        let alg: &'static dyn lc::VerificationAlgorithm = match self.algorithm {
+            Algorithm::P256 => &lc::ECDSA_P256_SHA256_ASN1,
+            Algorithm::P384 => &lc::ECDSA_P384_SHA256_ASN1,
+            Algorithm::P521 => &lc::ECDSA_P521_SHA256_ASN1,
+            Algorithm::Ed25519 => return Err(Error::BadSignature("Ed25519 has no SHA-256 variant".into())),
+        };
+        UnparsedPublicKey::new(alg, &self.raw).verify(message, signature).map_err(|_| {
+            Error::BadSignature(format!("{} signature invalid for key {}", self.algorithm, self.model_signing_hint()))
+        })
+    }
+
     /// Checks `signature` over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
         UnparsedPublicKey::new(self.algorithm.verification(), &self.raw).verify(message, signature).map_err(|_| {

@@ -54,6 +54,9 @@ pub struct VerifyOptions {
     pub ignore_unsigned_files: bool,
     /// Hashing threads; 0 means one per core.
     pub threads: usize,
+    /// More paths to leave out (`model_signing verify --ignore-paths`): file-system paths,
+    /// relative to the working directory or absolute; those outside the model are ignored.
+    pub ignore_paths: Vec<PathBuf>,
 }
 
 /// Where the signature goes by default: `PATH/model.sig`, or `PATH.sig` for a file.
@@ -205,6 +208,11 @@ pub fn verify_folder_with(
     let mut ignore_paths = manifest.ignore_paths.clone();
     if let Some(rel) = relative_inside(model, &signature_path)? {
         ignore_paths.push(rel);
+    }
+    for path in &options.ignore_paths {
+        if let Some(rel) = relative_inside(model, path)? {
+            ignore_paths.push(rel);
+        }
     }
     // Git paths are left out as `model_signing verify` does by default, unless the
     // signature covers them (a model signed with git paths included).
@@ -370,7 +378,7 @@ mod tests {
         fs::write(model.join("extra.bin"), "x").unwrap();
         let err = sign_err(verify_folder(&model, Some(&sig), &policy));
         assert!(matches!(&err, SignError::ExtraFiles(f) if f == &["extra.bin"]), "{err}");
-        let lenient = VerifyOptions { ignore_unsigned_files: true, threads: 2 };
+        let lenient = VerifyOptions { ignore_unsigned_files: true, threads: 2, ..Default::default() };
         verify_folder_with(&model, Some(&sig), &policy, &lenient, &NoProgress).unwrap();
         fs::remove_file(model.join("extra.bin")).unwrap();
 

@@ -26,12 +26,14 @@
 //! ([`local::verify_folder`] for a folder on disk).
 
 pub mod bundle;
+mod ca_signer;
 pub mod certs;
 pub mod components;
 pub mod keyless;
 pub mod keys;
 pub mod local;
 pub mod oms;
+mod pae_compat;
 mod pbes2;
 pub mod statement;
 

@@ -22,6 +22,10 @@ use crate::digest::{Digest, Hasher};
 /// The OMS v1.0 predicate type.
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
 
+/// The predicate type `model_signing` 0.2 wrote: one subject per file, an empty predicate.
+/// `model_signing` 1.x still verifies it (`dsse_payload_to_manifest_compat`).
+pub const PREDICATE_TYPE_V0_2: &str = "https://model_signing/Digests/v0.1";
+
 /// The name of the only resource of a single-file model.
 pub const SINGLE_FILE_NAME: &str = ".";
 
@@ -103,6 +107,9 @@ impl Manifest {
     pub fn from_statement(statement: &Statement) -> Result<Self> {
         if statement.statement_type != super::statement::STATEMENT_TYPE {
             return Err(invalid(format!("OMS statements are in-toto v1, not `{}`", statement.statement_type)));
+        }
+        if statement.predicate_type == PREDICATE_TYPE_V0_2 {
+            return Manifest::from_v0_2_statement(statement);
         }
         if statement.predicate_type != PREDICATE_TYPE {
             return Err(invalid(format!(
@@ -196,6 +203,38 @@ impl Manifest {
             resources,
             allow_symlinks,
             ignore_paths,
+        })
+    }
+
+    /// A `model_signing` 0.2 statement: each subject is a file (name, `sha256`), nothing
+    /// else is signed; as in `model_signing`, files are compared by name and digest, symlinks
+    /// are not allowed and nothing is ignored but the signature and git paths.
+    fn from_v0_2_statement(statement: &Statement) -> Result<Self> {
+        if statement.subject.is_empty() {
+            return Err(invalid("a model_signing 0.2 statement without subjects"));
+        }
+        let mut resources = Vec::with_capacity(statement.subject.len());
+        let mut seen = HashSet::with_capacity(statement.subject.len());
+        for subject in &statement.subject {
+            let name = subject.name.as_str();
+            if !is_safe_relative_path(name) {
+                return Err(invalid(format!("unsafe resource name `{name}`")));
+            }
+            let hex_digest =
+                subject.digest.get("sha256").ok_or_else(|| invalid(format!("`{name}` has no sha256 digest")))?;
+            let digest = Digest::from_hex(hex_digest)
+                .map_err(|_| invalid(format!("resource `{name}` has an invalid digest `{hex_digest}`")))?;
+            if !seen.insert(name) {
+                return Err(Error::DuplicateResource(name.to_string()));
+            }
+            resources.push(Resource { name: name.to_string(), digest });
+        }
+        Ok(Manifest {
+            model_name: String::new(),
+            root_digest: root_digest(&resources),
+            resources,
+            allow_symlinks: false,
+            ignore_paths: Vec::new(),
         })
     }
 
@@ -295,8 +334,33 @@ mod tests {
         statement.predicate["serialization"]["hash_type"] = json!("blake3");
         assert!(Manifest::from_statement(&statement).is_err());
         let mut statement = build_statement("m", &resources(), &[], false);
-        statement.predicate_type = "https://model_signing/Digests/v0.1".into();
+        statement.predicate_type = "https://model_signing/Digests/v0.2".into();
         assert!(Manifest::from_statement(&statement).is_err());
+    }
+
+    #[test]
+    fn reads_model_signing_0_2_statements_one_subject_per_file() {
+        let files = resources();
+        let subjects: Vec<Subject> = files
+            .iter()
+            .map(|r| Subject { name: r.name.clone(), digest: [("sha256".to_string(), r.digest.hex())].into() })
+            .collect();
+        let statement = Statement::new(subjects.clone(), PREDICATE_TYPE_V0_2, json!({"unused": "x"}));
+        let manifest = Manifest::from_statement(&statement).unwrap();
+        assert_eq!(manifest.resources, files);
+        assert!(!manifest.allow_symlinks && manifest.ignore_paths.is_empty());
+        // The same checks on names and digests as for v1.0.
+        for (name, digest) in [("../x", files[0].digest.hex()), ("a", "nothex".to_string())] {
+            let mut bad = subjects.clone();
+            bad[0] = Subject { name: name.into(), digest: [("sha256".to_string(), digest)].into() };
+            assert!(Manifest::from_statement(&Statement::new(bad, PREDICATE_TYPE_V0_2, json!({}))).is_err(), "{name}");
+        }
+        let twice = vec![subjects[0].clone(), subjects[0].clone()];
+        assert!(matches!(
+            Manifest::from_statement(&Statement::new(twice, PREDICATE_TYPE_V0_2, json!({}))),
+            Err(Error::DuplicateResource(_))
+        ));
+        assert!(Manifest::from_statement(&Statement::new(vec![], PREDICATE_TYPE_V0_2, json!({}))).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod hardening_pull;
 mod hardening_registry;
 mod interop;
 mod keyless;
+mod model_signing_versions;
 mod registry_target;
 mod sign_interop;
 mod signing_attacks;

@@ -55,7 +55,9 @@ pub enum StatementKind {
 /// are signatures; anything else is an attestation.
 pub fn classify(predicate_type: &str) -> StatementKind {
     match predicate_type {
-        oms::PREDICATE_TYPE | MANIFEST_PREDICATE_TYPE | COSIGN_SIGN_PREDICATE_TYPE => StatementKind::ModelSignature,
+        oms::PREDICATE_TYPE | oms::PREDICATE_TYPE_V0_2 | MANIFEST_PREDICATE_TYPE | COSIGN_SIGN_PREDICATE_TYPE => {
+            StatementKind::ModelSignature
+        }
         component_statement::PREDICATE_TYPE => StatementKind::ComponentSignature,
         _ => StatementKind::Attestation,
     }
@@ -118,7 +120,13 @@ pub fn signer_label(by: &VerifiedBy) -> String {
     match by {
         VerifiedBy::Key(key) => format!("key {}", key.cosign_hint()),
         VerifiedBy::Certificate(chain) => format!("certificate {}", chain.leaf().subject()),
+        VerifiedBy::Keyless { identity, issuer } => format!("{identity} (issuer {issuer})"),
     }
+}
+
+/// OMS v1.0, or what `model_signing` 0.2 wrote (one subject per file), which it still accepts.
+fn is_oms(predicate_type: &str) -> bool {
+    predicate_type == oms::PREDICATE_TYPE || predicate_type == oms::PREDICATE_TYPE_V0_2
 }
 
 fn names_manifest(statement: &Statement, desc: &Descriptor) -> bool {
@@ -132,7 +140,7 @@ pub fn coverage(
     components: &[Component],
 ) -> std::result::Result<Coverage, String> {
     match classify(&statement.predicate_type) {
-        StatementKind::ModelSignature if statement.predicate_type == oms::PREDICATE_TYPE => {
+        StatementKind::ModelSignature if is_oms(&statement.predicate_type) => {
             let signed = oms::Manifest::from_statement(statement).map_err(|e| e.to_string())?;
             oms_matches_components(&signed, components)?;
             Ok(Coverage::Model)
@@ -313,11 +321,7 @@ impl SignatureVerdict {
         let oms_bundle = findings
             .iter()
             .filter_map(|f| f.trusted.as_ref().ok())
-            .find(|t| {
-                t.statement.predicate_type == oms::PREDICATE_TYPE
-                    && matches!(t.coverage, Ok(Coverage::Model))
-                    && oms_from(t)
-            })
+            .find(|t| is_oms(&t.statement.predicate_type) && matches!(t.coverage, Ok(Coverage::Model)) && oms_from(t))
             .map(|t| t.bundle.clone());
         SignatureVerdict { checks: findings.iter().map(SignatureCheck::of).collect(), oms_bundle }
     }
