@@ -24,6 +24,9 @@ pub struct CopyArgs {
     /// Ingestion gate: copy only if the source passes this trust policy (YAML, docs/POLICY.md).
     #[arg(long, value_name = "POLICY.yaml")]
     pub policy: Option<PathBuf>,
+    /// Ingestion gate, keyless: copy only if the source carries a Sigstore signature by this signer.
+    #[command(flatten)]
+    pub keyless: super::trust::KeylessArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -32,7 +35,8 @@ pub struct CopyArgs {
 pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let src_ref = super::parse_reference(&args.source)?;
     let dst_ref = super::parse_reference(&args.destination)?;
-    let trust = super::trust::trust(&args.key, &args.certificate_chain, args.policy.as_deref())?;
+    let trust =
+        super::trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?;
     let src = super::open(&src_ref, global, false).await?;
     let tag = dst_ref
         .tag

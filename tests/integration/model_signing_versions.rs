@@ -279,4 +279,17 @@ fn keyless_signature_through_an_oci_layout() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
     assert!(files_under(&dest).is_empty(), "{:?}", files_under(&dest).keys());
+
+    // copy gates on the keyless signer too: the right one copies, another copies nothing.
+    let copied = format!("oci:{}:v1", tmp.path().join("copied").display());
+    run_ok(modelsign().args(["copy", &layout, &copied]).args(keyless));
+    run_ok(modelsign().args(["verify", "--offline", &copied]).args(keyless));
+    let refused = tmp.path().join("copy-refused");
+    let out = modelsign()
+        .args(["copy", &layout, &format!("oci:{}:v1", refused.display())])
+        .args(["--certificate-identity", "eve@us.ibm.com", "--certificate-oidc-issuer", ISSUER])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
+    assert!(!refused.exists(), "nothing is written for an untrusted signer");
 }
