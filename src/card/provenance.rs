@@ -92,6 +92,17 @@ impl SignerInfo {
                     key_fingerprint: String::new(),
                 })
             }
+            // A keyless Sigstore signer: its certificate identity and OIDC issuer.
+            VerifiedBy::Keyless { identity, issuer } => SignerInfo::X509 {
+                algorithm: String::new(),
+                subject: identity.clone(),
+                issuer: issuer.clone(),
+                serial_number: String::new(),
+                not_before: String::new(),
+                not_after: String::new(),
+                fingerprint: String::new(),
+                key_fingerprint: String::new(),
+            },
         }
     }
 
