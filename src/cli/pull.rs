@@ -26,6 +26,9 @@ pub struct PullArgs {
     /// Verify signatures against these trusted root certificates before writing anything (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// Verify against this trust policy (YAML, docs/POLICY.md) before writing anything.
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: super::trust::KeylessArgs,
     /// Output format of the summary.

@@ -21,6 +21,9 @@ pub struct VerifyArgs {
     /// Trusted root certificate(s), PEM (repeatable).
     #[arg(long, value_name = "ROOT.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    /// A trust policy (YAML, docs/POLICY.md): its rules decide instead of --key/--certificate-chain.
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: trust::KeylessArgs,
     /// Check only this component's bytes (repeatable; default: every component). A path
