@@ -16,6 +16,8 @@ use crate::store::{MAX_MANIFEST_SIZE, PushedManifest};
 
 pub(super) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 pub(super) const OCI_SUBJECT: &str = "oci-subject";
+/// Attempts at a manifest PUT that a concurrent upload of one of its blobs made fail.
+const BLOB_RACE_ATTEMPTS: u32 = 3;
 
 /// The media type of a `Content-Type` value, without parameters; `None` for generic types
 /// that say nothing about the document (the bytes are sniffed then).
@@ -120,11 +122,28 @@ impl Registry {
         )
         .header(CONTENT_TYPE, media_type)
         .payload(Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)));
-        let resp = self.client.send(&call, self.client.notes()).await?;
-        if !resp.status().is_success() {
-            return Err(self.client.unexpected(&operation, resp).await);
+        let mut attempt = 1;
+        loop {
+            let resp = self.client.send(&call, self.client.notes()).await?;
+            if resp.status().is_success() {
+                return Ok(resp.headers().contains_key(OCI_SUBJECT));
+            }
+            let error = self.client.unexpected(&operation, resp).await;
+            // distribution rewrites a blob's link file in place when another writer uploads
+            // the same blob at the same moment; a manifest PUT that reads it then is told the
+            // blob is unknown. A second look after a short wait settles it.
+            let blob_race = matches!(&error, Error::Registry { status: 400, code: Some(c), message, .. }
+                if c == "BLOB_UNKNOWN" || (c == "DIGEST_INVALID" && message.as_deref().is_some_and(|m| m.contains("blob unknown"))));
+            if !blob_race || attempt >= BLOB_RACE_ATTEMPTS {
+                return Err(error);
+            }
+            attempt += 1;
+            tokio::time::sleep(super::retry::jitter(
+                std::time::Duration::from_millis(100),
+                std::time::Duration::from_millis(400),
+            ))
+            .await;
         }
-        Ok(resp.headers().contains_key(OCI_SUBJECT))
     }
 }
 
