@@ -21,13 +21,13 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::ops::components::{self, Component};
 use crate::ops::pull::PARTIAL_DIR;
 use crate::progress::Progress;
 use crate::store::Target;
-use crate::unpack::{self, ArchiveFile, Compression, Layer, Limits, Unpacked};
+use crate::unpack::{self, ArchiveFile, Compression, Layer, LayerSource, Limits, Unpacked};
 
 /// One archive layer as pulled.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +68,8 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 /// Archives unpacked into staging folders, not yet in place.
 pub struct Staged {
     dir: PathBuf,
+    /// Whether the resume folder was used (there were archives to stage).
+    touched: bool,
     staged: Vec<(PathBuf, Component, Unpacked)>,
 }
 
@@ -75,6 +77,9 @@ impl Staged {
     /// Renames every staged file into the output folder, archive by archive in manifest
     /// order (a file in two archives: the later one's).
     pub fn place(self) -> Result<Vec<UnpackedArchive>> {
+        if !self.touched {
+            return Ok(Vec::new()); // no archives: the resume folder is the file pulls' business
+        }
         let mut out = Vec::new();
         let mut staged = self.staged.into_iter();
         while let Some((staging, c, unpacked)) = staged.next() {
@@ -99,6 +104,9 @@ impl Staged {
 
     /// Removes every staging folder.
     pub fn discard(self) {
+        if !self.touched {
+            return;
+        }
         for (staging, _, _) in self.staged {
             let _ = std::fs::remove_dir_all(staging);
         }
@@ -133,7 +141,7 @@ pub async fn stage(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<Staged> {
-    let mut staged = Staged { dir: dir.to_path_buf(), staged: Vec::new() };
+    let mut staged = Staged { dir: dir.to_path_buf(), touched: !archives.is_empty(), staged: Vec::new() };
     if archives.is_empty() {
         return Ok(staged);
     }
@@ -191,7 +199,7 @@ async fn fetch_and_unpack(
         let layer = Layer { desc: &desc, compression, label: &label };
         let f = filter.map(|set| move |p: &str| set.is_match(p));
         let f_ref: Option<&dyn Fn(&str) -> bool> = f.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
-        unpack::unpack_to_staging(reader, &layer, &limits, f_ref, &staging)
+        unpack::unpack_source_to_staging(reader, &layer, &limits, f_ref, &staging)
     })
     .await
 }
@@ -207,7 +215,7 @@ pub async fn list_archive(
     let desc = c.descriptor.clone();
     let (label, limits) = (c.path.clone(), *limits);
     stream_into(target, c, progress, move |reader| {
-        unpack::list(reader, &Layer { desc: &desc, compression, label: &label }, &limits)
+        unpack::list_source(reader, &Layer { desc: &desc, compression, label: &label }, &limits)
     })
     .await
 }
@@ -216,8 +224,10 @@ pub async fn list_archive(
 const CHUNKS_IN_FLIGHT: usize = 4;
 const CHUNK: usize = 1 << 20;
 
-/// Reads the layer's blob on the runtime and feeds it to `work` on a blocking thread
-/// through a small bounded channel, so memory stays at a few MiB whatever the layer.
+/// Reads the layer's blob on the runtime, hashing it there, and feeds it to `work` on a
+/// blocking thread through a small bounded channel: hashing overlaps with inflating and
+/// writing, and memory stays at a few MiB whatever the layer. The digest and size go down
+/// the channel last; the reader checks them when the unpacker finishes ([`LayerSource`]).
 async fn stream_into<T: Send + 'static>(
     target: &Target,
     c: &Component,
@@ -227,10 +237,14 @@ async fn stream_into<T: Send + 'static>(
     let d = &c.descriptor;
     let what = format!("component `{}` from {}", c.path, target.describe());
     let mut reader = target.fetch_blob(d, 0).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
-    let worker = tokio::task::spawn_blocking(move || work(ChannelReader { rx, current: Vec::new(), pos: 0 }));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(CHUNKS_IN_FLIGHT);
+    let label = format!("layer {} ({})", d.digest, c.path);
+    let size = d.size;
+    let worker = tokio::task::spawn_blocking(move || {
+        work(ChannelReader { rx, current: Vec::new(), pos: 0, end: None, size, what: label })
+    });
     progress.start(&d.digest, &c.path, d.size);
-    let mut sent = 0u64;
+    let mut hasher = Hasher::new();
     loop {
         let mut chunk = vec![0u8; CHUNK];
         let mut n = 0;
@@ -246,21 +260,24 @@ async fn stream_into<T: Send + 'static>(
             }
         }
         if let Some(e) = failed {
-            let _ = tx.send(Err(std::io::Error::other(Error::io(&what, e)))).await;
+            let _ = tx.send(Msg::Failed(std::io::Error::other(Error::io(&what, e)))).await;
             break;
         }
         if n == 0 {
+            let _ = tx.send(Msg::End(hasher.clone().finish(), hasher.len())).await;
             break;
         }
         chunk.truncate(n);
-        sent += n as u64;
-        if tx.send(Ok(chunk)).await.is_err() {
+        hasher.update(&chunk);
+        if hasher.len() > d.size {
+            let e = Error::SizeMismatch { what: what.clone(), expected: d.size, actual: hasher.len() };
+            let _ = tx.send(Msg::Failed(std::io::Error::other(e))).await;
+            break;
+        }
+        if tx.send(Msg::Data(chunk)).await.is_err() {
             break; // the worker stopped (refused the archive); its error is reported below
         }
         progress.advance(&d.digest, n as u64);
-        if sent > d.size {
-            break; // the worker sees too many bytes and fails with a size mismatch
-        }
     }
     drop(tx);
     let result = worker.await.map_err(|e| Error::InvalidInput(format!("{what}: the unpacking thread failed: {e}")))?;
@@ -268,23 +285,56 @@ async fn stream_into<T: Send + 'static>(
     result
 }
 
-/// A `Read` over chunks sent from the async side.
+/// What goes from the network side to the unpacking thread.
+enum Msg {
+    Data(Vec<u8>),
+    /// The blob ended: the digest and size of everything sent.
+    End(Digest, u64),
+    Failed(std::io::Error),
+}
+
+/// A `Read` over chunks sent (and hashed) by the async side.
 struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    rx: tokio::sync::mpsc::Receiver<Msg>,
     current: Vec<u8>,
     pos: usize,
+    end: Option<(Digest, u64)>,
+    size: u64,
+    what: String,
+}
+
+impl LayerSource for ChannelReader {
+    fn finish(mut self, expected: &Digest) -> Result<u64> {
+        let mut buf = vec![0u8; 64 << 10];
+        while self.read(&mut buf).map_err(|e| Error::io(&self.what, e))? > 0 {}
+        let Some((actual, len)) = self.end.take() else {
+            return Err(Error::InvalidInput(format!("{}: the download stopped before the end", self.what)));
+        };
+        if len != self.size {
+            return Err(Error::SizeMismatch { what: self.what, expected: self.size, actual: len });
+        }
+        if &actual != expected {
+            return Err(Error::DigestMismatch { what: self.what, expected: expected.clone(), actual });
+        }
+        Ok(len)
+    }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.current.len() {
+            if self.end.is_some() {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => {
+                Some(Msg::Data(chunk)) => {
                     self.current = chunk;
                     self.pos = 0;
                 }
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0), // the sender is done: end of the blob
+                Some(Msg::End(digest, len)) => self.end = Some((digest, len)),
+                Some(Msg::Failed(e)) => return Err(e),
+                // The sender went away without an end: a cut transfer, never a clean end.
+                None => return Err(std::io::Error::other(format!("{}: the download stopped", self.what))),
             }
         }
         let n = buf.len().min(self.current.len() - self.pos);

@@ -33,6 +33,8 @@ use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 
 use fsat::{Dir, Kind};
+use readers::HashingReader;
+pub use readers::LayerSource;
 use walk::{Sink, walk};
 
 /// Top-level names an archive may not use: modelsign's own bookkeeping in the output folder.
@@ -95,7 +97,13 @@ pub struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    fn what(&self) -> String {
+    /// `source` hashed and counted here.
+    fn hashed<R: Read>(&self, source: R) -> HashingReader<R> {
+        HashingReader::new(source, self.desc.size, &self.what())
+    }
+
+    /// How messages name the layer.
+    pub fn what(&self) -> String {
         if self.label.is_empty() {
             format!("layer {}", self.desc.digest)
         } else {
@@ -130,6 +138,12 @@ pub struct Unpacked {
 /// layer is a valid archive within `limits` whose size and digest match (so a listing is
 /// never taken from unchecked bytes).
 pub fn list(source: impl Read, layer: &Layer<'_>, limits: &Limits) -> Result<Unpacked> {
+    list_source(layer.hashed(source), layer, limits)
+}
+
+/// [`list`] from a source that checks the layer's size and digest itself (one that hashed
+/// the bytes on another thread as they arrived).
+pub fn list_source<S: LayerSource>(source: S, layer: &Layer<'_>, limits: &Limits) -> Result<Unpacked> {
     struct Lister(Unpacked);
     impl Sink for Lister {
         fn dir(&mut self, path: &str) -> Result<()> {
@@ -153,6 +167,17 @@ pub fn list(source: impl Read, layer: &Layer<'_>, limits: &Limits) -> Result<Unp
 /// files written (all are still checked). On any failure `staging` is removed.
 pub fn unpack_to_staging(
     source: impl Read,
+    layer: &Layer<'_>,
+    limits: &Limits,
+    filter: Option<&dyn Fn(&str) -> bool>,
+    staging: &Path,
+) -> Result<Unpacked> {
+    unpack_source_to_staging(layer.hashed(source), layer, limits, filter, staging)
+}
+
+/// [`unpack_to_staging`] from a source that checks the layer's size and digest itself.
+pub fn unpack_source_to_staging<S: LayerSource>(
+    source: S,
     layer: &Layer<'_>,
     limits: &Limits,
     filter: Option<&dyn Fn(&str) -> bool>,

@@ -7,6 +7,19 @@ use std::io::{self, Read};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
 
+/// A layer's compressed bytes, whose size and digest are checked when they end. The
+/// unpacker reads through one and calls [`LayerSource::finish`] before it reports success.
+pub trait LayerSource: Read {
+    /// Reads what is left and checks the layer's size and digest; returns the size.
+    fn finish(self, expected: &Digest) -> Result<u64, Error>;
+}
+
+impl<R: Read> LayerSource for HashingReader<R> {
+    fn finish(self, expected: &Digest) -> Result<u64, Error> {
+        HashingReader::finish(self, expected)
+    }
+}
+
 /// Hashes and counts the layer's bytes; refuses more than `size` of them.
 pub(super) struct HashingReader<R> {
     inner: R,

@@ -8,7 +8,7 @@ use std::io::{BufReader, Read};
 use crate::error::{Error, Result};
 use crate::ops::components::unsafe_path_reason;
 
-use super::readers::{CappedReader, HashingReader};
+use super::readers::{CappedReader, LayerSource};
 use super::{Compression, Layer, Limits, RESERVED_NAMES};
 
 /// Where accepted entries go (a staging folder, or nowhere when only listing).
@@ -38,15 +38,14 @@ const BUF: usize = 256 << 10;
 
 /// Reads the whole layer through `sink`. Returns only if every entry was accepted, the
 /// archive ended cleanly and the compressed bytes matched the layer's size and digest.
-pub(super) fn walk(
-    source: impl Read,
+pub(super) fn walk<S: LayerSource>(
+    hashing: S,
     layer: &Layer<'_>,
     limits: &Limits,
     filter: Option<&dyn Fn(&str) -> bool>,
     sink: &mut dyn Sink,
 ) -> Result<Summary> {
     let what = layer.what();
-    let hashing = HashingReader::new(source, layer.desc.size, &what);
     let cap = limits.stream_cap(layer.desc.size);
     let why = "the decompression ratio or total size cap";
     let (result, hashing) = match layer.compression {

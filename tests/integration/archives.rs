@@ -377,6 +377,7 @@ fn hostile_archives_from_a_registry_leave_nothing_behind() {
         assert_eq!(o.status.code(), Some(code), "{name}: {}", stderr_text(&o));
         assert!(one_error_line(&o).contains(needle), "{name}: {}", stderr_text(&o));
         assert_eq!(files_under(&parent), BTreeMap::new(), "{name}: files left behind");
+        assert!(!out.join(".modelsign-partial").exists(), "{name}: the resume folder was left behind");
     }
     // Bytes corrupted on the way: the digest check on the compressed stream refuses them.
     let proxy = FaultProxy::start(reg.addr());
