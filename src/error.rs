@@ -1,5 +1,7 @@
-//! The crate's one error type. Every variant names what failed (registry, reference,
-//! component, digest) so that the CLI can print it as a single line.
+//! The crate's error types: [`Error`], and [`SignError`] (known as `sign::Error`), which
+//! `Error::Sign` wraps. Every variant names what failed (registry, reference, component,
+//! digest) so that the CLI can print it as a single line. `SignError` is defined here, not
+//! in `sign`, so that `error` imports nothing but `digest` and no module circle forms.
 
 use std::path::PathBuf;
 
@@ -55,9 +57,9 @@ pub enum Error {
     #[error("verification failed: {0}")]
     Verification(String),
 
-    /// Signing or signature verification failed (see [`crate::sign::Error`]).
+    /// Signing or signature verification failed (see [`SignError`]).
     #[error(transparent)]
-    Sign(#[from] crate::sign::Error),
+    Sign(#[from] SignError),
 }
 
 fn code_message(code: &Option<String>, message: &Option<String>) -> String {
@@ -96,4 +98,128 @@ impl From<crate::digest::InvalidDigest> for Error {
     fn from(e: crate::digest::InvalidDigest) -> Self {
         Error::InvalidDigest(e.0)
     }
+}
+
+/// Why signing or signature verification failed. Each message is one line and says
+/// what was wrong; none of them leaks key material.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// A key could not be read or is not usable.
+    #[error("{what}: {reason}")]
+    InvalidKey { what: String, reason: String },
+
+    /// The private key is encrypted and no password was given.
+    #[error("the private key is encrypted: a password is needed")]
+    PasswordRequired,
+
+    /// The password does not decrypt the private key.
+    #[error("cannot decrypt the private key: wrong password or corrupt key")]
+    WrongPassword,
+
+    /// A certificate could not be parsed.
+    #[error("{what}: invalid certificate: {reason}")]
+    InvalidCertificate { what: String, reason: String },
+
+    /// The signing certificate does not match the private key.
+    #[error("the signing certificate's public key does not match the private key")]
+    CertificateKeyMismatch,
+
+    /// The certificate chain does not lead to a trusted root.
+    #[error("certificate chain not trusted: {0}")]
+    UntrustedChain(String),
+
+    /// The signing certificate may not sign.
+    #[error(
+        "the signing certificate cannot be used for signing (it needs key usage digitalSignature or extended key usage codeSigning)"
+    )]
+    CertificateUsage,
+
+    /// The bundle is not well-formed JSON of the expected shape.
+    #[error("malformed signature bundle: {0}")]
+    MalformedBundle(String),
+
+    /// The bundle declares a media type this verifier does not know.
+    #[error("unsupported bundle media type `{0}` (expected application/vnd.dev.sigstore.bundle.v0.3+json)")]
+    UnsupportedMediaType(String),
+
+    /// The bundle's verification material is of a kind this verifier does not handle.
+    #[error("unsupported verification material: {0}")]
+    UnsupportedMaterial(String),
+
+    /// The DSSE payload is not an in-toto statement.
+    #[error("unsupported DSSE payload type `{0}` (expected application/vnd.in-toto+json)")]
+    PayloadType(String),
+
+    /// The DSSE envelope does not carry exactly one signature.
+    #[error("the DSSE envelope carries {0} signatures; exactly one is required")]
+    SignatureCount(usize),
+
+    /// No trusted key verified the signature.
+    #[error("signature does not verify with any trusted key ({0})")]
+    BadSignature(String),
+
+    /// The trust policy is empty.
+    #[error("no trusted public key or root certificate was given")]
+    NoTrust,
+
+    /// The statement (payload) is not valid.
+    #[error("invalid statement: {0}")]
+    InvalidStatement(String),
+
+    /// A sharded OMS statement (`sha256-sharded-*`, `method: shards`).
+    #[error("sharded OMS signatures are not supported yet")]
+    Sharded,
+
+    /// The subject digest is not the digest of the listed resources.
+    #[error("the statement's subject digest {claimed} does not match its resources, which hash to {computed}")]
+    RootDigestMismatch { claimed: String, computed: Digest },
+
+    /// The same resource is listed twice.
+    #[error("resource `{0}` is listed more than once")]
+    DuplicateResource(String),
+
+    /// The model has files the signature does not cover.
+    #[error("extra files found in model (not covered by the signature): {}", list(.0))]
+    ExtraFiles(Vec<String>),
+
+    /// Files the signature covers are absent.
+    #[error("missing files in model: {}", list(.0))]
+    MissingFiles(Vec<String>),
+
+    /// A keyless trust rule (identity, issuer, regular expression) is not usable.
+    #[error("{0}")]
+    InvalidPolicy(String),
+
+    /// A Sigstore trusted root cannot be used.
+    #[error("invalid trusted root: {0}")]
+    InvalidTrustedRoot(String),
+
+    /// A Sigstore trusted root file cannot be read.
+    #[error("cannot read the trusted root {0}")]
+    TrustedRootUnreadable(String),
+
+    /// Sigstore verification (certificate chain, SCT, log entry, timestamp, signature) failed.
+    #[error("Sigstore verification failed: {0}")]
+    Sigstore(String),
+
+    /// A keyless signature verified, but for an identity or issuer that is not trusted.
+    #[error("certificate identity not trusted: {0}")]
+    IdentityMismatch(String),
+
+    /// Reading the artifact failed.
+    #[error("{0}")]
+    Io(String),
+
+    /// A file's content differs from what was signed.
+    #[error("hash mismatch for `{path}`: signed {expected}, found {actual}")]
+    HashMismatch { path: String, expected: Digest, actual: Digest },
+}
+
+/// Shows at most ten names, then how many more.
+fn list(names: &[String]) -> String {
+    let mut out: Vec<String> = names.iter().take(10).map(|n| format!("`{n}`")).collect();
+    if names.len() > 10 {
+        out.push(format!("and {} more", names.len() - 10));
+    }
+    out.join(", ")
 }

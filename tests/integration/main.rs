@@ -12,6 +12,7 @@ mod hardening_registry;
 mod interop;
 mod keyless;
 mod model_signing_versions;
+mod module_map;
 mod registry_target;
 mod sign_interop;
 mod signing_attacks;
