@@ -37,6 +37,7 @@
 pub mod artifact_kind;
 pub mod atomic_file;
 pub mod card;
+pub mod component_path;
 pub mod digest;
 pub mod digest_cache;
 pub mod error;

@@ -23,8 +23,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::ops::components::PARTIAL_DIR;
 use crate::ops::components::{self, Component};
-use crate::ops::pull::PARTIAL_DIR;
 use crate::progress::Progress;
 use crate::store::Target;
 use crate::unpack::{self, ArchiveFile, Compression, Layer, LayerSource, Limits, Unpacked};

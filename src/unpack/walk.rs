@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
 
+use crate::component_path::unsafe_path_reason;
 use crate::error::{Error, Result};
-use crate::ops::components::unsafe_path_reason;
 
 use super::readers::{CappedReader, LayerSource};
 use super::{Compression, Layer, Limits, RESERVED_NAMES};
