@@ -12,7 +12,9 @@
 //! Path building and signature checks are `rustls-webpki`'s, with any extended key usage
 //! accepted on the path (OpenSSL's default purpose) and the leaf's usage checked here.
 //! Unlike OpenSSL, webpki refuses a leaf marked as a CA: such chains are built by
-//! [`super::ca_signer`] instead.
+//! [`ca_signer`] instead.
+
+mod ca_signer;
 
 use std::fmt;
 use std::time::Duration;
@@ -256,7 +258,7 @@ impl TrustRoots {
             }
             // OpenSSL accepts a signing certificate marked as a CA; so does model_signing.
             Err(webpki::Error::CaUsedAsEndEntity) => {
-                super::ca_signer::validate(chain, &self.anchors, &self.intermediates, time)?
+                ca_signer::validate(chain, &self.anchors, &self.intermediates, time)?
             }
             Err(e) => return Err(Error::UntrustedChain(describe(e, leaf))),
         }

@@ -26,7 +26,6 @@
 //! ([`local::verify_folder`] for a folder on disk).
 
 pub mod bundle;
-mod ca_signer;
 pub mod certs;
 pub mod components;
 pub mod keyless;

@@ -1,7 +1,7 @@
 //! Chain validation for a signing certificate that is itself marked `CA:TRUE`, which
 //! `model_signing` (OpenSSL) accepts and `rustls-webpki` refuses (`CaUsedAsEndEntity`):
 //! the published signatures of `model_signing` 0.2–1.1 made with a certificate carry such a
-//! leaf. Everything else goes through webpki ([`super::certs::TrustRoots::validate`]).
+//! leaf. Everything else goes through webpki ([`super::TrustRoots::validate`]).
 //!
 //! The path is built here, one link at a time, from the leaf to a trusted self-issued root,
 //! with the same rules as OpenSSL's default verification at the leaf's notBefore time:
@@ -18,7 +18,7 @@ use der::{Decode, Encode};
 use rustls_pki_types::SignatureVerificationAlgorithm;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 
-use super::certs::{CertChain, Certificate};
+use super::{CertChain, Certificate};
 use super::{Error, Result};
 
 /// Longest chain built, leaf and root included.
