@@ -2,6 +2,7 @@ mod support;
 
 mod archives;
 mod auth;
+mod ca_leaf_chain;
 mod card;
 mod custody;
 mod delta;

@@ -8,7 +8,9 @@
 //! each issuer's subject equals the child's issuer name, its key verifies the child's
 //! signature (webpki's signature algorithms, matched by algorithm identifier), it is a CA
 //! (basic constraints `cA`), it may sign certificates (key usage `keyCertSign` when key
-//! usage is present), and every certificate, the root included, is valid at that time.
+//! usage is present), its path length constraint admits the CA certificates below it,
+//! each certificate names the same signature algorithm inside and outside its signed part,
+//! and every certificate, the root included, is valid at that time.
 //! Chains are at most [`MAX_DEPTH`] long; no certificate is used twice.
 
 use std::time::Duration;
@@ -37,7 +39,7 @@ pub fn validate(
     let untrusted = |why: String| Error::UntrustedChain(format!("`{}`: {why}", leaf.subject()));
     let mut used: Vec<&Certificate> = vec![leaf];
     let mut current = leaf;
-    for _ in 0..MAX_DEPTH {
+    for depth in 0..MAX_DEPTH {
         if !current.valid_at(time) {
             return Err(untrusted(format!(
                 "`{}` was not valid when the signing certificate was issued",
@@ -54,7 +56,8 @@ pub fn validate(
             .filter(|c| !used.contains(c))
             .find(|c| issued(current, c))
             .ok_or_else(|| untrusted(format!("no trusted issuer signed `{}`", current.subject())))?;
-        if !may_issue(issuer)? {
+        // `depth` CA certificates lie between `issuer` and the leaf (the end entity here).
+        if !may_issue(issuer, depth)? {
             return Err(untrusted(format!("`{}` may not issue certificates", issuer.subject())));
         }
         used.push(issuer);
@@ -66,7 +69,9 @@ pub fn validate(
 /// Whether `issuer`'s subject is `child`'s issuer and its key verifies `child`'s signature.
 fn issued(child: &Certificate, issuer: &Certificate) -> bool {
     let (child, parent) = (child.x509(), issuer.x509());
-    if child.tbs_certificate.issuer != parent.tbs_certificate.subject {
+    if child.tbs_certificate.issuer != parent.tbs_certificate.subject
+        || child.tbs_certificate.signature != child.signature_algorithm
+    {
         return false;
     }
     let (Ok(tbs), Ok(sig_alg_der), Ok(key_alg_der)) = (
@@ -111,13 +116,17 @@ fn sequence_contents(der: &[u8]) -> Option<&[u8]> {
     (body.len() == len).then_some(body)
 }
 
-/// A CA certificate (basic constraints `cA`), with `keyCertSign` if it has key usage.
-fn may_issue(cert: &Certificate) -> Result<bool> {
+/// A CA certificate (basic constraints `cA`) whose path length constraint, if any, admits
+/// `below` CA certificates under it before the leaf, with `keyCertSign` if it has key usage.
+fn may_issue(cert: &Certificate, below: usize) -> Result<bool> {
     let bad = |e: der::Error| Error::InvalidCertificate { what: cert.subject(), reason: e.to_string() };
     let tbs = &cert.x509().tbs_certificate;
     let extension = |oid| tbs.extensions.iter().flatten().find(|e| e.extn_id == oid);
     let is_ca = match extension(BasicConstraints::OID) {
-        Some(ext) => BasicConstraints::from_der(ext.extn_value.as_bytes()).map_err(bad)?.ca,
+        Some(ext) => {
+            let constraints = BasicConstraints::from_der(ext.extn_value.as_bytes()).map_err(bad)?;
+            constraints.ca && constraints.path_len_constraint.is_none_or(|max| below <= usize::from(max))
+        }
         None => false,
     };
     let can_sign_certs = match extension(KeyUsage::OID) {
