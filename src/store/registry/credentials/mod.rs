@@ -4,19 +4,22 @@
 //!
 //! Invariant: a secret never appears in `Debug` output, in an error or in a note; only
 //! where it came from (the file or the helper) does.
+//!
+//! Submodules: [`helper`] runs credential helpers, [`store`] writes `login`/`logout`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+mod helper;
+mod store;
 
 /// The key docker uses for Docker Hub.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -229,135 +232,6 @@ impl DockerConfig {
             return Ok(Some(Credential::basic(user, pass, source)));
         }
         Ok(None)
-    }
-
-    /// Runs `docker-credential-<helper> get` with `address` on stdin. A helper that is not
-    /// installed is an error when the registry names it (`credHelpers`), and means "no
-    /// credentials" for the default `credsStore` (configs copied from Docker Desktop).
-    fn run_helper(&self, helper: &str, address: &str, required: bool) -> Result<Option<Credential>> {
-        let program = format!("docker-credential-{helper}");
-        let mut cmd = Command::new(&program);
-        cmd.arg("get").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        if let Some(p) = &self.helper_path {
-            cmd.env("PATH", p);
-        }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
-            Err(e) => {
-                return Err(Error::Credentials(format!(
-                    "cannot run {program} (named in {}): {e}",
-                    self.path.display()
-                )));
-            }
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            // A helper that exits without reading gives a broken pipe: its exit status tells.
-            let _ = stdin.write_all(address.as_bytes());
-        }
-        let out = child.wait_with_output().map_err(|e| Error::Credentials(format!("{program} get: {e}")))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            if stdout.contains("credentials not found") {
-                return Ok(None);
-            }
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = [stdout.trim(), stderr.trim()]
-                .iter()
-                .find(|s| !s.is_empty())
-                .map(|s| s.lines().next().unwrap_or(""))
-                .unwrap_or("");
-            return Err(Error::Credentials(format!("{program} get for {address} failed ({}): {why}", out.status)));
-        }
-        #[derive(Deserialize)]
-        struct HelperAnswer {
-            #[serde(rename = "Username", default)]
-            username: String,
-            #[serde(rename = "Secret", default)]
-            secret: String,
-        }
-        let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::Credentials(format!("{program} get for {address}: unreadable answer: {e}")))?;
-        if answer.secret.is_empty() {
-            return Ok(None);
-        }
-        let source = format!("credential helper {program}");
-        Ok(Some(if answer.username == "<token>" {
-            Credential::identity_token(answer.secret, source)
-        } else {
-            Credential::basic(answer.username, answer.secret, source)
-        }))
-    }
-
-    /// Stores user/password credentials for `registry` in `auths`, replacing any entry for
-    /// the same registry and keeping every other key of the file. The file is written
-    /// atomically with mode 0600 (its folder is created with 0700).
-    pub fn store(&self, registry: &str, username: &str, password: &str) -> Result<()> {
-        let mut root = self.read_raw()?;
-        let auths = root.entry("auths").or_insert_with(|| serde_json::Value::Object(Default::default()));
-        let auths = auths
-            .as_object_mut()
-            .ok_or_else(|| Error::Credentials(format!("{}: `auths` is not an object", self.path.display())))?;
-        let wanted = normalize_registry(registry);
-        auths.retain(|k, _| normalize_registry(k) != wanted);
-        auths.insert(
-            server_address(registry),
-            serde_json::json!({ "auth": BASE64.encode(format!("{username}:{password}")) }),
-        );
-        self.write_raw(&root)
-    }
-
-    /// Removes the `auths` entries of `registry`. An error when there were none.
-    pub fn remove(&self, registry: &str) -> Result<()> {
-        let mut root = self.read_raw()?;
-        let wanted = normalize_registry(registry);
-        let removed = match root.get_mut("auths").and_then(|a| a.as_object_mut()) {
-            Some(auths) => {
-                let before = auths.len();
-                auths.retain(|k, _| normalize_registry(k) != wanted);
-                before - auths.len()
-            }
-            None => 0,
-        };
-        if removed == 0 {
-            return Err(Error::Credentials(format!(
-                "not logged in to {registry}: no credentials for it in {}",
-                self.path.display()
-            )));
-        }
-        self.write_raw(&root)
-    }
-
-    fn read_raw(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        match std::fs::read(&self.path) {
-            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Default::default()),
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Credentials(format!("{}: not a valid docker config: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(Error::io(&self.path, e)),
-        }
-    }
-
-    fn write_raw(&self, root: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !dir.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let mut bytes = serde_json::to_vec_pretty(root).expect("JSON value serialises");
-        bytes.push(b'\n');
-        let tmp = dir.join(format!(".config.json.modelsign-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(&self.path, e));
-        }
-        Ok(())
     }
 }
 
