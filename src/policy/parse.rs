@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::{NamedSigner, Quorum, Rule, RuleKind};
 use crate::sign::certs::parse_pem_certificates;
+use crate::sign::keyless::{CertificateIdentity, Matcher, TrustedRoot};
 use crate::sign::{PublicKey, TrustPolicy};
 
 /// Largest policy file, key or certificate file read.
@@ -47,7 +48,19 @@ struct RawSigner {
     key: Option<String>,
     certificate_chain: Option<String>,
     certificate_identity: Option<String>,
+    certificate_identity_regexp: Option<String>,
     certificate_oidc_issuer: Option<String>,
+    certificate_oidc_issuer_regexp: Option<String>,
+    trusted_root: Option<String>,
+}
+
+impl RawSigner {
+    fn keyless(&self) -> bool {
+        self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,12 +138,14 @@ fn signer_trust(
     let line = raw.referenced.line();
     let at = |key: &str, what: String| format!("line {line}: signers.{name}.{key}: {what}");
     let s = &raw.value;
-    let keyless = s.certificate_identity.is_some() || s.certificate_oidc_issuer.is_some();
-    let kinds = [s.key.is_some(), s.certificate_chain.is_some(), keyless].iter().filter(|k| **k).count();
+    let kinds = [s.key.is_some(), s.certificate_chain.is_some(), s.keyless()].iter().filter(|k| **k).count();
     if kinds != 1 {
         return Err(format!(
-            "line {line}: signers.{name}: give exactly one of `key`, `certificate-chain`, or `certificate-identity` with `certificate-oidc-issuer`"
+            "line {line}: signers.{name}: give exactly one of `key`, `certificate-chain`, or `certificate-identity[-regexp]` with `certificate-oidc-issuer[-regexp]`"
         ));
+    }
+    if s.trusted_root.is_some() && !s.keyless() {
+        return Err(at("trusted-root", "is for keyless signers (with `certificate-identity[-regexp]`)".into()));
     }
     let load = |key: &str, file: &str| {
         let path = base.join(file);
@@ -148,12 +163,24 @@ fn signer_trust(
         }
         return Ok(TrustPolicy::new().trust_certificates(certs));
     }
-    // The seam for keyless signers (Sigstore certificate identity + OIDC issuer): parsed and
-    // named here, refused until OCI verification of keyless bundles lands in `sign::keyless`.
-    Err(at(
-        "certificate-identity",
-        "keyless signers (certificate-identity, certificate-oidc-issuer) are not supported in policies yet".into(),
-    ))
+    // A keyless Sigstore signer: identity and issuer, each exact or an anchored regexp,
+    // checked against the signer's `trusted-root` (default: the built-in public-good root).
+    let matcher = |exact: &Option<String>, regexp: &Option<String>, key: &str| match (exact, regexp) {
+        (Some(v), None) => Ok(Matcher::exact(v.clone())),
+        (None, Some(re)) => Matcher::regexp(re).map_err(|e| at(&format!("{key}-regexp"), e.to_string())),
+        (Some(_), Some(_)) => Err(at(key, format!("give `{key}` or `{key}-regexp`, not both"))),
+        (None, None) => Err(at(key, format!("a keyless signer needs `{key}` or `{key}-regexp`"))),
+    };
+    let identity = matcher(&s.certificate_identity, &s.certificate_identity_regexp, "certificate-identity")?;
+    let issuer = matcher(&s.certificate_oidc_issuer, &s.certificate_oidc_issuer_regexp, "certificate-oidc-issuer")?;
+    let root = match &s.trusted_root {
+        Some(file) => {
+            let json = load("trusted-root", file)?;
+            TrustedRoot::from_json(&json, file).map_err(|e| at("trusted-root", e.to_string()))?
+        }
+        None => TrustedRoot::public_good().map_err(|e| at("trusted-root", e.to_string()))?,
+    };
+    Ok(TrustPolicy::new().trust_identity(CertificateIdentity::new(identity, issuer)).sigstore_root(root))
 }
 
 fn quorum(raw: RawQuorum, line: u64, key: &str, signers: &[NamedSigner]) -> Result<Quorum, String> {

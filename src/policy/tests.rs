@@ -64,9 +64,9 @@ fn each_mistake_is_one_line_naming_line_and_key() {
             &["line 3", "signers.a", "exactly one"],
         ),
         (
-            "keyless seam",
-            "signers:\n  a: {certificate-identity: x, certificate-oidc-issuer: y}\n",
-            &["line 3", "not supported"],
+            "keyless without issuer",
+            "signers:\n  a: {certificate-identity: x}\n",
+            &["line 3", "signers.a.certificate-oidc-issuer", "needs"],
         ),
         ("card fields", "signers:\n  a: {key: a.pub}\n", &["line 5", "model-card.fields"]),
         ("mixed rule", "signers:\n  a: {key: a.pub}\n", &["line 5", "own list item"]),
@@ -93,6 +93,61 @@ fn each_mistake_is_one_line_naming_line_and_key() {
     }
     assert!(parse("version: 2\nrequire:\n  - signed: [a]\n").unwrap_err().contains("version"));
     assert!(parse("version: 1\nsigners: {}\nrequire: []\n").unwrap_err().contains("must require something"));
+}
+
+#[test]
+fn keyless_signers_exact_or_anchored_regexp() {
+    let text = "version: 1
+signers:
+  ci: {certificate-identity-regexp: 'https://github\\.com/acme/.*', certificate-oidc-issuer: https://token.actions.githubusercontent.com}
+  alice: {certificate-identity: alice@example.com, certificate-oidc-issuer-regexp: 'https://accounts\\.(google|example)\\.com'}
+require:
+  - signed: [ci, alice]
+";
+    let p = parse(text).unwrap();
+    let ci = &p.signer("ci").unwrap().trust;
+    assert!(ci.keys().is_empty() && ci.roots().is_empty());
+    let id = &ci.identities()[0];
+    assert!(id.matches(
+        "https://github.com/acme/models/.github/workflows/r.yml@refs/heads/main",
+        "https://token.actions.githubusercontent.com"
+    ));
+    assert!(
+        !id.matches("https://github.com/acme/x", "https://token.actions.githubusercontent.com.evil"),
+        "issuer is exact"
+    );
+    assert!(
+        !id.matches("xhttps://github.com/acme/x", "https://token.actions.githubusercontent.com"),
+        "anchored at the start"
+    );
+    let alice = &p.signer("alice").unwrap().trust.identities()[0];
+    assert!(alice.matches("alice@example.com", "https://accounts.google.com"));
+    assert!(!alice.matches("alice@example.com", "https://accounts.google.com.evil.org"), "anchored at the end");
+
+    for (signer, needles) in [
+        (
+            "{certificate-identity-regexp: '(x', certificate-oidc-issuer: y}",
+            &["line 3", "signers.a.certificate-identity-regexp", "(x"][..],
+        ),
+        (
+            "{certificate-identity: x, certificate-identity-regexp: y, certificate-oidc-issuer: z}",
+            &["line 3", "not both"],
+        ),
+        ("{certificate-oidc-issuer: y}", &["line 3", "signers.a.certificate-identity", "needs"]),
+        ("{key: a.pub, trusted-root: r.json}", &["line 3", "signers.a.trusted-root", "keyless"]),
+        (
+            "{certificate-identity: x, certificate-oidc-issuer: y, trusted-root: absent.json}",
+            &["line 3", "signers.a.trusted-root", "/p/absent.json"],
+        ),
+        ("{certificate-identity: x, certificate-oidc-issuer: y, key: a.pub}", &["line 3", "exactly one"]),
+    ] {
+        let text = format!("version: 1\nsigners:\n  a: {signer}\nrequire:\n  - signed: [a]\n");
+        let err = parse(&text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));
+        assert!(!err.contains('\n'), "not one line: {err}");
+        for n in needles {
+            assert!(err.contains(n), "`{n}` not in: {err}");
+        }
+    }
 }
 
 /// A small deterministic generator (no extra crate): splices, truncations and byte flips

@@ -5,6 +5,7 @@ mod auth;
 mod ca_leaf_chain;
 mod card;
 mod custody;
+mod custody_keyless;
 mod delta;
 mod faults;
 mod fuzz_parsers;

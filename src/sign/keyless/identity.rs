@@ -31,8 +31,14 @@ impl Matcher {
     /// A regular expression (Rust `regex` syntax, close to Go's RE2) that must match the
     /// whole value. Fails on a pattern that does not compile.
     pub fn regexp(pattern: &str) -> Result<Self> {
-        let regex = Regex::new(&format!("^(?:{pattern})$"))
-            .map_err(|e| Error::InvalidPolicy(format!("invalid regular expression `{pattern}`: {e}")))?;
+        let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            // regex's syntax errors span several lines (the pattern, a caret, the error):
+            // keep the last one, so the message stays one line.
+            let text = e.to_string();
+            let why = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid");
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            Error::InvalidPolicy(format!("invalid regular expression `{pattern}`: {why}"))
+        })?;
         Ok(Matcher::Regexp { pattern: pattern.to_string(), regex })
     }
 
