@@ -15,7 +15,9 @@
 //!
 //! [`Policy::load`] reads and checks a policy file: every mistake (unknown key, missing
 //! file, bad glob, unknown signer name, impossible threshold) is one message naming the
-//! file, the line and the key. `ops::verify::decide` applies it to what was found among a
+//! file, the line and the key. Signers are keys, certificate roots, or keyless Sigstore
+//! identities (identity + OIDC issuer, exact or an anchored regexp, against a trusted
+//! root). `ops::verify::decide` applies it to what was found among a
 //! model's referrers (`ops/verify/rules.rs`). This module is pure: it reads files, never
 //! the network.
 
