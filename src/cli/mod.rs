@@ -16,6 +16,7 @@ mod pull;
 mod push;
 mod sign;
 mod trust;
+mod unpack_limits;
 mod verify;
 mod verify_blob;
 

@@ -31,6 +31,8 @@ pub struct PullArgs {
     pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: super::trust::KeylessArgs,
+    #[command(flatten)]
+    pub unpack_limits: super::unpack_limits::UnpackLimitArgs,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -42,9 +44,18 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
         super::trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("pull");
-    let report =
-        pull::pull(&target, &reference, &args.dir, &args.include, trust.as_ref(), global.concurrency, reporter.get())
-            .await?;
+    let limits = args.unpack_limits.limits()?;
+    let report = pull::pull_with_limits(
+        &target,
+        &reference,
+        &args.dir,
+        &args.include,
+        trust.as_ref(),
+        &limits,
+        global.concurrency,
+        reporter.get(),
+    )
+    .await?;
     drop(reporter);
     if let (Some(v), Format::Text) = (&report.verification, args.format)
         && let Some(policy) = &v.decision.policy

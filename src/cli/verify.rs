@@ -26,6 +26,8 @@ pub struct VerifyArgs {
     pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: trust::KeylessArgs,
+    #[command(flatten)]
+    pub unpack_limits: super::unpack_limits::UnpackLimitArgs,
     /// Check only this component's bytes (repeatable; default: every component). A path
     /// inside an archive layer (ModelPack tar, oras folder, KitOps) checks the layer that holds it.
     #[arg(long, value_name = "PATH")]
@@ -151,8 +153,17 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         })?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("verify");
-    let report =
-        verify::verify(&target, &reference, &trust, &args.component, global.concurrency, reporter.get()).await?;
+    let limits = args.unpack_limits.limits()?;
+    let report = verify::verify_with_limits(
+        &target,
+        &reference,
+        &trust,
+        &args.component,
+        &limits,
+        global.concurrency,
+        reporter.get(),
+    )
+    .await?;
     drop(reporter);
     for w in report.policy.iter().flat_map(|p| &p.warnings) {
         eprintln!("warning: {w}");

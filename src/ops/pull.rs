@@ -164,6 +164,22 @@ pub async fn pull(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<PullReport> {
+    let limits = crate::unpack::Limits::default();
+    pull_with_limits(target, reference, dir, include, trust, &limits, concurrency, progress).await
+}
+
+/// [`pull`], unpacking archive layers within `limits` (`--max-unpack-*`).
+#[allow(clippy::too_many_arguments)]
+pub async fn pull_with_limits(
+    target: &Target,
+    reference: &crate::reference::Reference,
+    dir: &Path,
+    include: &[String],
+    trust: Option<&crate::ops::verify::Trust>,
+    limits: &crate::unpack::Limits,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
     use crate::ops::{components, verify};
     let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
     let what = format!("{reference} ({})", desc.digest);
@@ -184,9 +200,8 @@ pub async fn pull(
     // Archives are unpacked into staging folders first (all checked), then the single-file
     // layers pulled, then the unpacked files renamed into place.
     let raw_paths: Vec<String> = selected.iter().map(|c| c.path.clone()).collect();
-    let limits = crate::unpack::Limits::default();
     let staged =
-        crate::ops::archives::stage(target, dir, &archive_layers, include, &raw_paths, &limits, concurrency, progress)
+        crate::ops::archives::stage(target, dir, &archive_layers, include, &raw_paths, limits, concurrency, progress)
             .await?;
     let pulled = match pull_components(target, dir, &selected, concurrency, progress).await {
         Ok(p) => p,

@@ -79,12 +79,35 @@ impl Default for Limits {
 impl Limits {
     /// The most decompressed bytes (tar headers included) a layer of `size` bytes may give.
     pub fn stream_cap(&self, size: u64) -> u64 {
+        self.stream_cap_and_why(size).0
+    }
+
+    /// [`Self::stream_cap`], and which cap it is (for the message when it is hit).
+    pub fn stream_cap_and_why(&self, size: u64) -> (u64, String) {
         let by_ratio = size.saturating_mul(self.max_ratio).max(self.ratio_allowance);
         // The tar stream holds the files plus headers and padding (1 KiB per entry at most, plus records).
         let by_total =
             self.max_total_size.saturating_add(self.max_entries.saturating_mul(1536)).saturating_add(1 << 20);
-        by_ratio.min(by_total)
+        if by_ratio <= by_total {
+            let why = format!(
+                "the decompression ratio cap: {}x its {size} compressed bytes, at least {} bytes; a decompression bomb? raise it with {}",
+                self.max_ratio,
+                self.ratio_allowance,
+                flags::RATIO
+            );
+            (by_ratio, why)
+        } else {
+            (by_total, format!("the total size cap; raise it with {}", flags::TOTAL))
+        }
     }
+}
+
+/// The command-line flags that set each cap, named in the messages of a refused archive.
+pub mod flags {
+    pub const ENTRIES: &str = "--max-unpack-entries";
+    pub const ENTRY_SIZE: &str = "--max-unpack-file-size";
+    pub const TOTAL: &str = "--max-unpack-size";
+    pub const RATIO: &str = "--max-unpack-ratio";
 }
 
 /// The layer being unpacked: its descriptor (size and digest are checked), its

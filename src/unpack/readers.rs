@@ -77,11 +77,11 @@ pub(super) struct CappedReader<R> {
     read: u64,
     cap: u64,
     what: String,
-    why: &'static str,
+    why: String,
 }
 
 impl<R: Read> CappedReader<R> {
-    pub(super) fn new(inner: R, cap: u64, what: &str, why: &'static str) -> Self {
+    pub(super) fn new(inner: R, cap: u64, what: &str, why: String) -> Self {
         CappedReader { inner, read: 0, cap, what: what.to_string(), why }
     }
 

@@ -289,7 +289,7 @@ fn refuses_entries_over_the_size_caps() {
     let mut b = tar::Builder::new(Vec::new());
     file(&mut b, "big", &[1u8; 5000]);
     let limits = Limits { max_entry_size: 4096, ..Limits::default() };
-    s.assert_refused(s.run(&finish(b), Compression::None, &limits), "single-entry cap");
+    s.assert_refused(s.run(&finish(b), Compression::None, &limits), "single-file cap");
     let mut b = tar::Builder::new(Vec::new());
     file(&mut b, "a", &[1u8; 3000]);
     file(&mut b, "b", &[1u8; 3000]);

@@ -46,8 +46,7 @@ pub(super) fn walk<S: LayerSource>(
     sink: &mut dyn Sink,
 ) -> Result<Summary> {
     let what = layer.what();
-    let cap = limits.stream_cap(layer.desc.size);
-    let why = "the decompression ratio or total size cap";
+    let (cap, why) = limits.stream_cap_and_why(layer.desc.size);
     let (result, hashing) = match layer.compression {
         Compression::None => {
             let mut capped = CappedReader::new(BufReader::with_capacity(BUF, hashing), cap, &what, why);
@@ -106,7 +105,14 @@ fn read_archive<R: Read>(
             }
             summary.entries += 1;
             if summary.entries > limits.max_entries {
-                return Err(invalid(what, format!("more than {} entries (the entry cap)", limits.max_entries)));
+                return Err(invalid(
+                    what,
+                    format!(
+                        "more than {} entries (the entry cap; raise it with {})",
+                        limits.max_entries,
+                        super::flags::ENTRIES
+                    ),
+                ));
             }
             let raw = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw).into_owned();
@@ -134,16 +140,24 @@ fn read_archive<R: Read>(
             }
             let size = entry.size();
             if size > limits.max_entry_size {
-                return Err(unsafe_entry(format!(
-                    "{size} bytes is more than the single-entry cap ({} bytes)",
-                    limits.max_entry_size
-                )));
+                return Err(invalid(
+                    what,
+                    format!(
+                        "entry `{shown}`: {size} bytes is more than the single-file cap ({} bytes; raise it with {})",
+                        limits.max_entry_size,
+                        super::flags::ENTRY_SIZE
+                    ),
+                ));
             }
             summary.file_bytes = summary.file_bytes.saturating_add(size);
             if summary.file_bytes > limits.max_total_size {
                 return Err(invalid(
                     what,
-                    format!("its files add up to more than {} bytes (the total size cap)", limits.max_total_size),
+                    format!(
+                        "its files add up to more than {} bytes (the total size cap; raise it with {})",
+                        limits.max_total_size,
+                        super::flags::TOTAL
+                    ),
                 ));
             }
             if filter.is_none_or(|f| f(&path)) {

@@ -168,7 +168,7 @@ fn modelpack_client_tar_layers_round_trip() {
     assert_eq!(files_under(&out), files_under(&by_client), "modelpack-client unpacks it differently");
 }
 
-fn tar_gz(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
+pub(crate) fn tar_gz(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, data) in entries {
         let mut h = tar::Header::new_ustar();
@@ -187,7 +187,7 @@ fn tar_gz(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
 }
 
 /// Pushes config + layers (blob bytes, media type, annotations) and a manifest under `tag`.
-fn push_artifact(
+pub(crate) fn push_artifact(
     reg: &Registry,
     repo: &str,
     tag: &str,
@@ -337,7 +337,7 @@ fn docker_model_artifact_made_by_hand() {
 }
 
 /// A tar entry named raw (the `tar` crate refuses `..` through its setters).
-fn raw_tar(name: &[u8], kind: tar::EntryType, data: &[u8], link: &[u8]) -> Vec<u8> {
+pub(crate) fn raw_tar(name: &[u8], kind: tar::EntryType, data: &[u8], link: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);

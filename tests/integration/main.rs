@@ -1,10 +1,12 @@
 mod support;
 
 mod archives;
+mod archives_custody;
 mod auth;
 mod ca_leaf_chain;
 mod card;
 mod custody;
+mod custody_gaps;
 mod custody_keyless;
 mod delta;
 mod faults;

@@ -141,11 +141,24 @@ pub async fn verify(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
+    let limits = crate::unpack::Limits::default();
+    verify_with_limits(target, reference, trust, components, &limits, concurrency, progress).await
+}
+
+/// [`verify`], listing archive layers (for a path inside one) within `limits`.
+pub async fn verify_with_limits(
+    target: &Target,
+    reference: &Reference,
+    trust: &Trust,
+    components: &[String],
+    limits: &crate::unpack::Limits,
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
     let (desc, manifest) = crate::ops::model::fetch_model_manifest(target, &reference.selector()).await?;
     let all = model_components(&manifest, &format!("{reference} ({})", desc.digest))?;
     // A path inside an archive layer names the layer that holds it (found by listing the archives).
-    let limits = crate::unpack::Limits::default();
-    let selected = crate::ops::archives::pick_components(target, &all, components, &limits, progress).await?;
+    let selected = crate::ops::archives::pick_components(target, &all, components, limits, progress).await?;
     let decision = decide(target, &desc, &all, &selected, trust).await?;
     let checks =
         if decision.passed { verify_components(target, &selected, concurrency, progress).await } else { Vec::new() };
