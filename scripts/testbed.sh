@@ -24,7 +24,8 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
 # ---------------------------------------------------------------------------
-# 1. System packages (Debian 12): distribution 2.8, skopeo, htpasswd, curl, jq, time, openssl.
+# 1. System packages (Debian 12): distribution 2.8, skopeo, htpasswd, curl, jq, time, openssl,
+#    SoftHSM2 and pkcs11-tool (opensc).
 # ---------------------------------------------------------------------------
 # command-or-file : package
 SYSTEM_NEEDS=(
@@ -38,6 +39,9 @@ SYSTEM_NEEDS=(
   "dpkg-deb:dpkg"
   "/usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring"
   "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
+  # PKCS#11: SoftHSM2 (a software token, /usr/lib/softhsm/libsofthsm2.so) and pkcs11-tool
+  "/usr/lib/softhsm/libsofthsm2.so:softhsm2"
+  "pkcs11-tool:opensc"
 )
 missing=()
 for need in "${SYSTEM_NEEDS[@]}"; do
@@ -224,7 +228,7 @@ EOF
 mv -f "$TB/env.tmp" "$TB/env"
 
 # Quick sanity check of every tool (cheap; catches a half-installed tree).
-for tool in docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing"; do
+for tool in softhsm2-util pkcs11-tool docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing"; do
   command -v "$tool" >/dev/null 2>&1 || die "missing after install: $tool"
 done
 log "ready in $TB (source $TB/env)"

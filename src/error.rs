@@ -116,6 +116,10 @@ pub enum SignError {
     #[error("cannot decrypt the private key: wrong password or corrupt key")]
     WrongPassword,
 
+    /// A PKCS#11 URI, module, token or key cannot be used (never shows the PIN).
+    #[error("PKCS#11 {what}: {reason}")]
+    Pkcs11 { what: String, reason: String },
+
     /// A certificate could not be parsed.
     #[error("{what}: invalid certificate: {reason}")]
     InvalidCertificate { what: String, reason: String },

@@ -17,8 +17,11 @@ pub struct AttestArgs {
     /// The model card: YAML, JSON, or a Markdown file (a Hugging Face README.md) whose YAML front matter holds the fields.
     #[arg(long, value_name = "CARD")]
     pub model_card: PathBuf,
-    /// Private key (PKCS#8 or SEC1 PEM; encrypted keys read MODELSIGN_KEY_PASSWORD or prompt).
-    #[arg(long, value_name = "KEY.pem")]
+    /// Private key: a PEM file (PKCS#8 or SEC1; encrypted keys read MODELSIGN_KEY_PASSWORD or
+    /// prompt), or a key in a hardware token as an RFC 7512 URI,
+    /// 'pkcs11:token=T;object=K?module-path=/path/module.so&pin-value=PIN' (or pin-source=FILE;
+    /// without either, MODELSIGN_PKCS11_PIN or a prompt).
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub key: PathBuf,
     /// Signing certificate for the key (the bundle then carries the chain instead of a key hint).
     #[arg(long, value_name = "LEAF.pem")]

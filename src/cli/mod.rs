@@ -237,6 +237,7 @@ fn exit_code(err: &Error) -> u8 {
                 | S::NoTrust
                 | S::InvalidPolicy(_)
                 | S::TrustedRootUnreadable(_)
+                | S::Pkcs11 { .. }
                 | S::Io(_) => exit::FAILURE,
                 _ => exit::UNTRUSTED,
             }

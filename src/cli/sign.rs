@@ -15,8 +15,11 @@ use super::{CliResult, Format, Global, output, trust};
 pub struct SignArgs {
     /// A reference (registry/repository[:tag|@digest], oci:PATH[:tag]) or a local model folder or file.
     pub target: String,
-    /// Private key (PKCS#8 or SEC1 PEM; encrypted keys read MODELSIGN_KEY_PASSWORD or prompt).
-    #[arg(long, value_name = "KEY.pem")]
+    /// Private key: a PEM file (PKCS#8 or SEC1; encrypted keys read MODELSIGN_KEY_PASSWORD or
+    /// prompt), or a key in a hardware token as an RFC 7512 URI,
+    /// 'pkcs11:token=T;object=K?module-path=/path/module.so&pin-value=PIN' (or pin-source=FILE;
+    /// without either, MODELSIGN_PKCS11_PIN or a prompt).
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub key: PathBuf,
     /// Signing certificate for the key (the bundle then carries the chain instead of a key hint).
     #[arg(long, value_name = "LEAF.pem")]

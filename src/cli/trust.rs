@@ -32,10 +32,46 @@ pub fn password(prompt: &str) -> Result<Option<String>, Error> {
         .map_err(|e| Error::InvalidInput(format!("cannot read the password: {e}")))
 }
 
-/// A signer from a private key file and an optional certificate chain (leaf, then intermediates).
+/// Environment variable holding a PKCS#11 token's user PIN (when the URI gives none).
+pub const PKCS11_PIN_ENV: &str = "MODELSIGN_PKCS11_PIN";
+
+/// A key in a PKCS#11 token: the PIN from the URI, else `MODELSIGN_PKCS11_PIN`, else a
+/// prompt on the terminal (none without one: tokens that need no login still work).
+fn pkcs11_key(uri: &str) -> Result<SigningKey, Error> {
+    use modelsign::sign::pkcs11::{Pkcs11Key, Pkcs11Uri};
+    let uri = Pkcs11Uri::parse(uri)?;
+    let pin = match uri.pin()? {
+        Some(pin) => Some(pin),
+        None => match std::env::var(PKCS11_PIN_ENV) {
+            Ok(pin) => Some(pin.into()),
+            Err(_) => {
+                use std::io::IsTerminal;
+                if std::io::stdin().is_terminal() {
+                    let pin = rpassword::prompt_password(format!("PIN for {}: ", uri.describe()))
+                        .map_err(|e| Error::InvalidInput(format!("cannot read the PIN: {e}")))?;
+                    Some(pin.into())
+                } else {
+                    None
+                }
+            }
+        },
+    };
+    Ok(SigningKey::from_pkcs11(Pkcs11Key::open(&uri, pin)?))
+}
+
+/// A signer from a private key file (or a `pkcs11:` URI naming a key in a token) and an
+/// optional certificate chain (leaf, then intermediates).
 pub fn signer(key: &Path, certificate: Option<&Path>, chain: &[PathBuf]) -> Result<Signer, Error> {
+    let signing_key = match key.to_str() {
+        Some(uri) if modelsign::sign::pkcs11::is_uri(uri) => pkcs11_key(uri)?,
+        _ => key_file(key)?,
+    };
+    signer_with(signing_key, certificate, chain)
+}
+
+fn key_file(key: &Path) -> Result<SigningKey, Error> {
     let pem = read(key)?;
-    let signing_key = match SigningKey::from_pem(&pem, None) {
+    Ok(match SigningKey::from_pem(&pem, None) {
         Ok(k) => k,
         Err(modelsign::sign::Error::PasswordRequired) => {
             let password = password(&format!("Password for {}: ", key.display()))?
@@ -43,7 +79,10 @@ pub fn signer(key: &Path, certificate: Option<&Path>, chain: &[PathBuf]) -> Resu
             SigningKey::from_pem(&pem, Some(&password))?
         }
         Err(e) => return Err(e.into()),
-    };
+    })
+}
+
+fn signer_with(signing_key: SigningKey, certificate: Option<&Path>, chain: &[PathBuf]) -> Result<Signer, Error> {
     match certificate {
         None => {
             if !chain.is_empty() {

@@ -134,6 +134,8 @@ pub fn generate(algorithm: Algorithm, password: Option<&str>) -> Result<Generate
 enum Inner {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    /// In a hardware token: signs through PKCS#11 and cannot be exported.
+    Pkcs11(Box<super::pkcs11::Pkcs11Key>),
 }
 
 /// A private key that signs. Its `Debug` output never shows key material.
@@ -165,10 +167,17 @@ impl SigningKey {
         Self::from_inner(inner, algorithm)
     }
 
+    /// A key in a PKCS#11 token (see [`super::pkcs11`]).
+    pub fn from_pkcs11(key: super::pkcs11::Pkcs11Key) -> Self {
+        let (algorithm, public) = (key.algorithm(), key.public_key().clone());
+        SigningKey { inner: Inner::Pkcs11(Box::new(key)), algorithm, public }
+    }
+
     fn from_inner(inner: Inner, algorithm: Algorithm) -> Result<Self> {
         let der = match &inner {
             Inner::Ecdsa(k) => AsDer::<PublicKeyX509Der>::as_der(k.public_key()).map(|d| d.as_ref().to_vec()),
             Inner::Ed25519(k) => AsDer::<PublicKeyX509Der>::as_der(k.public_key()).map(|d| d.as_ref().to_vec()),
+            Inner::Pkcs11(k) => return Ok(SigningKey { public: k.public_key().clone(), inner, algorithm }),
         }
         .map_err(|_| private_key_error("cannot encode its public key"))?;
         let public = PublicKey::from_spki_der(&der)?;
@@ -229,6 +238,12 @@ impl SigningKey {
         let der = match &self.inner {
             Inner::Ecdsa(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
             Inner::Ed25519(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+            Inner::Pkcs11(k) => {
+                return Err(Error::Pkcs11 {
+                    what: k.describe().to_string(),
+                    reason: "a token's key cannot be exported".into(),
+                });
+            }
         }
         .map_err(|_| private_key_error("cannot encode it as PKCS#8"))?;
         Ok(match password {
@@ -253,6 +268,7 @@ impl SigningKey {
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| private_key_error("signing failed")),
             Inner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+            Inner::Pkcs11(k) => k.sign(message),
         }
     }
 }

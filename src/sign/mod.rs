@@ -6,6 +6,7 @@
 //!
 //! Layers, bottom up:
 //! - [`keys`]: key generation and loading (ECDSA P-256/P-384/P-521, Ed25519), key hints.
+//! - [`pkcs11`]: keys in a hardware token or HSM, named by an RFC 7512 `pkcs11:` URI.
 //! - [`certs`]: signing certificate chains, and their validation against trusted roots
 //!   the way `model_signing` validates them.
 //! - [`statement`]: in-toto Statement v1, parsed without caring about key order.
@@ -34,6 +35,7 @@ pub mod local;
 pub mod oms;
 mod pae_compat;
 mod pbes2;
+pub mod pkcs11;
 pub mod statement;
 
 pub use bundle::{Signer, TrustPolicy, VerifiedBy, VerifiedStatement, verify_bundle};

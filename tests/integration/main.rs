@@ -17,6 +17,7 @@ mod interop;
 mod keyless;
 mod model_signing_versions;
 mod module_map;
+mod pkcs11;
 mod registry_target;
 mod sign_interop;
 mod signing_attacks;

@@ -13,6 +13,7 @@ pub mod peers;
 pub mod proxy;
 pub mod registry;
 pub mod signing;
+pub mod softhsm;
 pub mod testbed;
 
 pub use cli::*;
