@@ -56,7 +56,7 @@ fn pkcs11_key(uri: &str) -> Result<SigningKey, Error> {
             }
         },
     };
-    Ok(SigningKey::from_pkcs11(Pkcs11Key::open(&uri, pin)?))
+    Ok(SigningKey::from_external(Box::new(Pkcs11Key::open(&uri, pin)?)))
 }
 
 /// A signer from a private key file (or a `pkcs11:` URI naming a key in a token) and an

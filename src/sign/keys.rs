@@ -134,8 +134,19 @@ pub fn generate(algorithm: Algorithm, password: Option<&str>) -> Result<Generate
 enum Inner {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
-    /// In a hardware token: signs through PKCS#11 and cannot be exported.
-    Pkcs11(Box<super::pkcs11::Pkcs11Key>),
+    /// Held elsewhere (a hardware token): signs through it and cannot be exported.
+    External(Box<dyn ExternalKey>),
+}
+
+/// A private key held outside this process (a PKCS#11 token, see [`super::pkcs11`]): it
+/// signs and reports its public key, and its key material never leaves it.
+pub trait ExternalKey: Send + Sync {
+    fn algorithm(&self) -> Algorithm;
+    fn public_key(&self) -> &PublicKey;
+    /// How messages name the key (never a secret).
+    fn describe(&self) -> &str;
+    /// A signature in the form [`SigningKey::sign`] returns (DER ECDSA over the curve's hash).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// A private key that signs. Its `Debug` output never shows key material.
@@ -167,17 +178,17 @@ impl SigningKey {
         Self::from_inner(inner, algorithm)
     }
 
-    /// A key in a PKCS#11 token (see [`super::pkcs11`]).
-    pub fn from_pkcs11(key: super::pkcs11::Pkcs11Key) -> Self {
+    /// A key held elsewhere, e.g. in a PKCS#11 token (see [`super::pkcs11`]).
+    pub fn from_external(key: Box<dyn ExternalKey>) -> Self {
         let (algorithm, public) = (key.algorithm(), key.public_key().clone());
-        SigningKey { inner: Inner::Pkcs11(Box::new(key)), algorithm, public }
+        SigningKey { inner: Inner::External(key), algorithm, public }
     }
 
     fn from_inner(inner: Inner, algorithm: Algorithm) -> Result<Self> {
         let der = match &inner {
             Inner::Ecdsa(k) => AsDer::<PublicKeyX509Der>::as_der(k.public_key()).map(|d| d.as_ref().to_vec()),
             Inner::Ed25519(k) => AsDer::<PublicKeyX509Der>::as_der(k.public_key()).map(|d| d.as_ref().to_vec()),
-            Inner::Pkcs11(k) => return Ok(SigningKey { public: k.public_key().clone(), inner, algorithm }),
+            Inner::External(k) => return Ok(SigningKey { public: k.public_key().clone(), inner, algorithm }),
         }
         .map_err(|_| private_key_error("cannot encode its public key"))?;
         let public = PublicKey::from_spki_der(&der)?;
@@ -238,10 +249,10 @@ impl SigningKey {
         let der = match &self.inner {
             Inner::Ecdsa(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
             Inner::Ed25519(k) => k.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
-            Inner::Pkcs11(k) => {
-                return Err(Error::Pkcs11 {
+            Inner::External(k) => {
+                return Err(Error::InvalidKey {
                     what: k.describe().to_string(),
-                    reason: "a token's key cannot be exported".into(),
+                    reason: "held in a token: it cannot be exported".into(),
                 });
             }
         }
@@ -268,7 +279,7 @@ impl SigningKey {
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| private_key_error("signing failed")),
             Inner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
-            Inner::Pkcs11(k) => k.sign(message),
+            Inner::External(k) => k.sign(message),
         }
     }
 }

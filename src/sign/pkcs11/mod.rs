@@ -34,7 +34,7 @@ use cryptoki::types::AuthPin;
 use der::{Decode as _, Encode as _};
 use sha2::Digest as _;
 
-use super::keys::{Algorithm, PublicKey};
+use super::keys::{Algorithm, ExternalKey, PublicKey};
 use super::{Error, Result};
 
 mod uri;
@@ -131,6 +131,24 @@ impl Pkcs11Key {
             error(&self.describe, "the token's signature does not verify with the key's public-key object")
         })?;
         Ok(der)
+    }
+}
+
+impl ExternalKey for Pkcs11Key {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        Pkcs11Key::sign(self, message)
     }
 }
 
