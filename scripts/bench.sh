@@ -19,6 +19,10 @@
 #                    peak RSS, against oras and model_signing (needs ~3× the model size on disk)
 #   BENCH_BIG_MIB    size of each of the four big files in MiB (4096)
 #   BENCH_BIG_RUNS   repetitions of each big-model timing (1)
+#   BENCH_CUSTODY    issue 6: verify one 1 MiB component of the model under a 5-rule policy with 6
+#                    signatures and attestations attached (1; 0 skips)
+#   BENCH_UNPACK     issue 11: pull (unpack) a tar and a tar+gzip layer of BENCH_MIB/2 vs `tar -x`
+#                    of the same archive (1; 0 skips); BENCH_UNPACK_GZIP_LEVEL: gzip level (6)
 #   BENCH_OUT        where the table goes (default <repo>/target/bench.md; a relative path is
 #                    taken from the current directory)
 #   BENCH_QUIET_WAIT wait up to this many seconds for a 10-second window in which other work used
@@ -36,6 +40,11 @@
 #   push and pull of BENCH_FILES files of 32 KiB (vs oras), the share of a blob sent again when its
 #   upload is cut at 60 %, and with BENCH_BIG=1 the 16 GiB rows. "Fresh" pushes and signs pass
 #   --no-cache, so they hash every byte as before.
+# Issue 6 (chain of custody): `verify --policy --component` of a 1 MiB file of the model under a
+#   five-rule policy, with six signatures and attestations by four parties attached: time, and
+#   bytes fetched through the counting proxy (over component + 64 KiB: NOT MET, exit 1).
+# Issue 11 (archive layers): `pull` of a tar+gzip and of a tar layer (unpacked) vs `tar -x` of
+#   the same archive file.
 #
 # Method: every command runs under /usr/bin/time (peak RSS, user and system CPU); wall time is
 # taken around it with nanosecond clock reads. The model's files are in the page cache (just
@@ -59,6 +68,9 @@ BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-0}"
 BENCH_FILES="${BENCH_FILES:-2000}"
 BENCH_RESUME_MIB="${BENCH_RESUME_MIB:-256}"
 BENCH_BIG="${BENCH_BIG:-0}"
+BENCH_CUSTODY="${BENCH_CUSTODY:-1}"
+BENCH_UNPACK="${BENCH_UNPACK:-1}"
+BENCH_UNPACK_GZIP_LEVEL="${BENCH_UNPACK_GZIP_LEVEL:-6}"
 BENCH_BIG_MIB="${BENCH_BIG_MIB:-4096}"
 BENCH_BIG_RUNS="${BENCH_BIG_RUNS:-1}"
 if [[ -n "${BENCH_OUT:-}" ]]; then
@@ -68,7 +80,7 @@ else
 fi
 [[ "$BENCH_MIB" =~ ^[0-9]+$ && "$BENCH_MIB" -ge 2 ]] || { echo "bench: BENCH_MIB must be an integer >= 2" >&2; exit 2; }
 [[ "$BENCH_RUNS" =~ ^[0-9]+$ && "$BENCH_RUNS" -ge 1 ]] || { echo "bench: BENCH_RUNS must be an integer >= 1" >&2; exit 2; }
-for knob in BENCH_FILES BENCH_RESUME_MIB BENCH_BIG_MIB BENCH_BIG_RUNS; do
+for knob in BENCH_FILES BENCH_RESUME_MIB BENCH_BIG_MIB BENCH_BIG_RUNS BENCH_CUSTODY BENCH_UNPACK BENCH_UNPACK_GZIP_LEVEL; do
   [[ "${!knob}" =~ ^[0-9]+$ ]] || { echo "bench: $knob must be a non-negative integer" >&2; exit 2; }
 done
 
@@ -592,6 +604,134 @@ if ((BENCH_RESUME_MIB > 0)); then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# (12) Issue 6, chain of custody: a 1 GiB model with vision/ and text/ components carrying six
+# referrers (publisher's whole-model signature: OMS + manifest statement; the vision and text
+# teams' component signatures; the security team's model card: card + CycloneDX), and
+# `verify --policy --component vision/…` under a five-rule policy: timed, and its bytes counted
+# through the proxy. The byte cap (component + 64 KiB) is a hard limit: over it, the row says
+# NOT MET and the script exits 1 after writing the table.
+# ---------------------------------------------------------------------------------------------
+HARD_FAILURES=()
+CUSTODY_COMPONENT="vision/encoder.safetensors"
+if [[ "$BENCH_CUSTODY" != 0 ]]; then
+  CUS="$W/custody"
+  mkdir -p "$CUS/model/vision" "$CUS/model/text" "$CUS/keys"
+  # Hard links: the same bytes (and blobs already in the registry) under team folders.
+  ln "$MODEL/$COMPONENT" "$CUS/model/$CUSTODY_COMPONENT"
+  ln "$MODEL/$W1" "$CUS/model/text/$W1"
+  ln "$MODEL/$W2" "$CUS/model/text/$W2"
+  for f in config.json tokenizer.json README.md; do ln "$MODEL/$f" "$CUS/model/$f"; done
+  CUS_REF="$HOSTPORT/bench/custody:v1"
+  log "custody: push $CUS_REF, six signatures and attestations by four parties"
+  "$MS" push --plain-http --no-progress "$CUS_REF" "$CUS/model" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "custody push failed"; }
+  for p in publisher security vision text; do "$MS" keygen -o "$CUS/keys/$p" >>"$CMDLOG" 2>&1; done
+  cus() { "$MS" "$@" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "custody setup failed: $*"; }; }
+  cus sign --plain-http --no-progress "$CUS_REF" --key "$CUS/keys/publisher.key"
+  cus sign --plain-http --no-progress "$CUS_REF" --key "$CUS/keys/vision.key" --component 'vision/**'
+  cus sign --plain-http --no-progress "$CUS_REF" --key "$CUS/keys/text.key" --component 'text/**'
+  cat >"$CUS/card.yaml" <<'CARD'
+name: bench-model
+version: "1.0"
+developer: vision and text teams
+publisher: bench publisher
+description: A generated model for scripts/bench.sh.
+license: Apache-2.0
+security:
+  sensitive-data: none; generated bytes
+  considerations: reviewed by the security team
+CARD
+  cus attest --plain-http --no-progress "$CUS_REF" --model-card "$CUS/card.yaml" --key "$CUS/keys/security.key"
+  cat >"$CUS/policy.yaml" <<'POLICY'
+version: 1
+signers:
+  publisher: {key: keys/publisher.pub}
+  security:  {key: keys/security.pub}
+  vision:    {key: keys/vision.pub}
+  text:      {key: keys/text.pub}
+require:
+  - signed: [publisher]                        # the publisher released exactly this model
+  - components: "vision/**"                    # the vision team's encoder, unchanged
+    signed: [vision]
+  - components: "text/**"                      # the text team's decoder weights
+    signed: [text]
+  - components: "*.json"                       # configuration: the publisher or the text team
+    signed: {of: [publisher, text], at-least: 1}
+  - model-card:                                # reviewed by security, licence and signer named
+      signed: [security]
+      fields: [license, security.certificate]
+POLICY
+  CUS_REFERRERS="$("$MS" discover --plain-http --output json "$CUS_REF" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["referrers"]))')"
+  [[ "$CUS_REFERRERS" == 6 ]] || die "custody model carries $CUS_REFERRERS referrers, not 6"
+  CUS_RULES="$(grep -c '^  - ' "$CUS/policy.yaml")"
+  [[ "$CUS_RULES" == 5 ]] || die "custody policy has $CUS_RULES rules, not 5"
+  # The policy passes, every rule is reported, and only the component was checked.
+  "$MS" verify --plain-http --no-progress --output json "$CUS_REF" --policy "$CUS/policy.yaml" --component "$CUSTODY_COMPONENT" >"$CUS/report.json" 2>>"$CMDLOG" ||
+    { cat "$CUS/report.json" >&2; die "custody verify did not pass"; }
+  python3 - "$CUS/report.json" <<'PY' || die "custody verify report is not what the policy says"
+import json, sys
+r = json.load(open(sys.argv[1]))
+rules = r["policy"]["rules"]
+assert r["verified"] and len(rules) == 6 and all(x["passed"] for x in rules), rules  # five rules + consistency
+assert [c["path"] for c in r["components"]] == ["vision/encoder.safetensors"], r["components"]
+PY
+  CUS_COMPONENT_BYTES="$(stat -c %s "$CUS/model/$CUSTODY_COMPONENT")"
+  for ((i = 1; i <= BENCH_RUNS; i++)); do
+    measure custody_verify_ms "$MS" verify --plain-http --no-progress "$CUS_REF" --policy "$CUS/policy.yaml" --component "$CUSTODY_COMPONENT"
+  done
+  count_down custody_verify_ms "$MS" verify --plain-http --no-progress "$PROXY/bench/custody:v1" --policy "$CUS/policy.yaml" --component "$CUSTODY_COMPONENT"
+  rm -rf "$CUS/model"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# (13) Issue 11, archive layers: a tar+gzip layer and a plain tar layer (a BENCH_MIB/2 weight
+# file plus the small files), pushed as CNCF ModelPack weight layers with oras; `modelsign pull`
+# (download, hash, inflate, unpack) vs `tar -x` of the same archive from a local file. The weight
+# file is made to compress like real weights (bf16 safetensors shrink by 10-20 % under gzip): the
+# pseudo-random bytes with their top bit cleared (7 bits of entropy per byte), so inflating is
+# real work, not the copying of stored blocks that random bytes would give.
+# ---------------------------------------------------------------------------------------------
+if [[ "$BENCH_UNPACK" != 0 ]]; then
+  UNP="$W/unpack"
+  mkdir -p "$UNP/src"
+  log "archive layers: tar and tar+gzip (gzip -${BENCH_UNPACK_GZIP_LEVEL}) of a $((BENCH_MIB / 2)) MiB weight file and the small files"
+  tr '\200-\377' '\000-\177' <"$MODEL/$W1" >"$UNP/src/$W1"
+  UNP_FILES=("$W1" "$COMPONENT" config.json tokenizer.json README.md)
+  for f in "${UNP_FILES[@]:1}"; do ln "$MODEL/$f" "$UNP/src/$f"; done
+  declare -A UNP_DIG
+  for f in "${UNP_FILES[@]}"; do UNP_DIG[$f]="$(sha256sum "$UNP/src/$f" | cut -d' ' -f1)"; done
+  tar -C "$UNP/src" -cf "$UNP/weights.tar" "${UNP_FILES[@]}"
+  rm -rf "$UNP/src"
+  gzip -"$BENCH_UNPACK_GZIP_LEVEL" -c "$UNP/weights.tar" >"$UNP/weights.tar.gz"
+  UNP_TAR_REF="$HOSTPORT/bench/unpack-tar:v1" UNP_TGZ_REF="$HOSTPORT/bench/unpack-tgz:v1"
+  (cd "$UNP" && oras push --plain-http --no-tty --artifact-type application/vnd.cncf.model.manifest.v1+json \
+    "$UNP_TAR_REF" weights.tar:application/vnd.cncf.model.weight.v1.tar) >>"$CMDLOG" 2>&1 || die "oras push of the tar layer failed"
+  (cd "$UNP" && oras push --plain-http --no-tty --artifact-type application/vnd.cncf.model.manifest.v1+json \
+    "$UNP_TGZ_REF" weights.tar.gz:application/vnd.cncf.model.weight.v1.tar+gzip) >>"$CMDLOG" 2>&1 || die "oras push of the tar+gzip layer failed"
+  UNP_TAR_BYTES="$(stat -c %s "$UNP/weights.tar")" UNP_TGZ_BYTES="$(stat -c %s "$UNP/weights.tar.gz")"
+  # unpacked DIR: in run 1, every file of the archive is there with the right SHA-256; then removed
+  unpacked() {
+    local f got
+    if ((i == 1)); then
+      for f in "${UNP_FILES[@]}"; do
+        got="$(sha256sum "$1/$f" 2>/dev/null | cut -d' ' -f1 || true)"
+        [[ "$got" == "${UNP_DIG[$f]}" ]] || die "$1/$f: wrong or missing after unpacking (sha256 $got)"
+      done
+    fi
+    rm -rf "$1"
+  }
+  t_unpack_tgz_ms() { measure unpack_tgz_ms "$MS" pull --plain-http --no-progress "$UNP_TGZ_REF" -o "$UNP/out-ms" && unpacked "$UNP/out-ms"; }
+  t_unpack_tgz_tar() { mkdir -p "$UNP/out-tar" && measure unpack_tgz_tar tar -xzf "$UNP/weights.tar.gz" -C "$UNP/out-tar" && unpacked "$UNP/out-tar"; }
+  t_unpack_tar_ms() { measure unpack_tar_ms "$MS" pull --plain-http --no-progress "$UNP_TAR_REF" -o "$UNP/out-ms" && unpacked "$UNP/out-ms"; }
+  t_unpack_tar_tar() { mkdir -p "$UNP/out-tar" && measure unpack_tar_tar tar -xf "$UNP/weights.tar" -C "$UNP/out-tar" && unpacked "$UNP/out-tar"; }
+  for ((i = 1; i <= BENCH_RUNS; i++)); do
+    log "archive run $i/$BENCH_RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    in_turn t_unpack_tgz_ms t_unpack_tgz_tar
+    in_turn t_unpack_tar_ms t_unpack_tar_tar
+  done
+  rm -rf "$UNP"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # (11) BENCH_BIG=1: a model of four BENCH_BIG_MIB files, every operation against its peer.
 # ---------------------------------------------------------------------------------------------
 BIG_TIMINGS=()
@@ -739,12 +879,39 @@ if [[ "$BENCH_BIG" == 1 ]]; then
   big_row "verify REF --component, 1 MiB file" big_verify_ms big_verify_peer "oras pull + model_signing verify key"
 fi
 
+# Issue 6 and 11 rows
+if [[ "$BENCH_CUSTODY" != 0 ]]; then
+  m=$(median custody_verify_ms)
+  b=$(cat "$W/res/custody_verify_ms.bytes")
+  limit=$((CUS_COMPONENT_BYTES + 65536))
+  met=$(le "$b" "$limit")
+  if [[ "$met" != yes ]]; then
+    met="**NOT MET**"
+    HARD_FAILURES+=("custody verify fetched $b bytes, over the cap of $limit (component + 64 KiB)")
+  fi
+  row "verify --policy --component, 1 MiB of $MIBS, 6 referrers, 5 rules" "$(secs "$m")" "—" "—" "< 0.10 s" "$(lt "$m" 0.1)"
+  row "bytes fetched by that verify" "$b B (component $CUS_COMPONENT_BYTES + $((b - CUS_COMPONENT_BYTES)))" "—" "—" "≤ $limit B (component + 64 KiB)" "$met"
+fi
+if [[ "$BENCH_UNPACK" != 0 ]]; then
+  for kind in tgz tar; do
+    a=$(median "unpack_${kind}_ms") t=$(median "unpack_${kind}_tar")
+    if [[ $kind == tgz ]]; then
+      label="pull + unpack, tar+gzip layer ($(awk -v b="$UNP_TGZ_BYTES" 'BEGIN{printf "%.0f MiB", b/1048576}'), gzip -$BENCH_UNPACK_GZIP_LEVEL)" peer="tar -xzf of the file"
+    else
+      label="pull + unpack, tar layer ($(awk -v b="$UNP_TAR_BYTES" 'BEGIN{printf "%.0f MiB", b/1048576}'))" peer="tar -xf of the file"
+    fi
+    r=$(ratio "$a" "$t")
+    row "$label" "$(secs "$a"), $(max_rss_mb "unpack_${kind}_ms") MB peak" "$peer: $(secs "$t")" "$r" "≤ 1.10× tar -x" "$(le "${r%×}" 1.10)"
+  done
+fi
+
 ver_ms="$("$MS" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'))"
 ver_oras="$(oras version | awk '/^Version:/{print $2}')"
 ver_oms="$("$TB/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("model-signing"))' 2>/dev/null || echo '?')"
 ver_reg="$(docker-registry --version | awk '{print $3}')"
 loads="$(paste -sd' ' "$W/res/load")"
 TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signdelta_ms push2k_ms push2k_oras pull2k_ms pull2k_oras signref_ms signref4_ms verify_ms verify_peer "${BIG_TIMINGS[@]}")
+TIMINGS+=(custody_verify_ms unpack_tgz_ms unpack_tgz_tar unpack_tar_ms unpack_tar_tar)
 other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/$f"; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
 
 {
@@ -786,3 +953,7 @@ echo
 cat "$W/bench.md"
 echo
 log "written to $OUT"
+if ((${#HARD_FAILURES[@]} > 0)); then
+  for f in "${HARD_FAILURES[@]}"; do echo "bench: NOT MET: $f" >&2; done
+  exit 1
+fi
