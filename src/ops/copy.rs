@@ -12,6 +12,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, Manifest};
 use crate::progress::{Progress, Skipped};
+use crate::store::limits::ReferrerBudget;
 use crate::store::{BlobSource, Target};
 
 /// Referrers of referrers are followed this deep.
@@ -93,6 +94,7 @@ pub async fn copy_approved(
         concurrency,
         progress,
         visited: Mutex::new(HashSet::new()),
+        budget: Mutex::new(ReferrerBudget::new(&approved.desc)),
         report: Mutex::new(CopyReport::default()),
     };
     copier.copy_node(&approved.desc, &approved.bytes, tag, 0).await?;
@@ -108,6 +110,8 @@ struct Copier<'a> {
     concurrency: usize,
     progress: &'a dyn Progress,
     visited: Mutex<HashSet<Digest>>,
+    /// Caps the referrer manifests fetched in the whole copy.
+    budget: Mutex<ReferrerBudget>,
     report: Mutex<CopyReport>,
 }
 
@@ -120,15 +124,16 @@ pub async fn copy(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<CopyReport> {
+    let (desc, bytes) = src.fetch_manifest(selector).await?;
     let copier = Copier {
         src,
         dst,
         concurrency,
         progress,
         visited: Mutex::new(HashSet::new()),
+        budget: Mutex::new(ReferrerBudget::new(&desc)),
         report: Mutex::new(CopyReport::default()),
     };
-    let (desc, bytes) = src.fetch_manifest(selector).await?;
     copier.copy_node(&desc, &bytes, tag, 0).await?;
     let mut report = copier.report.into_inner().expect("copy report lock");
     report.digest = Some(desc.digest);
@@ -178,6 +183,7 @@ impl Copier<'_> {
             self.report.lock().expect("report lock").manifests += 1;
             if depth < MAX_DEPTH {
                 for r in self.src.referrers(desc).await? {
+                    self.budget.lock().expect("referrer budget lock").fetch()?;
                     // A fallback index can name a referrer deleted since: nothing to copy.
                     let (r_desc, r_bytes) = match self.src.fetch_manifest(&r.digest.to_string()).await {
                         Ok(found) => found,

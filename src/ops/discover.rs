@@ -12,6 +12,7 @@ use crate::ops::verify::Trust;
 use crate::ops::verify::signatures::{Coverage, SignerSet, classify, coverage, gather};
 use crate::reference::Reference;
 use crate::store::Target;
+use crate::store::limits::ReferrerBudget;
 
 /// How many levels of referrers `discover` follows below the subject (a referrer of a
 /// referrer is level 2): a bound on work a hostile registry can ask for.
@@ -69,10 +70,17 @@ pub struct ReferrerNode {
 
 /// The referrers of `subject`, each with its own referrers, `levels` levels deep (1: the
 /// direct referrers only, without theirs).
-pub fn referrers_tree<'a>(
+/// The referrer manifests fetched in the whole tree are capped by one [`ReferrerBudget`].
+pub async fn referrers_tree(target: &Target, subject: &Descriptor, levels: usize) -> Result<Vec<ReferrerNode>> {
+    let mut budget = ReferrerBudget::new(subject);
+    tree(target, subject, levels, &mut budget).await
+}
+
+fn tree<'a>(
     target: &'a Target,
     subject: &'a Descriptor,
     levels: usize,
+    budget: &'a mut ReferrerBudget,
 ) -> BoxFuture<'a, Result<Vec<ReferrerNode>>> {
     Box::pin(async move {
         let mut out = Vec::new();
@@ -80,6 +88,7 @@ pub fn referrers_tree<'a>(
             return Ok(out);
         }
         for entry in target.referrers(subject).await? {
+            budget.fetch()?;
             // A fallback index can name a referrer deleted since (nothing updates the index
             // then): it is no referrer.
             let (desc, bytes) = match target.fetch_manifest(&entry.digest.to_string()).await {
@@ -92,7 +101,7 @@ pub fn referrers_tree<'a>(
             if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
                 continue;
             }
-            let referrers = referrers_tree(target, &desc, levels - 1).await?;
+            let referrers = tree(target, &desc, levels - 1, &mut *budget).await?;
             out.push(ReferrerNode {
                 digest: desc.digest.clone(),
                 media_type: desc.media_type.clone(),

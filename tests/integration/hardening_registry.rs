@@ -1,7 +1,7 @@
 //! A hostile or broken registry, through the CLI, with the fault proxy in front of real
 //! registries: credentials never follow a redirect to another host, a registry that stops
-//! answering fails within `--timeout` (and a single stall is retried), referrer listings
-//! and failures are capped, a garbage fallback index does not verify, and `--plain-http`
+//! answering a download or an upload fails within `--timeout` (and a single stall is retried), referrer listings
+//! and failures are capped (verify gives up past ten failed referrer fetches), a garbage fallback index does not verify, and `--plain-http`
 //! names its hosts.
 
 use std::path::{Path, PathBuf};
@@ -218,6 +218,96 @@ fn referrer_listings_and_fetches_are_capped() {
         .expect("an endless referrer listing was followed");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(one_error_line(&output).contains("more than 100 pages of referrers"), "{}", stderr_text(&output));
+}
+
+#[test]
+fn verify_gives_up_on_a_registry_past_ten_failed_referrer_fetches() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(reg.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/failing");
+    let listed = |peers: &Peers| -> Vec<String> {
+        let out = run_ok(ms(peers).args(["discover", "--output", "json", &reference]));
+        let tree = stdout_json(&out);
+        tree["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap().to_string()).collect()
+    };
+    let good = listed(&peers);
+    assert!(!good.is_empty());
+    // More signatures (each `sign` attaches two referrers), whose manifests the registry will
+    // refuse to serve (403: not retried, so the test is quick; 503s are retried, then charged alike).
+    let (key, _) = keygen(tmp.path(), "other", "p256");
+    for _ in 0..6 {
+        run_ok(ms(&peers).args(["sign", &format!("{}/models/failing:v1", reg.addr()), "--key"]).arg(&key));
+    }
+    let failing: Vec<String> = listed(&peers).into_iter().filter(|d| !good.contains(d)).collect();
+    assert!(failing.len() >= 11, "{failing:?}");
+
+    // Ten failures are tolerated: the trusted signature still verifies.
+    for digest in &failing[..10] {
+        proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
+    }
+    let output = run_ok(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+    assert!(output.status.success());
+
+    // The eleventh is one too many: a registry error (exit 1) naming the cap, not "no signature".
+    for digest in &failing[10..] {
+        proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
+    }
+    let started = Instant::now();
+    let output = run_within(ms(&peers).args(["verify", &reference, "--key"]).arg(&public), Duration::from_secs(60))
+        .expect("verify hung");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    let line = one_error_line(&output);
+    assert!(line.contains("more than 10 referrers could not be fetched") && line.contains("403"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_registry_that_never_answers_an_upload_fails_within_the_timeout() {
+    let tb = require_testbed!();
+    let peers = Peers::new(&tb);
+    let reg = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(reg.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    // A small model (one streamed PUT per blob) and one with a 9 MiB file (chunked: PATCHes,
+    // then an empty PUT): every PUT is taken, body and all, and never answered.
+    let small = write_tiny_model(tmp.path(), "small", 50_000);
+    let big = write_tiny_model(tmp.path(), "big", 9 << 20);
+    proxy.add_fault(Fault::stall("/blobs/uploads/").method("PUT"));
+    for (model, repo) in [(&small, "models/put-small"), (&big, "models/put-big")] {
+        let started = Instant::now();
+        let output = run_within(
+            ms(&peers).args(["--timeout", "3s", "push", &format!("{}/{repo}:v1", proxy.addr())]).arg(model),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|| panic!("push of {repo} hung on an upload never answered"));
+        assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+        let line = one_error_line(&output);
+        assert!(
+            line.contains("push blob")
+                && line.contains("has not answered the upload for 3s")
+                && line.contains("--timeout"),
+            "{line}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "{repo} took {:?}", started.elapsed());
+    }
+    assert!(proxy.faults_applied("stall") >= 2);
+
+    // One unanswered PUT of the big file, then a healthy registry: retried, and pushed.
+    proxy.clear_faults();
+    proxy.add_fault(Fault::stall("/blobs/uploads/").method("PUT").times(1));
+    let output = run_within(
+        ms(&peers).args(["--timeout", "6s", "push", &format!("{}/models/put-retry:v1", proxy.addr())]).arg(&big),
+        Duration::from_secs(60),
+    )
+    .expect("push hung");
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    assert!(stderr_text(&output).contains("no answer for 2s"), "the retry is not reported: {}", stderr_text(&output));
+    let out = tmp.path().join("out");
+    run_ok(ms(&peers).args(["pull", &format!("{}/models/put-retry:v1", reg.addr()), "-o"]).arg(&out));
+    assert_eq!(files_under(&out), files_under(&big));
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! - Every referrer of the manifest is read; one that cannot be fetched, does not name
 //!   this manifest as its `subject`, holds no Sigstore bundle, or whose bundle does not
 //!   verify with trusted material is **ignored** (anyone who can push may attach one).
+//!   The referrers fetched and those that failed to be fetched are capped
+//!   ([`ReferrerBudget`]): past a cap the registry is given up on (an error, exit 1).
 //! - A trusted statement is classified by its predicate type ([`classify`]): only the
 //!   OMS statement, modelsign's manifest statement and cosign's `sign` statement are
 //!   **whole-model signatures**; a component statement is a **component signature**;
@@ -23,7 +25,7 @@
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest};
 use crate::ops::components::Component;
 use crate::ops::model::{MANIFEST_PREDICATE_TYPE, oms_matches_components, oms_root_digest};
@@ -31,6 +33,7 @@ use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::statement::Statement;
 use crate::sign::{TrustPolicy, VerifiedBy, VerifiedStatement, components as component_statement, oms, verify_bundle};
 use crate::store::Target;
+use crate::store::limits::ReferrerBudget;
 
 /// Largest bundle read from a referrer.
 pub const MAX_BUNDLE_BLOB: u64 = 16 << 20;
@@ -179,23 +182,33 @@ pub fn coverage(
     }
 }
 
-/// Reads one referrer's bundle. `Err` holds why it is ignored.
+/// Why a referrer's bundle was not read.
+enum NoBundle {
+    /// Fetching its manifest or bundle failed: charged to the [`ReferrerBudget`].
+    Fetch(Error),
+    /// It is no signature of this manifest (another subject, not a bundle).
+    Ignored(String),
+}
+
+/// Reads one referrer's bundle.
 async fn referrer_bundle(
     target: &Target,
     entry: &Descriptor,
     subject: &Descriptor,
-) -> std::result::Result<Vec<u8>, String> {
-    let (_, bytes) = target.fetch_manifest(&entry.digest.to_string()).await.map_err(|e| e.to_string())?;
-    let manifest = Manifest::parse(&bytes, "referrer").map_err(|e| e.to_string())?;
+) -> std::result::Result<Vec<u8>, NoBundle> {
+    let (_, bytes) = target.fetch_manifest(&entry.digest.to_string()).await.map_err(NoBundle::Fetch)?;
+    let manifest = Manifest::parse(&bytes, "referrer").map_err(|e| NoBundle::Ignored(e.to_string()))?;
     if manifest.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
-        return Err("its subject is not this manifest".into());
+        return Err(NoBundle::Ignored("its subject is not this manifest".into()));
     }
     let layer = manifest
         .layers
         .iter()
         .find(|l| l.media_type == BUNDLE_MEDIA_TYPE || l.media_type.starts_with("application/vnd.dev.sigstore.bundle"))
-        .ok_or_else(|| format!("not a Sigstore bundle (artifact type {})", manifest.effective_artifact_type()))?;
-    target.fetch_small_blob(layer, MAX_BUNDLE_BLOB).await.map_err(|e| e.to_string())
+        .ok_or_else(|| {
+            NoBundle::Ignored(format!("not a Sigstore bundle (artifact type {})", manifest.effective_artifact_type()))
+        })?;
+    target.fetch_small_blob(layer, MAX_BUNDLE_BLOB).await.map_err(NoBundle::Fetch)
 }
 
 /// Checks one bundle against every signer set.
@@ -236,7 +249,8 @@ fn check_bundle(
 }
 
 /// Reads every referrer of `desc` and checks each against every signer set.
-/// `components` are all of the model's components.
+/// `components` are all of the model's components. The fetches and the failed fetches
+/// are capped by a [`ReferrerBudget`]: past either cap, the registry is given up on.
 pub async fn gather(
     target: &Target,
     desc: &Descriptor,
@@ -244,9 +258,18 @@ pub async fn gather(
     signers: &[SignerSet<'_>],
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
+    let mut budget = ReferrerBudget::new(desc);
     for entry in target.referrers(desc).await? {
+        budget.fetch()?;
         let (trusted, unverified) = match referrer_bundle(target, &entry, desc).await {
-            Err(reason) => (Err(reason), None),
+            Err(NoBundle::Fetch(error)) => {
+                // A referrer listed but gone (a stale fallback index) costs one quick 404.
+                if !matches!(error, Error::NotFound { .. }) {
+                    budget.failed(&error)?;
+                }
+                (Err(error.to_string()), None)
+            }
+            Err(NoBundle::Ignored(reason)) => (Err(reason), None),
             Ok(bundle) => {
                 let unverified = unverified_statement(&bundle);
                 let trusted = check_bundle(bundle, signers, desc, components);

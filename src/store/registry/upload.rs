@@ -13,7 +13,10 @@
 //! registry checks the digest of what it assembled at the `PUT`.
 //!
 //! Bodies carry `Content-Type: application/octet-stream` and an exact `Content-Length`
-//! (distribution loses the body otherwise).
+//! (distribution loses the body otherwise). Sending a body takes as long as it takes, but
+//! the registry's silence does not: the answer to every `PUT` and `PATCH`, and the reading
+//! of a local body, have the idle timeout of `--timeout` (one helper, [`Registry::send_blob`],
+//! sends every body). A local file that cannot be read fails the push at once (no retry).
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +32,7 @@ use super::auth::Scope;
 use super::client::{Call, MakeBody, Payload};
 use super::errors;
 use super::retry::{self, Failure};
+use super::timeouts::{Patience, seconds};
 use crate::error::{Error, Result};
 use crate::oci::{ANNOTATION_TITLE, Descriptor};
 use crate::progress::Progress;
@@ -60,12 +64,14 @@ impl Registry {
         let operation = format!("push blob {}@{}", self.repository, desc.digest);
         progress.start(&desc.digest, &label, desc.size);
         let (scope, operation) = (&scope, operation.as_str());
+        // How long the bodies of this blob have gone unanswered, over all attempts.
+        let unanswered = &Patience::new(Some(self.client.patience.total()));
         if matches!(source, BlobSource::File(_)) && desc.size >= CHUNKED_FROM {
             let session: Mutex<Option<Url>> = Mutex::new(None);
             let session = &session;
             let label = label.as_str();
             retry::run(&self.client.policy, progress, move |_| {
-                self.upload_chunks(desc, source, progress, scope, operation, session, label)
+                self.upload_chunks(desc, source, progress, scope, operation, session, label, unanswered)
             })
             .await?;
         } else {
@@ -73,7 +79,7 @@ impl Registry {
                 if attempt > 1 {
                     progress.restart(&desc.digest, 0);
                 }
-                self.upload_once(desc, source, progress, scope, operation)
+                self.upload_once(desc, source, progress, scope, operation, unanswered)
             })
             .await?;
         }
@@ -128,6 +134,7 @@ impl Registry {
         operation: &str,
         session: &Mutex<Option<Url>>,
         label: &str,
+        unanswered: &Patience,
     ) -> Result<(), Failure> {
         let previous = session.lock().expect("session lock").take();
         let resumed = match previous {
@@ -160,8 +167,9 @@ impl Registry {
         while offset < desc.size {
             let end = desc.size.min(offset.saturating_add(chunk));
             *session.lock().expect("session lock") = Some(url.clone());
-            let resp =
-                self.send_body(&url, Method::PATCH, desc, source, progress, scope, operation, offset..end).await?;
+            let resp = self
+                .send_blob(&url, Method::PATCH, desc, source, progress, scope, operation, Some(offset..end), unanswered)
+                .await?;
             let status = resp.status();
             if status == StatusCode::RANGE_NOT_SATISFIABLE {
                 // The session holds something else than we think: start afresh.
@@ -195,7 +203,17 @@ impl Registry {
         }
         *session.lock().expect("session lock") = Some(url.clone());
         let resp = self
-            .send_body(&put_url(url, &desc.digest), Method::PUT, desc, source, progress, scope, operation, 0..0)
+            .send_blob(
+                &put_url(url, &desc.digest),
+                Method::PUT,
+                desc,
+                source,
+                progress,
+                scope,
+                operation,
+                Some(0..0),
+                unanswered,
+            )
             .await?;
         if resp.status().is_success() {
             *session.lock().expect("session lock") = None;
@@ -204,10 +222,16 @@ impl Registry {
         Err(errors::status_failure(&self.registry, operation, resp).await)
     }
 
-    /// Sends bytes `range` of the source to `url` (an empty range: no body), reporting
-    /// progress as they go out.
+    /// Sends `range` of the source to `url` (`None`: the whole blob; an empty range: no
+    /// body), reporting progress as the bytes go out, and waits for the answer.
+    ///
+    /// The wait has the idle timeout (`--timeout`) whenever the registry is the one that
+    /// should act: once the body is all sent (the answer to a `PUT` or last `PATCH`), and
+    /// while a local body goes out (a registry that stops reading it). A failing source is
+    /// reported as itself: a local file that cannot be read is no registry fault and is not
+    /// retried; a read from another registry (copy) may be.
     #[allow(clippy::too_many_arguments)]
-    async fn send_body(
+    async fn send_blob(
         &self,
         url: &Url,
         method: Method,
@@ -216,38 +240,104 @@ impl Registry {
         progress: &dyn Progress,
         scope: &Scope,
         operation: &str,
-        range: std::ops::Range<u64>,
+        range: Option<std::ops::Range<u64>>,
+        unanswered: &Patience,
     ) -> Result<Response, Failure> {
-        let len = range.end - range.start;
+        let len = range.as_ref().map_or(desc.size, |r| r.end - r.start);
         let mut call = Call::new(method, url.clone(), scope, operation)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, &len.to_string())
             .no_timeout();
-        if len > 0 {
-            call = call.header(CONTENT_RANGE, &format!("{}-{}", range.start, range.end - 1));
+        if let Some(r) = range.as_ref().filter(|_| len > 0) {
+            call = call.header(CONTENT_RANGE, &format!("{}-{}", r.start, r.end - 1));
         }
+        // Bytes sent are counted in the body stream and reported from here (the body must be
+        // 'static, the progress sink is borrowed). A failing source is kept to be reported as
+        // itself rather than as a dropped connection.
         let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let source_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let make_body =
-            BlobBody { source, desc, range: Some(range), sent: sent_tx, source_error: source_error.clone() };
+        let make_body = BlobBody { source, desc, range, sent: sent_tx, source_error: source_error.clone() };
         if len > 0 {
             call = call.payload(Payload::Fresh(&make_body));
         }
+        let patience = &self.client.patience;
+        // A local source never keeps the registry waiting: silence while its bytes go out is
+        // the registry's. Another registry's bytes have their own idle timeout.
+        let local = !matches!(source, BlobSource::Target(_));
+        let Some(wait) = patience.next_wait() else {
+            return Err(Failure::Fatal(patience.silence_error(&self.registry, operation, patience.total(), true)));
+        };
+        let Some(wait) = unanswered.next_wait().map(|w| w.min(wait)) else {
+            return Err(Failure::Fatal(self.unanswered_error(operation, unanswered)));
+        };
         let sending = self.client.send_once(&call);
         tokio::pin!(sending);
+        let mut sent = 0u64;
+        let mut last = tokio::time::Instant::now();
+        let idle = tokio::time::sleep(wait);
+        tokio::pin!(idle);
         let result = loop {
             tokio::select! {
                 result = &mut sending => break result,
-                Some(n) = sent_rx.recv() => progress.advance(&desc.digest, n),
+                Some(n) = sent_rx.recv() => {
+                    progress.advance(&desc.digest, n);
+                    sent += n;
+                    last = tokio::time::Instant::now();
+                }
+                () = &mut idle => {
+                    let now = tokio::time::Instant::now();
+                    let watched = local || sent >= len;
+                    if watched && now.saturating_duration_since(last) >= wait {
+                        // Both clocks count this silence: the registry's (any answer ends it)
+                        // and this upload's (only the answer to a body ends it, so a registry
+                        // that answers every POST and never a PUT is given up on too).
+                        let exhausted = patience.stalled(last);
+                        return Err(if unanswered.stalled(last) {
+                            Failure::Fatal(self.unanswered_error(operation, unanswered))
+                        } else if exhausted {
+                            Failure::Fatal(patience.silence_error(&self.registry, operation, wait, true))
+                        } else {
+                            let error = patience.silence_error(&self.registry, operation, wait, false);
+                            Failure::Transient { error, retry_after: None }
+                        });
+                    }
+                    let from = if watched { last } else { now };
+                    idle.as_mut().reset(from + wait);
+                }
             }
         };
         while let Ok(n) = sent_rx.try_recv() {
             progress.advance(&desc.digest, n);
         }
-        if let Some(e) = source_error.lock().expect("source error lock").take() {
-            return Err(Failure::Fatal(Error::io(format!("source of {operation}"), e)));
+        if result.is_ok() {
+            unanswered.heard();
+        }
+        let taken = source_error.lock().expect("source error lock").take();
+        if let Some(e) = taken {
+            return Err(match source {
+                BlobSource::File(path) => Failure::Fatal(Error::io(*path, e)),
+                BlobSource::Bytes(_) => Failure::Fatal(Error::io(format!("source of {operation}"), e)),
+                BlobSource::Target(_) => {
+                    // A typed error (the copy source failed its digest check) will not go
+                    // away; a read error (a dropped download from another registry) may.
+                    let typed = e.get_ref().is_some_and(|inner| inner.is::<Error>());
+                    let error = Error::io(format!("source of {operation}"), e);
+                    if typed { Failure::Fatal(error) } else { Failure::Transient { error, retry_after: None } }
+                }
+            });
         }
         result
+    }
+
+    /// The error for an upload whose bodies have gone unanswered for the whole timeout.
+    fn unanswered_error(&self, operation: &str, unanswered: &Patience) -> Error {
+        Error::Unreachable {
+            registry: self.registry.clone(),
+            reason: format!(
+                "{operation}: the registry has not answered the upload for {} (wait longer with --timeout DURATION)",
+                seconds(unanswered.total())
+            ),
+        }
     }
 
     async fn upload_once(
@@ -257,6 +347,7 @@ impl Registry {
         progress: &dyn Progress,
         scope: &Scope,
         operation: &str,
+        unanswered: &Patience,
     ) -> Result<(), Failure> {
         let start = Call::new(Method::POST, self.uploads_url(), scope, operation);
         let resp = self.client.send_once(&start).await?;
@@ -268,38 +359,8 @@ impl Registry {
             return Err(errors::status_failure(&self.registry, operation, resp).await);
         }
         let url = put_url(self.session_location(&resp, operation)?, &desc.digest);
-
-        // Bytes sent are counted in the body stream and reported from here (the body must be
-        // 'static, the progress sink is borrowed). A failing source is kept to be reported as
-        // itself rather than as a dropped connection.
-        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let source_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let make_body = BlobBody { source, desc, range: None, sent: sent_tx, source_error: source_error.clone() };
-        let put = Call::new(Method::PUT, url, scope, operation)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, &desc.size.to_string())
-            .payload(Payload::Fresh(&make_body))
-            .no_timeout();
-        let sending = self.client.send_once(&put);
-        tokio::pin!(sending);
-        let result = loop {
-            tokio::select! {
-                result = &mut sending => break result,
-                Some(n) = sent_rx.recv() => progress.advance(&desc.digest, n),
-            }
-        };
-        while let Ok(n) = sent_rx.try_recv() {
-            progress.advance(&desc.digest, n);
-        }
-        let taken = source_error.lock().expect("source error lock").take();
-        if let Some(e) = taken {
-            // A typed error (the copy source failed its digest check) will not go away;
-            // a read error (a dropped download from another registry) may.
-            let typed = e.get_ref().is_some_and(|inner| inner.is::<Error>());
-            let error = Error::io(format!("source of {operation}"), e);
-            return Err(if typed { Failure::Fatal(error) } else { Failure::Transient { error, retry_after: None } });
-        }
-        let resp = result?;
+        let resp =
+            self.send_blob(&url, Method::PUT, desc, source, progress, scope, operation, None, unanswered).await?;
         if resp.status().is_success() {
             return Ok(());
         }
