@@ -1,7 +1,7 @@
 //! Publishing files whole or not at all: a temporary file in the destination's folder,
 //! written, synced, made readable, and renamed into place. Used for layout metadata,
-//! signatures and pulled `model.sig` files alike. [`write_in`] and [`TempFile`] do it
-//! inside a folder opened as a [`Dir`], never following a symlink.
+//! signatures and pulled `model.sig` files alike. Everything is done inside a folder
+//! opened as a [`Dir`] (through its descriptor), never following a symlink.
 
 use std::fs;
 use std::io::Write;
@@ -79,19 +79,18 @@ pub fn write_in(dir: &Dir, name: &str, bytes: &[u8]) -> Result<()> {
     tmp.persist(name)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
+/// both made through the folder's descriptor ([`write_in`]): the folder is opened once, so
+/// the file lands in it even if its path is made to point elsewhere meanwhile, and a
+/// symlink at `path` is replaced, never followed.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".modelsign-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    make_readable(tmp.as_file(), path)?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidInput(format!("{}: not a file name to write", path.display())))?;
+    let dir = Dir::open(parent).map_err(|e| Error::io(parent, e))?;
+    write_in(&dir, name, bytes)
 }
 
 /// Temporary files are created 0600; what is published is readable like any other file.

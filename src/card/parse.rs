@@ -31,18 +31,12 @@ impl Syntax {
     }
 }
 
-/// Reads at most [`MAX_CARD_FILE`] bytes of `path` as UTF-8 text.
+/// Reads at most [`MAX_CARD_FILE`] bytes of `path` as UTF-8 text (a FIFO or device is
+/// refused without blocking on it).
 pub fn read_text(path: &Path) -> crate::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CARD_FILE + 1).read_to_end(&mut bytes).map_err(|e| crate::Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_CARD_FILE {
-        return Err(crate::Error::InvalidInput(format!(
-            "{}: a model card may be at most {MAX_CARD_FILE} bytes",
-            path.display()
-        )));
-    }
+    let bytes = crate::local_fs::read_capped_with(path, MAX_CARD_FILE, "model card", || {
+        crate::Error::InvalidInput(format!("{}: a model card may be at most {MAX_CARD_FILE} bytes", path.display()))
+    })?;
     String::from_utf8(bytes)
         .map_err(|_| crate::Error::InvalidInput(format!("{}: a model card must be UTF-8 text", path.display())))
 }

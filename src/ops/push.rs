@@ -75,7 +75,7 @@ pub fn pack(
     let mut options = options.clone();
     let signature = if path.is_dir() && signature_file.is_file() {
         options.scan.ignore_paths.push(SIGNATURE_FILE.to_string());
-        let bundle = std::fs::read(&signature_file).map_err(|e| Error::io(&signature_file, e))?;
+        let bundle = crate::sign::local::read_limited(&signature_file)?;
         Some(FolderSignature { path: signature_file, bundle })
     } else {
         None
@@ -120,7 +120,7 @@ pub fn pack(
         .files
         .iter()
         .find(|f| f.path == "config.json" && f.size < (1 << 20))
-        .and_then(|f| std::fs::read(&f.source).ok())
+        .and_then(|f| crate::local_fs::read_capped(&f.source, 1 << 20, "config.json").ok())
         .map(|b| modelpack::read_hf_config(&b))
         .unwrap_or_default();
     config.format = modelpack::infer_format(model.files.iter().map(|f| (f.path.as_str(), f.size)));

@@ -20,7 +20,10 @@ pub const MAX_POLICY_BYTES: u64 = 1 << 20;
 /// Reads a small regular text file, reading at most [`MAX_POLICY_BYTES`] (FIFOs and
 /// devices are refused; `stat` sizes are not trusted).
 pub fn read_text(path: &Path) -> std::io::Result<String> {
-    let file = std::fs::File::open(path)?;
+    // Non-blocking: opening a FIFO for reading would wait for a writer.
+    let file =
+        std::os::unix::fs::OpenOptionsExt::custom_flags(std::fs::OpenOptions::new().read(true), libc::O_NONBLOCK)
+            .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }

@@ -264,7 +264,7 @@ pub fn verify_folder_with(
 
 /// Reads a signature file: a regular file only (a FIFO or device is refused without
 /// blocking), counting the bytes read rather than trusting `stat`.
-fn read_limited(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>> {
     let limit = super::MAX_BUNDLE_SIZE as u64;
     crate::local_fs::read_capped_with(path, limit, "signature", || {
         Error::from(super::Error::MalformedBundle(format!("{} is larger than {limit} bytes", path.display())))

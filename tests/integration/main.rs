@@ -11,6 +11,7 @@ mod custody_keyless;
 mod delta;
 mod faults;
 mod fuzz_parsers;
+mod hardening_local;
 mod hardening_pull;
 mod hardening_registry;
 mod interop;

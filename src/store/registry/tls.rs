@@ -41,13 +41,19 @@ pub(crate) fn client_config(ca_files: &[PathBuf]) -> Result<Option<rustls::Clien
     Ok(Some(config))
 }
 
+/// Largest CA file read (a bundle of every public root is ~250 KB).
+const MAX_CA_FILE: u64 = 4 << 20;
+
 /// The certificates of the CA files (PEM, any number of certificates each), each checked to
 /// be a usable trust anchor. Errors name the file.
 fn ca_certificates(files: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>> {
     let bad = |path: &Path, reason: String| Error::InvalidInput(format!("CA file {}: {reason}", path.display()));
     let mut certificates = Vec::new();
     for path in files {
-        let pem = std::fs::read(path).map_err(|e| bad(path, format!("cannot read it: {e}")))?;
+        let pem = crate::local_fs::read_capped(path, MAX_CA_FILE, "CA file").map_err(|e| match e {
+            Error::Io { source, .. } => bad(path, format!("cannot read it: {source}")),
+            other => other,
+        })?;
         let ders = CertificateDer::pem_slice_iter(&pem)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| bad(path, format!("not valid PEM: {}", pem_problem(&e))))?;
