@@ -36,6 +36,7 @@
 
 pub mod artifact_kind;
 pub mod atomic_file;
+pub mod blocking;
 pub mod card;
 pub mod component_path;
 pub mod digest;

@@ -78,7 +78,9 @@ pub async fn attach(
     }
     let mut layers = Vec::new();
     for f in files {
-        let (digest, size) = crate::folder::hash_file(f, None)?;
+        let path = f.clone();
+        let (digest, size) =
+            crate::blocking::run(&f.display().to_string(), move || crate::folder::hash_file(&path, None)).await?;
         let name = f
             .file_name()
             .and_then(|n| n.to_str())

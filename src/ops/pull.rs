@@ -13,6 +13,7 @@ mod partial;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -80,7 +81,11 @@ pub async fn pull_components(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<PulledComponent>> {
-    let output = OutputDir::open(dir, components)?;
+    // Opening checks every path on disk and may wait for the resume folder's lock.
+    let output = {
+        let (dir, components) = (dir.to_path_buf(), components.to_vec());
+        Arc::new(crate::blocking::run("the output folder", move || OutputDir::open(&dir, &components)).await?)
+    };
     // One download per digest; components sharing content are copied from it.
     let mut by_digest: BTreeMap<Digest, Vec<&Component>> = BTreeMap::new();
     for c in components {
@@ -94,6 +99,7 @@ pub async fn pull_components(
     .try_collect()
     .await?;
     output.succeeded();
+    // The last reference: its drop removes the resume folder when unused.
     drop(output);
     let mut out: Vec<PulledComponent> = results.into_iter().flatten().collect();
     out.sort_by(|a, b| folder::component_order(&a.path, &b.path));
@@ -109,9 +115,16 @@ fn present(c: &Component) -> PulledComponent {
     }
 }
 
+/// Whether `c`'s path already holds the layer's bytes: the file is hashed on a blocking
+/// thread, so a large up-to-date file does not stall the other downloads.
+async fn up_to_date(output: &Arc<OutputDir>, c: &Component) -> Result<bool> {
+    let (output, path, desc) = (Arc::clone(output), c.path.clone(), c.descriptor.clone());
+    crate::blocking::run(&c.path, move || output.up_to_date(&path, &desc)).await
+}
+
 async fn pull_group(
     target: &Target,
-    output: &OutputDir,
+    output: &Arc<OutputDir>,
     group: &[&Component],
     progress: &dyn Progress,
 ) -> Result<Vec<PulledComponent>> {
@@ -119,7 +132,7 @@ async fn pull_group(
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for c in group {
-        if output.up_to_date(&c.path, desc)? {
+        if up_to_date(output, c).await? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
             out.push(present(c));
         } else {
@@ -131,7 +144,7 @@ async fn pull_group(
     // Another pull into this folder may have put them in place while we waited.
     let mut still_missing = Vec::new();
     for c in missing {
-        if output.up_to_date(&c.path, desc)? {
+        if up_to_date(output, c).await? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
             out.push(present(c));
         } else {
@@ -141,7 +154,7 @@ async fn pull_group(
     let Some((first, rest)) = still_missing.split_first() else { return Ok(out) };
     download(target, desc, &first.path, &mut partial, progress).await?;
     for c in rest {
-        let mut copy = partial.copy()?;
+        let mut copy = partial.copy().await?;
         output.place(&mut copy, &c.path)?;
     }
     output.place(&mut partial, &first.path)?;
@@ -249,3 +262,5 @@ pub async fn pull_with_limits(
 
 #[cfg(test)]
 mod entry_tests;
+#[cfg(test)]
+mod offload_tests;

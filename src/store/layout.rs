@@ -87,16 +87,21 @@ impl Layout {
         Index::parse(&bytes, &format!("{}/index.json", self.root.display()))
     }
 
-    /// Runs `change` on `index.json` under the layout's lock and writes the result.
-    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
-        let root = self.root_dir()?;
-        let lock = root.open_or_create_file("index.json.lock")?;
-        let lock_path = root.child_path("index.json.lock");
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        let mut index = self.read_index()?;
-        change(&mut index);
-        atomic_file::write_in(&root, "index.json", &index.to_bytes())
-        // The lock is released when `lock` is dropped.
+    /// Runs `change` on `index.json` under the layout's lock and writes the result, on a
+    /// blocking thread: waiting for another writer's lock must not hold a runtime thread.
+    async fn update_index(&self, change: impl FnOnce(&mut Index) + Send + 'static) -> Result<()> {
+        let layout = Layout { root: self.root.clone() };
+        crate::blocking::run("index.json", move || {
+            let root = layout.root_dir()?;
+            let lock = root.open_or_create_file("index.json.lock")?;
+            let lock_path = root.child_path("index.json.lock");
+            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+            let mut index = layout.read_index()?;
+            change(&mut index);
+            atomic_file::write_in(&root, "index.json", &index.to_bytes())
+            // The lock is released when `lock` is dropped.
+        })
+        .await
     }
 
     pub async fn resolve(&self, selector: &str) -> Result<Descriptor> {
@@ -198,12 +203,14 @@ impl Layout {
             desc.artifact_type = m.artifact_type.clone();
         }
         self.push_blob(&desc, &BlobSource::Bytes(bytes), &crate::progress::NoProgress).await?;
-        let entry = desc.clone();
-        self.update_index(|index| match tag {
+        let (entry, tag) = (desc.clone(), tag.map(str::to_string));
+        self.update_index(move |index| match tag {
             Some(tag) => {
-                index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+                index
+                    .manifests
+                    .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag.as_str()));
                 let mut tagged = entry;
-                tagged.annotations.insert(ANNOTATION_REF_NAME.into(), tag.to_string());
+                tagged.annotations.insert(ANNOTATION_REF_NAME.into(), tag);
                 index.manifests.push(tagged);
             }
             None => {
@@ -211,7 +218,8 @@ impl Layout {
                     index.manifests.push(entry);
                 }
             }
-        })?;
+        })
+        .await?;
         Ok(PushedManifest { descriptor: desc, subject_indexed: true })
     }
 

@@ -45,23 +45,30 @@ impl PartialFile<'_> {
     }
 
     /// A private copy of this (checked) file, for a second component with the same bytes.
-    pub(super) fn copy(&self) -> Result<PartialFile<'_>> {
+    /// The bytes are copied on a blocking thread.
+    pub(super) async fn copy(&self) -> Result<PartialFile<'_>> {
         let name = format!("{}.copy", self.name);
         // A leftover of a pull that was killed: only ever our own (the folder is private).
         match self.dir.remove_file(&name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(self.dir.child_path(&name), e)),
             _ => {}
         }
-        let mut copy = PartialFile {
+        let copy = PartialFile {
             dir: self.dir,
             file: self.dir.create_new_file(&name)?,
             name,
             resumable: false,
             placed: false,
         };
-        let mut source = &self.file;
-        source.seek(SeekFrom::Start(0)).map_err(|e| Error::io(self.dir.child_path(&self.name), e))?;
-        std::io::copy(&mut source, &mut copy.file).map_err(|e| Error::io(self.dir.child_path(&copy.name), e))?;
+        let (source_path, copy_path) = (self.dir.child_path(&self.name), self.dir.child_path(&copy.name));
+        let mut source = self.file.try_clone().map_err(|e| Error::io(&source_path, e))?;
+        let mut target = copy.file.try_clone().map_err(|e| Error::io(&copy_path, e))?;
+        crate::blocking::run(&copy.name.clone(), move || {
+            source.seek(SeekFrom::Start(0)).map_err(|e| Error::io(&source_path, e))?;
+            std::io::copy(&mut source, &mut target).map_err(|e| Error::io(&copy_path, e))?;
+            Ok(())
+        })
+        .await?;
         Ok(copy)
     }
 }
@@ -128,17 +135,22 @@ pub async fn download(
     if file.metadata().map_err(io)?.len() > desc.size {
         file.set_len(0).map_err(io)?;
     }
-    // Resume: the bytes already there count toward the digest.
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read_at(&mut buf, hasher.len()).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    drop(buf);
+    // Resume: the bytes already there count toward the digest (hashed on a blocking thread).
+    let mut hasher = {
+        let (file, path) = (file.try_clone().map_err(io)?, path.clone());
+        crate::blocking::run(label, move || {
+            let mut hasher = Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read_at(&mut buf, hasher.len()).map_err(|e| Error::io(&path, e))?;
+                if n == 0 {
+                    return Ok(hasher);
+                }
+                hasher.update(&buf[..n]);
+            }
+        })
+        .await?
+    };
     let resumed = hasher.len();
     progress.start(&desc.digest, label, desc.size);
     progress.restart(&desc.digest, resumed);
