@@ -88,7 +88,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::InvalidInput(format!("{}: not a file name to write", path.display())))?;
+        .ok_or_else(|| Error::LocalFile { path: path.to_path_buf(), reason: "not a file name to write".into() })?;
     let dir = Dir::open(parent).map_err(|e| Error::io(parent, e))?;
     write_in(&dir, name, bytes)
 }

@@ -48,8 +48,74 @@ pub enum Error {
     #[error("unsafe path `{path}` in {what}: {reason}")]
     UnsafePath { what: String, path: String, reason: String },
 
+    /// Options that do not go together, or one that needs another (exit code 1; clap's
+    /// own usage errors are the ones with code 2).
     #[error("{0}")]
-    InvalidInput(String),
+    InvalidArguments(String),
+
+    /// A password or PIN that cannot be had: no terminal, empty, unreadable, or not given.
+    #[error("{0}")]
+    Password(String),
+
+    /// A glob (`--include`, `--component`, `--ignore`) that does not parse.
+    #[error("{}", pattern_message(.what, .pattern.as_deref(), .reason))]
+    InvalidPattern { what: &'static str, pattern: Option<String>, reason: String },
+
+    /// A component path or glob that names nothing in the model.
+    #[error("`{pattern}` {reason}")]
+    NoSuchComponent { pattern: String, reason: &'static str },
+
+    /// A local file or folder that cannot be used as given: its name, kind, size or text.
+    #[error("{}: {reason}", .path.display())]
+    LocalFile { path: PathBuf, reason: String },
+
+    /// A file read under a cap that refused it (`what` says which file it was to be).
+    #[error("{what} {}: {reason}", .path.display())]
+    RefusedFile { what: String, path: PathBuf, reason: String },
+
+    /// A symlink (unless allowed), FIFO, socket or device in a model folder to push or sign.
+    #[error("{0}")]
+    UnexpectedEntry(String),
+
+    /// A local file that changed while it was hashed.
+    #[error("{} changed while it was being read", .path.display())]
+    FileChanged { path: PathBuf },
+
+    /// A file that is there already and is not overwritten.
+    #[error("{}", overwrite_message(.path, *.force_flag))]
+    WouldOverwrite { path: PathBuf, force_flag: bool },
+
+    /// A policy file (docs/POLICY.md) that cannot be read or is wrong.
+    #[error("policy {}: {reason}", .path.display())]
+    InvalidPolicy { path: PathBuf, reason: String },
+
+    /// A model card that cannot be read or lacks mandatory fields.
+    #[error("model card {what}: {reason}")]
+    InvalidCard { what: String, reason: String },
+
+    /// A `--ca-file` that cannot be read or used (`path` is none when the set as a whole fails).
+    #[error("{}", ca_file_message(.path.as_deref(), .reason))]
+    InvalidCaFile { path: Option<PathBuf>, reason: String },
+
+    /// A reference that names an image index where one model manifest is needed.
+    #[error("`{selector}` in {target} is an image index, not a model manifest{note}")]
+    NotAModel { selector: String, target: String, note: &'static str },
+
+    /// A push whose reference names a digest other than the packed manifest's.
+    #[error("the packed manifest is {actual}, not the {expected} the reference names")]
+    ReferenceDigestMismatch { actual: Digest, expected: Digest },
+
+    /// Referrer manifests that cannot be pushed as given.
+    #[error("{0}")]
+    InvalidReferrers(&'static str),
+
+    /// A ranged read past the end of a blob.
+    #[error("cannot resume blob {digest} at byte {offset}: it has {size} bytes")]
+    ResumeOutOfRange { digest: Digest, offset: u64, size: u64 },
+
+    /// A failure of modelsign itself (a worker thread that died, a lost error).
+    #[error("{0}")]
+    Internal(String),
 
     #[error("credentials: {0}")]
     Credentials(String),
@@ -60,6 +126,29 @@ pub enum Error {
     /// Signing or signature verification failed (see [`SignError`]).
     #[error(transparent)]
     Sign(#[from] SignError),
+}
+
+fn pattern_message(what: &str, pattern: Option<&str>, reason: &str) -> String {
+    match pattern {
+        Some(p) => format!("invalid {what} `{p}`: {reason}"),
+        None if what.is_empty() => reason.to_string(),
+        None => format!("invalid {what}: {reason}"),
+    }
+}
+
+fn overwrite_message(path: &std::path::Path, force_flag: bool) -> String {
+    if force_flag {
+        format!("{} exists: pass --force to overwrite it", path.display())
+    } else {
+        format!("{} already exists; not overwriting it", path.display())
+    }
+}
+
+fn ca_file_message(path: Option<&std::path::Path>, reason: &str) -> String {
+    match path {
+        Some(p) => format!("CA file {}: {reason}", p.display()),
+        None => format!("CA files: {reason}"),
+    }
 }
 
 fn code_message(code: &Option<String>, message: &Option<String>) -> String {
@@ -79,7 +168,7 @@ impl Error {
             if let Some(inner) = unwrap_io_error(source) {
                 return inner;
             }
-            return Error::InvalidInput("lost error".into());
+            return Error::Internal("lost error".into());
         }
         Error::Io { path: path.into(), source }
     }

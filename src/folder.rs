@@ -79,16 +79,24 @@ pub fn component_order(a: &str, b: &str) -> Ordering {
 fn build_globs(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
-        let glob = Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid --ignore pattern `{p}`: {e}")))?;
+        let glob = Glob::new(p).map_err(|e| Error::InvalidPattern {
+            what: "--ignore pattern",
+            pattern: Some(p.clone()),
+            reason: e.to_string(),
+        })?;
         builder.add(glob);
     }
-    builder.build().map_err(|e| Error::InvalidInput(format!("invalid --ignore patterns: {e}")))
+    builder.build().map_err(|e| Error::InvalidPattern {
+        what: "--ignore patterns",
+        pattern: None,
+        reason: e.to_string(),
+    })
 }
 
 /// Lists the files of a model folder (or a single file). A symlink (unless allowed), FIFO,
 /// socket or device in it is an input error.
 pub fn scan(root: &Path, options: &ScanOptions) -> Result<ModelFiles> {
-    scan_with(root, options, Error::InvalidInput)
+    scan_with(root, options, Error::UnexpectedEntry)
 }
 
 /// [`scan`] for a folder being verified: a symlink, FIFO, socket or device in it means the
@@ -110,7 +118,7 @@ fn scan_with(root: &Path, options: &ScanOptions, unexpected: Unexpected) -> Resu
         let name = root
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::InvalidInput(format!("{}: file name is not UTF-8", root.display())))?;
+            .ok_or_else(|| Error::LocalFile { path: root.to_path_buf(), reason: "file name is not UTF-8".into() })?;
         let files = vec![FileEntry { path: name.to_string(), source: root.to_path_buf(), size: meta.len() }];
         return Ok(ModelFiles { root: root.to_path_buf(), single_file: true, files });
     }
@@ -134,7 +142,10 @@ fn walk(
     unexpected: Unexpected,
 ) -> Result<()> {
     if depth > 64 {
-        return Err(Error::InvalidInput(format!("{}: folders nested too deep (a symlink loop?)", dir.display())));
+        return Err(Error::LocalFile {
+            path: dir.to_path_buf(),
+            reason: "folders nested too deep (a symlink loop?)".into(),
+        });
     }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
@@ -142,7 +153,7 @@ fn walk(
         let name = entry.file_name();
         let name = name
             .to_str()
-            .ok_or_else(|| Error::InvalidInput(format!("{}: file name is not UTF-8", entry.path().display())))?;
+            .ok_or_else(|| Error::LocalFile { path: entry.path(), reason: "file name is not UTF-8".into() })?;
         let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
         if (depth == 0 && options.ignore_git_paths && GIT_PATHS.contains(&name))
             || options.ignore_paths.iter().any(|p| p == &rel)
@@ -276,14 +287,7 @@ pub fn hash_files_cached(
                         None => hash(),
                     };
                     let result = hashed.and_then(|(d, len)| {
-                        if len != entry.size {
-                            Err(Error::InvalidInput(format!(
-                                "{} changed while it was being read",
-                                entry.source.display()
-                            )))
-                        } else {
-                            Ok(d)
-                        }
+                        if len != entry.size { Err(Error::FileChanged { path: entry.source.clone() }) } else { Ok(d) }
                     });
                     progress.finish(&id);
                     let failed = result.is_err();
@@ -300,7 +304,7 @@ pub fn hash_files_cached(
     for r in results {
         match r {
             Some(r) => out.push(r?),
-            None => return Err(Error::InvalidInput("hashing stopped early".into())),
+            None => return Err(Error::Internal("hashing stopped early".into())),
         }
     }
     Ok(out)

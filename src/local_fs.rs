@@ -213,8 +213,10 @@ pub fn effective_uid() -> u32 {
 /// `limit` bytes. Refuses FIFOs, devices and folders without blocking on them, and
 /// counts the bytes read rather than trusting the size `stat` reports.
 pub fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    read_capped_with(path, limit, what, || {
-        Error::InvalidInput(format!("{what} {}: larger than {limit} bytes", path.display()))
+    read_capped_with(path, limit, what, || Error::RefusedFile {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        reason: format!("larger than {limit} bytes"),
     })
 }
 
@@ -225,10 +227,11 @@ pub fn read_capped_with(path: &Path, limit: u64, what: &str, too_large: impl FnO
     let file = File::from(fd);
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{what} {}: not a regular file (a FIFO, device or folder is never read)",
-            path.display()
-        )));
+        return Err(Error::RefusedFile {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            reason: "not a regular file (a FIFO, device or folder is never read)".into(),
+        });
     }
     let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;

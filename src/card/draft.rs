@@ -80,8 +80,10 @@ pub fn draft(root: &Path) -> crate::Result<Draft> {
     let mut warnings = Vec::new();
     let files = folder::scan(root, &ScanOptions::default())?;
     let (front, description) = if files.single_file { (Map::new(), None) } else { readme_fields(root, &mut warnings) };
-    let mut card = Card::from_value(Value::Object(front))
-        .map_err(|e| crate::Error::InvalidInput(format!("{}: README.md front matter: {e}", root.display())))?;
+    let mut card = Card::from_value(Value::Object(front)).map_err(|e| crate::Error::LocalFile {
+        path: root.to_path_buf(),
+        reason: format!("README.md front matter: {e}"),
+    })?;
     let default_name = if files.single_file {
         root.file_stem().map(|s| s.to_string_lossy().into_owned())
     } else {

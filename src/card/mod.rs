@@ -38,7 +38,7 @@ impl Card {
     /// [`Card::missing_mandatory`]).
     pub fn load(path: &Path) -> crate::Result<Card> {
         let text = parse::read_text(path)?;
-        let invalid = |reason: String| crate::Error::InvalidInput(format!("model card {}: {reason}", path.display()));
+        let invalid = |reason: String| crate::Error::InvalidCard { what: path.display().to_string(), reason };
         let value = parse::parse(&text, parse::Syntax::of_path(path)).map_err(invalid)?;
         Card::from_value(value).map_err(invalid)
     }

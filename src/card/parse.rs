@@ -34,11 +34,14 @@ impl Syntax {
 /// Reads at most [`MAX_CARD_FILE`] bytes of `path` as UTF-8 text (a FIFO or device is
 /// refused without blocking on it).
 pub fn read_text(path: &Path) -> crate::Result<String> {
-    let bytes = crate::local_fs::read_capped_with(path, MAX_CARD_FILE, "model card", || {
-        crate::Error::InvalidInput(format!("{}: a model card may be at most {MAX_CARD_FILE} bytes", path.display()))
+    let bytes = crate::local_fs::read_capped_with(path, MAX_CARD_FILE, "model card", || crate::Error::LocalFile {
+        path: path.to_path_buf(),
+        reason: format!("a model card may be at most {MAX_CARD_FILE} bytes"),
     })?;
-    String::from_utf8(bytes)
-        .map_err(|_| crate::Error::InvalidInput(format!("{}: a model card must be UTF-8 text", path.display())))
+    String::from_utf8(bytes).map_err(|_| crate::Error::LocalFile {
+        path: path.to_path_buf(),
+        reason: "a model card must be UTF-8 text".into(),
+    })
 }
 
 /// Parses card text. `Err` is one line (with a line and column for YAML).

@@ -35,7 +35,7 @@ pub async fn run(args: &AttachArgs, global: &Global) -> CliResult {
     for a in &args.annotations {
         let (k, v) = a
             .split_once('=')
-            .ok_or_else(|| modelsign::Error::InvalidInput(format!("annotation `{a}` is not KEY=VALUE")))?;
+            .ok_or_else(|| modelsign::Error::InvalidArguments(format!("annotation `{a}` is not KEY=VALUE")))?;
         annotations.insert(k.to_string(), v.to_string());
     }
     let reporter = global.progress("attach");

@@ -74,11 +74,7 @@ fn init(args: &InitArgs) -> CliResult {
         None => outln!("{}", draft.yaml.trim_end())?,
         Some(path) => {
             if path.exists() && !args.force {
-                return Err(modelsign::Error::InvalidInput(format!(
-                    "{} exists: pass --force to overwrite it",
-                    path.display()
-                ))
-                .into());
+                return Err(modelsign::Error::WouldOverwrite { path: path.to_path_buf(), force_flag: true }.into());
             }
             modelsign::atomic_file::write(path, draft.yaml.as_bytes())?;
             eprintln!("wrote {}", path.display());

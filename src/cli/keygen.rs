@@ -25,10 +25,10 @@ pub struct KeygenArgs {
 pub async fn run(args: &KeygenArgs, _global: &Global) -> CliResult {
     let password = if args.encrypt {
         let p = super::trust::password("New key password: ")?.ok_or_else(|| {
-            modelsign::Error::InvalidInput(format!("--encrypt needs {} or a terminal", super::trust::PASSWORD_ENV))
+            modelsign::Error::Password(format!("--encrypt needs {} or a terminal", super::trust::PASSWORD_ENV))
         })?;
         if p.is_empty() {
-            return Err(modelsign::Error::InvalidInput("empty password".into()).into());
+            return Err(modelsign::Error::Password("empty password".into()).into());
         }
         Some(p)
     } else {

@@ -30,7 +30,7 @@ pub async fn login(args: &LoginArgs, global: &Global) -> CliResult {
     std::io::stdin().read_to_string(&mut password)?;
     let password = password.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
-        return Err(modelsign::Error::InvalidInput("no password on standard input".into()).into());
+        return Err(modelsign::Error::Password("no password on standard input".into()).into());
     }
     registry_login::login(&args.registry, &args.username, password, &global.target_options()).await?;
     eprintln!("Login Succeeded");

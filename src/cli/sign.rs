@@ -52,7 +52,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
     if trust::is_local(&args.target) {
         if !args.component.is_empty() {
-            return Err(modelsign::Error::InvalidInput("--component applies to references only".into()).into());
+            return Err(modelsign::Error::InvalidArguments("--component applies to references only".into()).into());
         }
         let options =
             ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
@@ -88,7 +88,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         return Ok(());
     }
     if args.signature.is_some() || !args.ignore.is_empty() || args.allow_symlinks || args.cache.no_cache {
-        return Err(modelsign::Error::InvalidInput(
+        return Err(modelsign::Error::InvalidArguments(
             "--signature, --ignore, --allow-symlinks and --no-cache apply to local folders only".into(),
         )
         .into());

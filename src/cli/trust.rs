@@ -15,7 +15,8 @@ const MAX_TRUST_FILE: u64 = 1 << 20;
 
 fn read(path: &Path) -> Result<String, Error> {
     let bytes = modelsign::local_fs::read_capped(path, MAX_TRUST_FILE, "key or certificate file")?;
-    String::from_utf8(bytes).map_err(|_| Error::InvalidInput(format!("{}: not UTF-8 PEM text", path.display())))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::LocalFile { path: path.to_path_buf(), reason: "not UTF-8 PEM text".into() })
 }
 
 /// The key password from `MODELSIGN_KEY_PASSWORD`, else a prompt on the terminal.
@@ -27,9 +28,7 @@ pub fn password(prompt: &str) -> Result<Option<String>, Error> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    rpassword::prompt_password(prompt)
-        .map(Some)
-        .map_err(|e| Error::InvalidInput(format!("cannot read the password: {e}")))
+    rpassword::prompt_password(prompt).map(Some).map_err(|e| Error::Password(format!("cannot read the password: {e}")))
 }
 
 /// Environment variable holding a PKCS#11 token's user PIN (when the URI gives none).
@@ -48,7 +47,7 @@ fn pkcs11_key(uri: &str) -> Result<SigningKey, Error> {
                 use std::io::IsTerminal;
                 if std::io::stdin().is_terminal() {
                     let pin = rpassword::prompt_password(format!("PIN for {}: ", uri.describe()))
-                        .map_err(|e| Error::InvalidInput(format!("cannot read the PIN: {e}")))?;
+                        .map_err(|e| Error::Password(format!("cannot read the PIN: {e}")))?;
                     Some(pin.into())
                 } else {
                     None
@@ -75,7 +74,7 @@ fn key_file(key: &Path) -> Result<SigningKey, Error> {
         Ok(k) => k,
         Err(modelsign::sign::Error::PasswordRequired) => {
             let password = password(&format!("Password for {}: ", key.display()))?
-                .ok_or_else(|| Error::InvalidInput(format!("{} is encrypted: set {PASSWORD_ENV}", key.display())))?;
+                .ok_or_else(|| Error::Password(format!("{} is encrypted: set {PASSWORD_ENV}", key.display())))?;
             SigningKey::from_pem(&pem, Some(&password))?
         }
         Err(e) => return Err(e.into()),
@@ -86,7 +85,7 @@ fn signer_with(signing_key: SigningKey, certificate: Option<&Path>, chain: &[Pat
     match certificate {
         None => {
             if !chain.is_empty() {
-                return Err(Error::InvalidInput("--certificate-chain needs --certificate (the leaf)".into()));
+                return Err(Error::InvalidArguments("--certificate-chain needs --certificate (the leaf)".into()));
             }
             Ok(Signer::from_key(signing_key))
         }
@@ -103,7 +102,9 @@ fn signer_with(signing_key: SigningKey, certificate: Option<&Path>, chain: &[Pat
 /// A trust policy from public keys and root certificates. Refuses an empty one.
 pub fn policy(keys: &[PathBuf], roots: &[PathBuf]) -> Result<TrustPolicy, Error> {
     if keys.is_empty() && roots.is_empty() {
-        return Err(Error::InvalidInput("nothing to trust: pass --key PUB.pem or --certificate-chain ROOT.pem".into()));
+        return Err(Error::InvalidArguments(
+            "nothing to trust: pass --key PUB.pem or --certificate-chain ROOT.pem".into(),
+        ));
     }
     let mut policy = TrustPolicy::new();
     for k in keys {
@@ -119,7 +120,7 @@ pub fn policy(keys: &[PathBuf], roots: &[PathBuf]) -> Result<TrustPolicy, Error>
 /// A trust policy from public keys, root certificates and keyless identities. Refuses an empty one.
 pub fn policy_with_keyless(keys: &[PathBuf], roots: &[PathBuf], keyless: &KeylessArgs) -> Result<TrustPolicy, Error> {
     if keys.is_empty() && roots.is_empty() && !keyless.wants_keyless() {
-        return Err(Error::InvalidInput(
+        return Err(Error::InvalidArguments(
             "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]"
                 .into(),
         ));
@@ -190,7 +191,7 @@ impl KeylessArgs {
     pub fn extend(&self, policy: TrustPolicy) -> Result<TrustPolicy, Error> {
         match self.identity()? {
             Some(identity) => Ok(policy.trust_identity(identity).sigstore_root(self.trusted_root()?)),
-            None if self.trusted_root.is_some() => Err(Error::InvalidInput(
+            None if self.trusted_root.is_some() => Err(Error::InvalidArguments(
                 "--trusted-root needs --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]".into(),
             )),
             None => Ok(policy),
@@ -209,7 +210,7 @@ pub fn trust(
     match policy_file {
         Some(file) => {
             if !keys.is_empty() || !roots.is_empty() {
-                return Err(Error::InvalidInput(
+                return Err(Error::InvalidArguments(
                     "--policy names its own signers: give them in the policy, not with --key or --certificate-chain"
                         .into(),
                 ));
@@ -233,7 +234,7 @@ pub fn trust_with_keyless(
         return trust(keys, roots, policy_file);
     }
     if policy_file.is_some() {
-        return Err(Error::InvalidInput(
+        return Err(Error::InvalidArguments(
             "--policy names its own signers: give keyless signers in the policy, not with --certificate-identity"
                 .into(),
         ));

@@ -28,7 +28,7 @@ impl UnpackLimitArgs {
     pub fn limits(&self) -> Result<Limits, Error> {
         let d = Limits::default();
         let positive = |v: Option<u64>, default: u64, flag: &str| match v {
-            Some(0) => Err(Error::InvalidInput(format!("{flag} must be more than 0"))),
+            Some(0) => Err(Error::InvalidArguments(format!("{flag} must be more than 0"))),
             Some(v) => Ok(v),
             None => Ok(default),
         };

@@ -106,7 +106,7 @@ fn print_report(report: &VerifyReport, format: Format) -> std::io::Result<()> {
 pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     if trust::is_local(&args.target) {
         if !args.component.is_empty() || args.offline || args.policy.is_some() {
-            return Err(modelsign::Error::InvalidInput(
+            return Err(modelsign::Error::InvalidArguments(
                 "--component, --offline and --policy apply to references only".into(),
             )
             .into());
@@ -134,20 +134,21 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         return Ok(());
     }
     if args.signature.is_some() || !args.ignore_paths.is_empty() {
-        return Err(modelsign::Error::InvalidInput(
+        return Err(modelsign::Error::InvalidArguments(
             "--signature and --ignore-paths apply to local folders only".into(),
         )
         .into());
     }
     let reference = super::parse_reference(&args.target)?;
     if args.offline && !matches!(reference.location, Location::Layout { .. }) {
-        return Err(
-            modelsign::Error::InvalidInput(format!("--offline needs an oci: layout folder, not {reference}")).into()
-        );
+        return Err(modelsign::Error::InvalidArguments(format!(
+            "--offline needs an oci: layout folder, not {reference}"
+        ))
+        .into());
     }
     let trust = trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?
         .ok_or_else(|| {
-            modelsign::Error::InvalidInput(
+            modelsign::Error::InvalidArguments(
                 "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem, --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp], or --policy POLICY.yaml".into(),
             )
         })?;

@@ -58,7 +58,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, modelsign::Error> {
         .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
         .map_err(|e| modelsign::Error::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(modelsign::Error::InvalidInput(format!("{}: larger than {limit} bytes", path.display())));
+        return Err(modelsign::Error::LocalFile {
+            path: path.to_path_buf(),
+            reason: format!("larger than {limit} bytes"),
+        });
     }
     Ok(bytes)
 }
@@ -66,8 +69,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, modelsign::Error> {
 pub fn run(args: &VerifyBlobArgs) -> CliResult {
     let key = match &args.key {
         Some(path) => {
-            let pem = String::from_utf8(read_limited(path, 1 << 20)?)
-                .map_err(|_| modelsign::Error::InvalidInput(format!("{}: not a PEM file", path.display())))?;
+            let pem = String::from_utf8(read_limited(path, 1 << 20)?).map_err(|_| modelsign::Error::LocalFile {
+                path: path.to_path_buf(),
+                reason: "not a PEM file".into(),
+            })?;
             Some(PublicKey::from_pem(&pem).map_err(modelsign::Error::from)?)
         }
         None => None,
@@ -76,7 +81,7 @@ pub fn run(args: &VerifyBlobArgs) -> CliResult {
     let expected = match &key {
         Some(key) => Expected::Key(key),
         None if identities.is_empty() => {
-            return Err(modelsign::Error::InvalidInput(
+            return Err(modelsign::Error::InvalidArguments(
                 "nothing to trust: pass --key PUB.pem, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]"
                     .into(),
             )
@@ -98,7 +103,7 @@ pub fn run(args: &VerifyBlobArgs) -> CliResult {
     };
     let details = result.map_err(|e| match e {
         // What did not verify says so with the bundle's name; reading failures stay failures.
-        modelsign::sign::Error::Io(m) => modelsign::Error::InvalidInput(format!("{}: {m}", args.artifact)),
+        modelsign::sign::Error::Io(m) => modelsign::Error::LocalFile { path: args.artifact.clone().into(), reason: m },
         modelsign::sign::Error::InvalidPolicy(_) | modelsign::sign::Error::TrustedRootUnreadable(_) => e.into(),
         e => modelsign::Error::Verification(format!("{} (bundle {}): {e}", args.artifact, args.bundle.display())),
     })?;

@@ -60,9 +60,13 @@ pub fn select(all: Vec<Component>, patterns: &[String]) -> Result<(Vec<Component
 fn glob_set(patterns: &[String]) -> Result<GlobSet> {
     let mut set = GlobSetBuilder::new();
     for p in patterns {
-        set.add(Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?);
+        set.add(Glob::new(p).map_err(|e| Error::InvalidPattern {
+            what: "pattern",
+            pattern: Some(p.to_string()),
+            reason: e.to_string(),
+        })?);
     }
-    set.build().map_err(|e| Error::InvalidInput(e.to_string()))
+    set.build().map_err(|e| Error::InvalidPattern { what: "", pattern: None, reason: e.to_string() })
 }
 
 /// Archives unpacked into staging folders, not yet in place.
@@ -172,12 +176,21 @@ pub async fn stage(
         return Err(e);
     }
     for p in patterns {
-        let m = Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?.compile_matcher();
+        let m = Glob::new(p)
+            .map_err(|e| Error::InvalidPattern {
+                what: "pattern",
+                pattern: Some(p.to_string()),
+                reason: e.to_string(),
+            })?
+            .compile_matcher();
         let hit = raw_paths.iter().any(|r| m.is_match(r))
             || staged.staged.iter().any(|(_, c, u)| m.is_match(&c.path) || u.files.iter().any(|f| m.is_match(&f.path)));
         if !hit {
             staged.discard();
-            return Err(Error::InvalidInput(format!("`{p}` matches no component and no file inside an archive layer")));
+            return Err(Error::NoSuchComponent {
+                pattern: p.to_string(),
+                reason: "matches no component and no file inside an archive layer",
+            });
         }
     }
     Ok(staged)
@@ -280,7 +293,7 @@ async fn stream_into<T: Send + 'static>(
         progress.advance(&d.digest, n as u64);
     }
     drop(tx);
-    let result = worker.await.map_err(|e| Error::InvalidInput(format!("{what}: the unpacking thread failed: {e}")))?;
+    let result = worker.await.map_err(|e| Error::Internal(format!("{what}: the unpacking thread failed: {e}")))?;
     progress.finish(&d.digest);
     result
 }
@@ -308,7 +321,7 @@ impl LayerSource for ChannelReader {
         let mut buf = vec![0u8; 64 << 10];
         while self.read(&mut buf).map_err(|e| Error::io(&self.what, e))? > 0 {}
         let Some((actual, len)) = self.end.take() else {
-            return Err(Error::InvalidInput(format!("{}: the download stopped before the end", self.what)));
+            return Err(Error::Internal(format!("{}: the download stopped before the end", self.what)));
         };
         if len != self.size {
             return Err(Error::SizeMismatch { what: self.what, expected: self.size, actual: len });
@@ -377,10 +390,9 @@ pub async fn pick_components(
                 break;
             }
         }
-        let c = found.ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "`{p}` is not a component of the model nor a file in one of its archive layers"
-            ))
+        let c = found.ok_or_else(|| Error::NoSuchComponent {
+            pattern: p.to_string(),
+            reason: "is not a component of the model nor a file in one of its archive layers",
         })?;
         progress
             .note(&format!("`{p}` is in archive layer `{}` ({}): checking that layer", c.path, c.descriptor.digest));

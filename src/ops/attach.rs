@@ -74,7 +74,7 @@ pub async fn attach(
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
     if files.is_empty() {
-        return Err(Error::InvalidInput("attach needs at least one file".into()));
+        return Err(Error::InvalidArguments("attach needs at least one file".into()));
     }
     let mut layers = Vec::new();
     for f in files {
@@ -84,7 +84,7 @@ pub async fn attach(
         let name = f
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::InvalidInput(format!("{}: file name is not UTF-8", f.display())))?;
+            .ok_or_else(|| Error::LocalFile { path: f.clone(), reason: "file name is not UTF-8".into() })?;
         let mut d = Descriptor::new(DEFAULT_LAYER_MEDIA_TYPE, digest, size);
         d.annotations.insert(ANNOTATION_TITLE.into(), name.to_string());
         layers.push(d);

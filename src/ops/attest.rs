@@ -58,10 +58,13 @@ pub fn check_mandatory(card: &Card, what: &str) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::InvalidInput(format!(
-        "model card {what}: missing or empty mandatory fields: {} (blank and TODO values count as empty); nothing was attested",
-        missing.join(", ")
-    )))
+    Err(Error::InvalidCard {
+        what: what.to_string(),
+        reason: format!(
+            "missing or empty mandatory fields: {} (blank and TODO values count as empty); nothing was attested",
+            missing.join(", ")
+        ),
+    })
 }
 
 /// A statement about the manifest `desc` of the artifact `subject_name`.

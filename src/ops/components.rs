@@ -86,19 +86,27 @@ pub fn select(components: Vec<Component>, patterns: &[String]) -> Result<Vec<Com
     }
     let mut globs = Vec::new();
     for p in patterns {
-        let g = Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?;
+        let g = Glob::new(p).map_err(|e| Error::InvalidPattern {
+            what: "pattern",
+            pattern: Some(p.to_string()),
+            reason: e.to_string(),
+        })?;
         globs.push((p, g.compile_matcher()));
     }
     for (p, m) in &globs {
         if !components.iter().any(|c| m.is_match(&c.path)) {
-            return Err(Error::InvalidInput(format!("`{p}` matches no component")));
+            return Err(Error::NoSuchComponent { pattern: p.to_string(), reason: "matches no component" });
         }
     }
     let mut set = GlobSetBuilder::new();
     for p in patterns {
-        set.add(Glob::new(p).map_err(|e| Error::InvalidInput(format!("invalid pattern `{p}`: {e}")))?);
+        set.add(Glob::new(p).map_err(|e| Error::InvalidPattern {
+            what: "pattern",
+            pattern: Some(p.to_string()),
+            reason: e.to_string(),
+        })?);
     }
-    let set = set.build().map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let set = set.build().map_err(|e| Error::InvalidPattern { what: "", pattern: None, reason: e.to_string() })?;
     Ok(components.into_iter().filter(|c| set.is_match(&c.path)).collect())
 }
 

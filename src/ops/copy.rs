@@ -60,10 +60,11 @@ pub async fn approve<'a>(src: &'a Target, selector: &str, trust: &crate::ops::ve
     use crate::ops::verify;
     let (desc, bytes) = src.fetch_manifest(selector).await?;
     if desc.is_index() {
-        return Err(Error::InvalidInput(format!(
-            "`{selector}` in {} is an image index, not a model manifest: a gated copy copies one model",
-            src.describe()
-        )));
+        return Err(Error::NotAModel {
+            selector: selector.to_string(),
+            target: src.describe(),
+            note: ": a gated copy copies one model",
+        });
     }
     let what = format!("manifest {} in {}", desc.digest, src.describe());
     let manifest = Manifest::parse(&bytes, &what)?;

@@ -31,7 +31,7 @@ pub fn write_key_pair(prefix: &Path, algorithm: Algorithm, password: Option<&str
     let paths = key_pair_paths(prefix);
     for path in [&paths.private_key, &paths.public_key] {
         if fs::symlink_metadata(path).is_ok() {
-            return Err(Error::InvalidInput(format!("{} already exists; not overwriting it", path.display())));
+            return Err(Error::WouldOverwrite { path: path.to_path_buf(), force_flag: false });
         }
     }
     let generated = keys::generate(algorithm, password).map_err(Error::from)?;

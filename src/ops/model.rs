@@ -21,10 +21,7 @@ pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelsign.dev/oci-manifest/v1
 pub async fn fetch_model_manifest(target: &Target, selector: &str) -> Result<(Descriptor, Manifest)> {
     let (desc, bytes) = target.fetch_manifest(selector).await?;
     if desc.is_index() {
-        return Err(Error::InvalidInput(format!(
-            "`{selector}` in {} is an image index, not a model manifest",
-            target.describe()
-        )));
+        return Err(Error::NotAModel { selector: selector.to_string(), target: target.describe(), note: "" });
     }
     let manifest = Manifest::parse(&bytes, &format!("manifest {} in {}", desc.digest, target.describe()))?;
     Ok((desc, manifest))

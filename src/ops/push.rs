@@ -83,7 +83,7 @@ pub fn pack(
     let options = &options;
     let model = folder::scan(path, &options.scan)?;
     if model.files.is_empty() {
-        return Err(Error::InvalidInput(format!("{}: no files to push", path.display())));
+        return Err(Error::LocalFile { path: path.to_path_buf(), reason: "no files to push".into() });
     }
     let threads = options.threads.unwrap_or_else(folder::default_threads);
     let cache = options.cache.as_deref();
@@ -201,9 +201,7 @@ pub async fn push(
     if let Some(expected) = &reference.digest {
         let actual = Digest::of(&packed.manifest_bytes);
         if &actual != expected {
-            return Err(Error::InvalidInput(format!(
-                "the packed manifest is {actual}, not the {expected} the reference names"
-            )));
+            return Err(Error::ReferenceDigestMismatch { actual, expected: expected.clone() });
         }
     }
     // A model.sig that does not list exactly these files would be refused after the upload,

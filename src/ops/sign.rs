@@ -218,7 +218,7 @@ pub async fn sign_components(
 ) -> Result<ComponentSignReport> {
     use crate::sign::components::{self as component_statement, SignedComponent};
     if patterns.is_empty() {
-        return Err(crate::Error::InvalidInput("--component needs at least one glob".into()));
+        return Err(crate::Error::InvalidArguments("--component needs at least one glob".into()));
     }
     let (desc, manifest) = fetch_model_manifest(target, selector).await?;
     let all = components::components(&manifest, &format!("manifest {}", desc.digest))?;

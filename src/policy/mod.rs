@@ -99,12 +99,12 @@ impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> crate::Result<Policy> {
         let text = parse::read_text(path)
-            .map_err(|e| crate::Error::InvalidInput(format!("policy {}: {e}", path.display())))?;
+            .map_err(|e| crate::Error::InvalidPolicy { path: path.to_path_buf(), reason: e.to_string() })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         parse::parse(&text, &base, &parse::read_text)
             .map(|(signers, rules)| Policy { path: path.to_path_buf(), signers, rules })
-            .map_err(|e| crate::Error::InvalidInput(format!("policy {}: {e}", path.display())))
+            .map_err(|e| crate::Error::InvalidPolicy { path: path.to_path_buf(), reason: e.to_string() })
     }
 
     /// Parses policy text; `read` reads the files it names (relative to `base`).

@@ -100,7 +100,7 @@ mod tests {
         }
         let e = b.fetch().unwrap_err().to_string();
         assert!(e.contains("more than 3 referrer manifests") && e.contains(&subject.digest.to_string()), "{e}");
-        let cause = Error::InvalidInput("HTTP 503".into());
+        let cause = Error::Internal("HTTP 503".into());
         b.failed(&cause).unwrap();
         let e = b.failed(&cause).unwrap_err().to_string();
         assert!(e.contains("more than 1 referrers could not be fetched") && e.contains("HTTP 503"), "{e}");

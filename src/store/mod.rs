@@ -247,10 +247,9 @@ impl Target {
     /// registry without the referrers API gets one fallback-index update for all of them.
     pub async fn push_referrers(&self, referrers: &[(&[u8], &Manifest)]) -> Result<Vec<Descriptor>> {
         let Some(((_, first), rest)) = referrers.split_first() else { return Ok(Vec::new()) };
-        let subject =
-            first.subject.as_ref().ok_or_else(|| Error::InvalidInput("a referrer manifest needs a subject".into()))?;
+        let subject = first.subject.as_ref().ok_or(Error::InvalidReferrers("a referrer manifest needs a subject"))?;
         if rest.iter().any(|(_, m)| m.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest)) {
-            return Err(Error::InvalidInput("referrers pushed together must share their subject".into()));
+            return Err(Error::InvalidReferrers("referrers pushed together must share their subject"));
         }
         match self {
             Target::Registry(r) => r.push_referrers(subject, referrers).await,

@@ -273,7 +273,7 @@ pub fn unpack(
 }
 
 fn split(path: &Path) -> Result<(&Path, &str)> {
-    let bad = || Error::InvalidInput(format!("{}: not a usable staging folder name", path.display()));
+    let bad = || Error::LocalFile { path: path.to_path_buf(), reason: "not a usable staging folder name".into() };
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
     let parent = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).ok_or_else(bad)?;
     Ok((parent, name))

@@ -110,10 +110,10 @@ impl OutputDir {
             unreachable!("parent() with create never returns None")
         };
         if !partial.is_still_in_place() {
-            return Err(Error::InvalidInput(format!(
-                "{}: the checked download was replaced while being put in place; nothing written",
-                full.display()
-            )));
+            return Err(Error::LocalFile {
+                path: full,
+                reason: "the checked download was replaced while being put in place; nothing written".into(),
+            });
         }
         self.partial.rename(partial.name(), &parent, leaf).map_err(|e| Error::io(&full, e))?;
         partial.placed();

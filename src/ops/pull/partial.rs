@@ -305,7 +305,7 @@ async fn transfer(
     .await;
     drop(tx);
     let (writer_hasher, write_result) =
-        writer.await.map_err(|e| Error::InvalidInput(format!("{label}: the writer thread failed: {e}")))?;
+        writer.await.map_err(|e| Error::Internal(format!("{label}: the writer thread failed: {e}")))?;
     *hasher = writer_hasher;
     write_result?;
     read_result

@@ -181,10 +181,10 @@ pub fn pick_components(all: Vec<Component>, paths: &[String]) -> Result<Vec<Comp
     }
     let mut out = Vec::new();
     for p in paths {
-        let c = all
-            .iter()
-            .find(|c| &c.path == p)
-            .ok_or_else(|| Error::InvalidInput(format!("`{p}` is not a component of the model")))?;
+        let c = all.iter().find(|c| &c.path == p).ok_or_else(|| Error::NoSuchComponent {
+            pattern: p.to_string(),
+            reason: "is not a component of the model",
+        })?;
         out.push(c.clone());
     }
     Ok(out)

@@ -49,10 +49,7 @@ impl Registry {
     /// Streams a blob from `offset` on (a Range request past 0); the bytes are not checked.
     pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
         if offset > desc.size {
-            return Err(Error::InvalidInput(format!(
-                "cannot resume blob {} at byte {offset}: it has {} bytes",
-                desc.digest, desc.size
-            )));
+            return Err(Error::ResumeOutOfRange { digest: desc.digest.clone(), offset, size: desc.size });
         }
         if offset == desc.size && offset > 0 {
             return Ok(Box::pin(io::Cursor::new(Vec::new())));

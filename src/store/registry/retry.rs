@@ -206,7 +206,7 @@ mod tests {
     async fn run_stops_after_max_attempts() {
         let p = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), ..RetryPolicy::default() };
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let busy = || Failure::Transient { error: Error::InvalidInput("busy".into()), retry_after: None };
+        let busy = || Failure::Transient { error: Error::Internal("busy".into()), retry_after: None };
         let r: Result<(), Error> = run(&p, &crate::progress::NoProgress, |_| {
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async { Err(busy()) }

@@ -26,7 +26,7 @@ pub(crate) fn client_config(ca_files: &[PathBuf]) -> Result<Option<rustls::Clien
     }
     let cas = ca_certificates(ca_files)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let unusable = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("CA files: {e}"));
+    let unusable = |e: &dyn std::fmt::Display| Error::InvalidCaFile { path: None, reason: e.to_string() };
     let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(cas.clone(), provider.clone())
         .map_err(|e| unusable(&e))?;
     let verifier = CaFiles { platform, cas };
@@ -47,7 +47,7 @@ const MAX_CA_FILE: u64 = 4 << 20;
 /// The certificates of the CA files (PEM, any number of certificates each), each checked to
 /// be a usable trust anchor. Errors name the file.
 fn ca_certificates(files: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>> {
-    let bad = |path: &Path, reason: String| Error::InvalidInput(format!("CA file {}: {reason}", path.display()));
+    let bad = |path: &Path, reason: String| Error::InvalidCaFile { path: Some(path.to_path_buf()), reason };
     let mut certificates = Vec::new();
     for path in files {
         let pem = crate::local_fs::read_capped(path, MAX_CA_FILE, "CA file").map_err(|e| match e {
