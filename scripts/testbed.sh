@@ -91,10 +91,9 @@ mirror_uri() {
   [[ -n "$uri" ]] || die "cannot find the Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
   printf '%s' "$uri"
 }
-debs_key="${DEBS[*]}"
-if stamp_ok debs "$debs_key" && [[ -x "$ROOT/usr/bin/oras" && -x "$ROOT/usr/bin/cosign" && -x "$ROOT/usr/lib/go-1.23/bin/go" ]]; then
-  :
-else
+# private_apt_init: $APTDIR with its own sources.list (bookworm-backports, trixie, sid), the
+# PAPT command (apt-get on that state only) and fresh-enough package lists.
+private_apt_init() {
   APTDIR="$TB/apt"
   mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$TB/debs"
   uri="$(mirror_uri)"
@@ -118,6 +117,12 @@ else
     log "private apt update (bookworm-backports, trixie, sid)"
     "${PAPT[@]}" update >"$TB/apt-private-update.log" 2>&1 || { tail -20 "$TB/apt-private-update.log" >&2; die "private apt-get update failed"; }
   fi
+}
+debs_key="${DEBS[*]}"
+if stamp_ok debs "$debs_key" && [[ -x "$ROOT/usr/bin/oras" && -x "$ROOT/usr/bin/cosign" && -x "$ROOT/usr/lib/go-1.23/bin/go" ]]; then
+  :
+else
+  private_apt_init
   log "downloading ${#DEBS[@]} packages from newer suites"
   rm -f "$TB/debs/"*.deb
   if ! (cd "$TB/debs" && "${PAPT[@]}" download "${DEBS[@]}" >"$TB/apt-private-download.log" 2>&1); then
@@ -156,6 +161,83 @@ else
   done
   stamp_set go "$go_key"
 fi
+
+# ---------------------------------------------------------------------------
+# 3b. A local Sigstore stack for the keyless tests (issue 7): Fulcio, Rekor v2 (rekor-tiles, its
+#     POSIX back end) and the timestamp authority, built from Debian sid's Go source packages with
+#     sid's Go, plus cosign 3 (sid's binary package) as the peer that signs and verifies keyless.
+#     testdata/sigstore-stack/debs.txt lists the packages; shims/ stands in for the few imports
+#     Debian does not package (see its README.md). Build log: $TB/sigstore/build.log.
+# ---------------------------------------------------------------------------
+SIG="$TB/sigstore"
+SIG_SRC="$REPO/testdata/sigstore-stack"
+mapfile -t SIG_DEBS < <(grep -v '^#' "$SIG_SRC/debs.txt" | grep .)
+sig_key="$({ echo tsa-metrics-on-loopback; cat "$SIG_SRC/debs.txt"; find "$SIG_SRC/shims" -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
+SIG_BINS=(fulcio rekor-tiles-server timestamp-server cosign3)
+sig_ready() { local b; for b in "${SIG_BINS[@]}"; do [[ -x "$SIG/bin/$b" ]] || return 1; done; }
+if stamp_ok sigstore "$sig_key" && sig_ready; then
+  :
+else
+  private_apt_init
+  SROOT="$SIG/root"
+  rm -rf "$SROOT" "$SIG/debs" "$SIG/bin" "$SIG/shims-gopath"
+  mkdir -p "$SROOT" "$SIG/debs" "$SIG/bin"
+  : >"$SIG/build.log"
+  # sig_fetch PKG...: download into $SIG/debs and unpack into $SROOT
+  sig_fetch() {
+    if ! (cd "$SIG/debs" && "${PAPT[@]}" download "$@" >>"$SIG/build.log" 2>&1); then
+      log "sigstore: download failed; refreshing the private package lists"
+      "${PAPT[@]}" update >"$TB/apt-private-update.log" 2>&1 || { tail -20 "$TB/apt-private-update.log" >&2; die "private apt-get update failed"; }
+      (cd "$SIG/debs" && "${PAPT[@]}" download "$@" >>"$SIG/build.log" 2>&1) \
+        || { tail -20 "$SIG/build.log" >&2; die "sigstore: apt-get download failed (see $SIG/build.log)"; }
+    fi
+    local deb
+    for deb in "$SIG/debs/"*.deb; do dpkg-deb -x "$deb" "$SROOT"; done
+    rm -f "$SIG/debs/"*.deb
+  }
+  # sig_go NAME GOPATH PACKAGE: one `go build` (GOPATH mode, offline, niced: the cores are shared)
+  sig_go() {
+    log "go build $1 (sigstore stack)"
+    echo "== go build $1 ($3)" >>"$SIG/build.log"
+    (cd "$SROOT" &&
+      nice -n 10 env GOROOT="$SROOT/usr/lib/go-1.27" GO111MODULE=off GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
+        GOPATH="$2" GOCACHE="$TB/gocache" CGO_ENABLED=0 \
+        "$SROOT/usr/lib/go-1.27/bin/go" build -trimpath -o "$SIG/bin/$1.tmp" "$3") >>"$SIG/build.log" 2>&1 \
+      && mv -f "$SIG/bin/$1.tmp" "$SIG/bin/$1"
+  }
+  sig_build() {
+    local gocode="$SROOT/usr/share/gocode"
+    cp -r "$SIG_SRC/shims/overlay/." "$gocode/src/"
+    # The timestamp server serves metrics on a fixed ":2112" (no flag): every test's TSA would
+    # fight for it. Bind it to a free loopback port instead (the tests read no metrics).
+    local prom="$gocode/src/github.com/sigstore/timestamp-authority/v2/pkg/server/prometheus.go"
+    if grep -q 'Addr: *":2112"' "$prom"; then
+      sed -i 's/Addr: *":2112"/Addr: "127.0.0.1:0"/' "$prom"
+    else
+      log "sigstore: WARNING: $prom no longer says \":2112\"; parallel timestamp servers may collide"
+    fi
+    rm -rf "$SIG/shims-gopath"; mkdir -p "$SIG/shims-gopath"; cp -r "$SIG_SRC/shims/gopath/src" "$SIG/shims-gopath/"
+    # Fulcio alone sees the shims first (go-grpc-middleware v1 there; rekor-tiles needs Debian's v2).
+    sig_go fulcio "$SIG/shims-gopath:$gocode" github.com/sigstore/fulcio &&
+      sig_go rekor-tiles-server "$gocode" github.com/sigstore/rekor-tiles/cmd/rekor-server/posix &&
+      sig_go timestamp-server "$gocode" github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
+  }
+  log "sigstore: downloading ${#SIG_DEBS[@]} packages from sid (Go 1.27, cosign 3, Go sources)"
+  sig_fetch "${SIG_DEBS[@]}"
+  if ! sig_build; then
+    log "sigstore: build failed with the listed packages (sid moved on?); adding their whole Depends closure"
+    mapfile -t closure < <(apt-cache "${PAPT[@]:1}" depends --recurse --no-recommends --no-suggests \
+        --no-conflicts --no-breaks --no-replaces --no-enhances "${SIG_DEBS[@]%%/*}" 2>/dev/null \
+      | grep -E '^golang-.+-dev$' | sort -u)
+    sig_fetch "${closure[@]}"
+    sig_build || { tail -40 "$SIG/build.log" >&2; die "sigstore stack: go build failed (see $SIG/build.log)"; }
+  fi
+  cp "$SROOT/usr/bin/cosign" "$SIG/bin/cosign3.tmp" && mv -f "$SIG/bin/cosign3.tmp" "$SIG/bin/cosign3"
+  "$SIG/bin/cosign3" version >>"$SIG/build.log" 2>&1 || die "cosign 3 (sid) does not run here"
+  rm -rf "$SROOT" "$SIG/debs" "$SIG/shims-gopath" # ~1 GB of sources; the binaries are what is kept
+  stamp_set sigstore "$sig_key"
+fi
+for b in "${SIG_BINS[@]}"; do ln -sfn "../sigstore/bin/$b" "$TB/bin/$b"; done
 
 # ---------------------------------------------------------------------------
 # 4. Python venv: model_signing (OpenSSF reference signer), pyopenssl it needs, cryptography
@@ -228,7 +310,8 @@ EOF
 mv -f "$TB/env.tmp" "$TB/env"
 
 # Quick sanity check of every tool (cheap; catches a half-installed tree).
-for tool in softhsm2-util pkcs11-tool docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing"; do
+for tool in softhsm2-util pkcs11-tool docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing" \
+  "$TB/bin/fulcio" "$TB/bin/rekor-tiles-server" "$TB/bin/timestamp-server" "$TB/bin/cosign3"; do
   command -v "$tool" >/dev/null 2>&1 || die "missing after install: $tool"
 done
 log "ready in $TB (source $TB/env)"

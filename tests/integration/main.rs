@@ -23,6 +23,7 @@ mod registry_target;
 mod sign_interop;
 mod signing_attacks;
 mod signing_registry;
+mod sigstore_stack;
 mod testbed_smoke;
 mod tls;
 mod transport_layout;

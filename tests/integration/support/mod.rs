@@ -13,6 +13,7 @@ pub mod peers;
 pub mod proxy;
 pub mod registry;
 pub mod signing;
+pub mod sigstore_stack;
 pub mod softhsm;
 pub mod testbed;
 

@@ -1,0 +1,3 @@
+module chainguard.dev/go-grpc-kit
+
+go 1.24

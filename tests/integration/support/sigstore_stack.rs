@@ -1,0 +1,418 @@
+//! A real local Sigstore stack on loopback for the keyless tests (issue 7): an OIDC issuer
+//! (scripts/oidc-issuer.py), Fulcio with an ephemeral CA, Rekor v2 (rekor-tiles, POSIX storage)
+//! and the RFC 3161 timestamp authority, each built by scripts/testbed.sh from Debian sid's Go
+//! sources; plus the `trusted_root.json` and `signing_config.v0.2.json` that point at them.
+//!
+//! ```ignore
+//! let tb = require_testbed!();
+//! let Some(stack) = sigstore_stack::start(&tb) else { return }; // skipped loudly, see start()
+//! let token = stack.github_token(sigstore_stack::DEFAULT_WORKFLOW, "sigstore");
+//! // sign with --identity-token token --signing-config stack.signing_config_path, verify with
+//! // --trusted-root stack.trusted_root_path --certificate-identity stack.github_identity(..)
+//! // --certificate-oidc-issuer stack.oidc_issuer
+//! ```
+//!
+//! There is no certificate-transparency log (it needs Trillian and a database): Fulcio's
+//! certificates carry no SCT and the trusted root has no `ctlogs`. Everything is killed when the
+//! [`Stack`] is dropped; each test gets its own stack, keys and ports.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::http::form_urlencoded;
+use super::peers::run_ok;
+use super::testbed::{REQUIRE_ENV, Testbed, repo_root};
+
+/// What scripts/testbed.sh puts in `<testbed>/bin` for the stack (`cosign3` is sid's cosign 3).
+pub const BINARIES: [&str; 4] = ["fulcio", "rekor-tiles-server", "timestamp-server", "cosign3"];
+
+/// The `job_workflow_ref` of [`Stack::github_token`]'s usual caller: a release workflow.
+pub const DEFAULT_WORKFLOW: &str = "modelsign-test/models/.github/workflows/release.yml@refs/heads/main";
+
+/// The `validFor.start` of every authority in the trusted root the stack writes.
+const VALID_FROM: &str = "2020-01-01T00:00:00Z";
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running stack. URLs are `http://127.0.0.1:PORT` without a trailing slash.
+pub struct Stack {
+    /// Fulcio (REST `/api/v2/signingCert`, `/api/v2/trustBundle`; gRPC on the same port).
+    pub fulcio_url: String,
+    /// Rekor v2 (`POST /api/v2/log/entries`). Its checkpoint origin is `127.0.0.1`.
+    pub rekor_url: String,
+    /// The timestamp authority's base URL (certificate chain at `/api/v1/timestamp/certchain`).
+    pub tsa_url: String,
+    /// Where RFC 3161 requests go: `{tsa_url}/api/v1/timestamp`.
+    pub tsa_timestamp_url: String,
+    /// The GitHub-Actions-like issuer (`iss` of [`Stack::github_token`]); Fulcio trusts it as a
+    /// `github-workflow` issuer.
+    pub oidc_issuer: String,
+    /// The email issuer (`iss` of [`Stack::token`]): `{oidc_issuer}/email`, a Fulcio `email` issuer.
+    pub oidc_email_issuer: String,
+    /// Sigstore trusted root v0.1: Fulcio's CA chain, the Rekor key and log ID, the TSA chain.
+    pub trusted_root_path: PathBuf,
+    /// Sigstore signing config v0.2: Fulcio (v1 API), Rekor (v2 API), the TSA, and the GitHub-like
+    /// issuer as the OIDC provider (sigstore-python refuses a config without one).
+    pub signing_config_path: PathBuf,
+    /// The Rekor log's public key (PEM).
+    pub rekor_public_key_path: PathBuf,
+    trusted_root: Value,
+    oidc_addr: String,
+    procs: Vec<Proc>,
+    dir: TempDir,
+}
+
+/// Starts the stack, or returns `None` (after printing `*** SKIPPED …`) when the test bed has
+/// no stack binaries; with `MODELSIGN_REQUIRE_TESTBED=1` a missing binary is a panic instead.
+pub fn start(tb: &Testbed) -> Option<Stack> {
+    if let Some(missing) = BINARIES.iter().find(|b| !tb.bin_dir().join(b).is_file()) {
+        let why = format!(
+            "{} is missing (scripts/testbed.sh builds the Sigstore stack)",
+            tb.bin_dir().join(missing).display()
+        );
+        let test = super::testbed::current_test_name();
+        if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1" || v == "true") {
+            panic!("{test} needs the local Sigstore stack and {REQUIRE_ENV}=1: {why}");
+        }
+        let _ = writeln!(std::io::stderr().lock(), "*** SKIPPED: {test} needs the local Sigstore stack: {why} ***");
+        return None;
+    }
+    Some(Stack::start(tb))
+}
+
+impl Stack {
+    fn start(tb: &Testbed) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut procs = Vec::new();
+
+        // 1. The OIDC issuer: it says where it listens.
+        let mut oidc = Command::new(tb.python());
+        oidc.arg(repo_root().join("scripts/oidc-issuer.py")).args(["--addr", "127.0.0.1:0"]);
+        let mut oidc = Proc::spawn("oidc-issuer", oidc, dir.path().join("oidc-issuer.log"));
+        let oidc_issuer = oidc.wait_for_line("listening on ", deadline);
+        let oidc_addr = oidc_issuer.trim_start_matches("http://").to_string();
+        let oidc_email_issuer = format!("{oidc_issuer}/email");
+        procs.push(oidc);
+
+        // 2. Fulcio: ephemeral CA, both issuers trusted, no CT log, gRPC and HTTP on one port.
+        let fulcio_config = dir.path().join("fulcio-config.json");
+        let config = json!({"OIDCIssuers": {
+            &oidc_issuer: {"IssuerURL": &oidc_issuer, "ClientID": "sigstore", "Type": "github-workflow"},
+            &oidc_email_issuer: {"IssuerURL": &oidc_email_issuer, "ClientID": "sigstore", "Type": "email"},
+        }});
+        std::fs::write(&fulcio_config, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let fulcio_port = free_port().to_string();
+        let mut fulcio = tb.command("fulcio");
+        fulcio
+            .args(["serve", "--ca", "ephemeralca", "--ct-log-url", "", "--log_type", "dev"])
+            .arg("--config-path")
+            .arg(&fulcio_config)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &fulcio_port,
+                "--grpc-host",
+                "127.0.0.1",
+                "--grpc-port",
+                &fulcio_port,
+            ])
+            .current_dir(dir.path());
+        let fulcio_addr = format!("127.0.0.1:{fulcio_port}");
+        procs.push(Proc::spawn("fulcio", fulcio, dir.path().join("fulcio.log")));
+
+        // 3. The timestamp authority, with an in-memory signer and its own certificate chain.
+        let tsa_port = free_port().to_string();
+        let mut tsa = tb.command("timestamp-server");
+        tsa.args(["serve", "--host", "127.0.0.1", "--port", &tsa_port, "--disable-ntp-monitoring"])
+            .args(["--timestamp-signer", "memory"])
+            .current_dir(dir.path());
+        let tsa_addr = format!("127.0.0.1:{tsa_port}");
+        procs.push(Proc::spawn("timestamp-server", tsa, dir.path().join("timestamp-server.log")));
+
+        // 4. Rekor v2 with a P-256 log key made here and tiles on disk.
+        let rekor_key = dir.path().join("rekor-key.pem");
+        let rekor_public_key_path = dir.path().join("rekor-pub.pem");
+        run_ok(
+            tb.command("openssl")
+                .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+                .arg(&rekor_key),
+        );
+        run_ok(
+            tb.command("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(&rekor_key)
+                .arg("-out")
+                .arg(&rekor_public_key_path),
+        );
+        let rekor_spki =
+            run_ok(tb.command("openssl").args(["pkey", "-pubout", "-outform", "DER", "-in"]).arg(&rekor_key)).stdout;
+        let tiles = dir.path().join("rekor-tiles");
+        std::fs::create_dir(&tiles).unwrap();
+        let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+        let mut rekor = tb.command("rekor-tiles-server");
+        rekor
+            .args(["serve", "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", "--hostname", "127.0.0.1"])
+            .args(["--http-port", &http_port.to_string(), "--grpc-port", &grpc_port.to_string()])
+            .args(["--http-metrics-port", &metrics_port.to_string(), "--checkpoint-interval", "1s"])
+            .arg("--signer-filepath")
+            .arg(&rekor_key)
+            .arg("--storage-dir")
+            .arg(&tiles)
+            .current_dir(dir.path());
+        let rekor_addr = format!("127.0.0.1:{http_port}");
+        procs.push(Proc::spawn("rekor-tiles-server", rekor, dir.path().join("rekor.log")));
+
+        // Wait until each answers (a dead process fails at once with its log).
+        for (i, (addr, path)) in [
+            (1, (&fulcio_addr, "/api/v2/trustBundle")),
+            (2, (&tsa_addr, "/api/v1/timestamp/certchain")),
+            (3, (&rekor_addr, "/healthz")),
+        ] {
+            procs[i].wait_http_ok(addr, path, deadline);
+        }
+
+        let fulcio_url = format!("http://{fulcio_addr}");
+        let tsa_url = format!("http://{tsa_addr}");
+        let rekor_url = format!("http://{rekor_addr}");
+
+        // The trusted root, from what the servers say their chains are.
+        let bundle: Value =
+            serde_json::from_str(&http_get_ok(&fulcio_addr, "/api/v2/trustBundle")).expect("Fulcio trust bundle JSON");
+        let ca_pems: String = bundle["chains"][0]["certificates"]
+            .as_array()
+            .expect("Fulcio trust bundle: chains[0].certificates")
+            .iter()
+            .map(|c| c.as_str().expect("PEM string").to_string())
+            .collect();
+        let tsa_pems = http_get_ok(&tsa_addr, "/api/v1/timestamp/certchain");
+        let b64 = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
+        let chain = |pems: &str| -> Value {
+            let certs: Vec<Value> = pem::parse_many(pems)
+                .expect("PEM certificates")
+                .iter()
+                .map(|p| json!({"rawBytes": b64(p.contents())}))
+                .collect();
+            assert!(!certs.is_empty(), "no certificates in {pems:?}");
+            json!({"certificates": certs})
+        };
+        use sha2::Digest as _;
+        let trusted_root = json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{
+                "baseUrl": &rekor_url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(&rekor_spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": VALID_FROM}},
+                "logId": {"keyId": b64(&sha2::Sha256::digest(&rekor_spki))},
+            }],
+            "certificateAuthorities": [{
+                "subject": {"organization": "sigstore", "commonName": "sigstore"},
+                "uri": &fulcio_url,
+                "certChain": chain(&ca_pems),
+                "validFor": {"start": VALID_FROM},
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": [{
+                "subject": {"organization": "local", "commonName": "Test TSA"},
+                "uri": &tsa_url,
+                "certChain": chain(&tsa_pems),
+                "validFor": {"start": VALID_FROM},
+            }],
+        });
+        let trusted_root_path = dir.path().join("trusted_root.json");
+        std::fs::write(&trusted_root_path, serde_json::to_vec_pretty(&trusted_root).unwrap()).unwrap();
+
+        let tsa_timestamp_url = format!("{tsa_url}/api/v1/timestamp");
+        let service = |url: &str, version: u32| json!({"url": url, "majorApiVersion": version, "validFor": {"start": VALID_FROM}, "operator": "modelsign-test"});
+        let signing_config = json!({
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [service(&fulcio_url, 1)],
+            "oidcUrls": [service(&oidc_issuer, 1)],
+            "rekorTlogUrls": [service(&rekor_url, 2)],
+            "rekorTlogConfig": {"selector": "ANY"},
+            "tsaUrls": [service(&tsa_timestamp_url, 1)],
+            "tsaConfig": {"selector": "ANY"},
+        });
+        let signing_config_path = dir.path().join("signing_config.v0.2.json");
+        std::fs::write(&signing_config_path, serde_json::to_vec_pretty(&signing_config).unwrap()).unwrap();
+
+        Stack {
+            fulcio_url,
+            rekor_url,
+            tsa_url,
+            tsa_timestamp_url,
+            oidc_issuer,
+            oidc_email_issuer,
+            trusted_root_path,
+            signing_config_path,
+            rekor_public_key_path,
+            trusted_root,
+            oidc_addr,
+            procs,
+            dir,
+        }
+    }
+
+    /// A token shaped like the one GitHub Actions gives a job with `id-token: write`, for the
+    /// workflow `job_workflow_ref` (`OWNER/REPO/.github/workflows/W.yml@REF`): `iss` is
+    /// [`Stack::oidc_issuer`], `sub` `repo:OWNER/REPO:ref:REF`, plus `job_workflow_ref`,
+    /// `repository`, `ref`, `sha`, `workflow_ref`, `event_name`, `run_id`, … Fulcio certifies
+    /// it as [`Stack::github_identity`]`(job_workflow_ref)`. Valid for 10 minutes.
+    pub fn github_token(&self, job_workflow_ref: &str, aud: &str) -> String {
+        self.token_with("/token", &[("job_workflow_ref", job_workflow_ref), ("aud", aud)])
+    }
+
+    /// A plain token from the email issuer ([`Stack::oidc_email_issuer`]): `sub` and a verified
+    /// `email` are both `sub`, which Fulcio certifies as the identity.
+    pub fn token(&self, sub: &str, aud: &str) -> String {
+        self.token_with("/email/token", &[("sub", sub), ("aud", aud)])
+    }
+
+    /// Any token the issuer mints: `path` is `/token` or `/email/token`, `query` what
+    /// scripts/oidc-issuer.py takes (`exp_in=-60` for an expired one, `iss=…`, `kind=plain`, …).
+    pub fn token_with(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let body = http_get_ok(&self.oidc_addr, &format!("{path}?{}", form_urlencoded(query)));
+        body.trim().to_string()
+    }
+
+    /// The certificate identity (SAN URI) Fulcio gives a GitHub workflow: what
+    /// `--certificate-identity` pins.
+    pub fn github_identity(job_workflow_ref: &str) -> String {
+        format!("https://github.com/{job_workflow_ref}")
+    }
+
+    /// The trusted root as JSON, for tests that write a changed copy (an expired CA, …).
+    pub fn trusted_root(&self) -> &Value {
+        &self.trusted_root
+    }
+
+    /// A scratch folder that lives as long as the stack.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Every server's log so far, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.procs.iter().map(|p| format!("--- {} ---\n{}\n", p.name, p.log_text())).collect()
+    }
+}
+
+/// A port that was free a moment ago (the servers that need one named up front get it).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
+
+/// One blocking HTTP/1.1 GET on loopback; panics unless the answer is 200. Returns the body.
+fn http_get_ok(addr: &str, path: &str) -> String {
+    let (status, body) = http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path}: no answer"));
+    assert_eq!(status, 200, "GET http://{addr}{path}: {status}: {body}");
+    body
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.get(9..12)?.parse().ok()?;
+    // Chunked bodies (Go sends them for large answers without a length) are reassembled.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
+/// A server process whose output goes to a log file; killed on drop.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
+        let out = File::create(&log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { name: name.to_string(), child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited ({status}) while starting; log:\n{}", self.name, self.log_text());
+        }
+    }
+
+    /// Waits for a log line starting with `prefix`; returns the rest of that line.
+    fn wait_for_line(&mut self, prefix: &str, deadline: Instant) -> String {
+        loop {
+            if let Some(rest) = self.log_text().lines().find_map(|l| l.strip_prefix(prefix).map(str::to_string)) {
+                return rest.trim().to_string();
+            }
+            self.check_alive();
+            assert!(
+                Instant::now() < deadline,
+                "{} did not print {prefix:?} in time; log:\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `GET path` answers 200.
+    fn wait_http_ok(&mut self, addr: &str, path: &str, deadline: Instant) {
+        loop {
+            if matches!(http_get(addr, path), Some((200, _))) {
+                return;
+            }
+            self.check_alive();
+            assert!(
+                Instant::now() < deadline,
+                "{} at {addr} did not answer GET {path} with 200 in time; log:\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
