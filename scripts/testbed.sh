@@ -165,22 +165,24 @@ fi
 # ---------------------------------------------------------------------------
 # 3b. A local Sigstore stack for the keyless tests (issue 7): Fulcio, Rekor v2 (rekor-tiles, its
 #     POSIX back end) and the timestamp authority, built from Debian sid's Go source packages with
-#     sid's Go, plus cosign 3 (sid's binary package) as the peer that signs and verifies keyless.
+#     sid's Go; a certificate-transparency log for Fulcio's SCTs (our testdata/sigstore-stack/
+#     ct-log/main.go: Trillian with its in-memory storage + certificate-transparency-go's CTFE);
+#     cosign 3 (sid's binary package) as the peer that signs and verifies keyless.
 #     testdata/sigstore-stack/debs.txt lists the packages; shims/ stands in for the few imports
 #     Debian does not package (see its README.md). Build log: $TB/sigstore/build.log.
 # ---------------------------------------------------------------------------
 SIG="$TB/sigstore"
 SIG_SRC="$REPO/testdata/sigstore-stack"
 mapfile -t SIG_DEBS < <(grep -v '^#' "$SIG_SRC/debs.txt" | grep .)
-sig_key="$({ echo tsa-metrics-on-loopback; cat "$SIG_SRC/debs.txt"; find "$SIG_SRC/shims" -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
-SIG_BINS=(fulcio rekor-tiles-server timestamp-server cosign3)
+sig_key="$({ echo tsa-metrics-on-loopback; cat "$SIG_SRC/debs.txt"; find "$SIG_SRC/shims" "$SIG_SRC/ct-log" -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
+SIG_BINS=(fulcio rekor-tiles-server timestamp-server ct-log cosign3)
 sig_ready() { local b; for b in "${SIG_BINS[@]}"; do [[ -x "$SIG/bin/$b" ]] || return 1; done; }
 if stamp_ok sigstore "$sig_key" && sig_ready; then
   :
 else
   private_apt_init
   SROOT="$SIG/root"
-  rm -rf "$SROOT" "$SIG/debs" "$SIG/bin" "$SIG/shims-gopath"
+  rm -rf "$SROOT" "$SIG/debs" "$SIG/bin" "$SIG/shims-gopath" "$SIG/ct-gopath"
   mkdir -p "$SROOT" "$SIG/debs" "$SIG/bin"
   : >"$SIG/build.log"
   # sig_fetch PKG...: download into $SIG/debs and unpack into $SROOT
@@ -220,7 +222,10 @@ else
     # Fulcio alone sees the shims first (go-grpc-middleware v1 there; rekor-tiles needs Debian's v2).
     sig_go fulcio "$SIG/shims-gopath:$gocode" github.com/sigstore/fulcio &&
       sig_go rekor-tiles-server "$gocode" github.com/sigstore/rekor-tiles/cmd/rekor-server/posix &&
-      sig_go timestamp-server "$gocode" github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
+      sig_go timestamp-server "$gocode" github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server &&
+      rm -rf "$SIG/ct-gopath" && mkdir -p "$SIG/ct-gopath/src/modelsign-testbed" &&
+      cp -r "$SIG_SRC/ct-log" "$SIG/ct-gopath/src/modelsign-testbed/" &&
+      sig_go ct-log "$SIG/ct-gopath:$gocode" modelsign-testbed/ct-log
   }
   log "sigstore: downloading ${#SIG_DEBS[@]} packages from sid (Go 1.27, cosign 3, Go sources)"
   sig_fetch "${SIG_DEBS[@]}"
@@ -234,7 +239,7 @@ else
   fi
   cp "$SROOT/usr/bin/cosign" "$SIG/bin/cosign3.tmp" && mv -f "$SIG/bin/cosign3.tmp" "$SIG/bin/cosign3"
   "$SIG/bin/cosign3" version >>"$SIG/build.log" 2>&1 || die "cosign 3 (sid) does not run here"
-  rm -rf "$SROOT" "$SIG/debs" "$SIG/shims-gopath" # ~1 GB of sources; the binaries are what is kept
+  rm -rf "$SROOT" "$SIG/debs" "$SIG/shims-gopath" "$SIG/ct-gopath" # ~1 GB of sources; the binaries are what is kept
   stamp_set sigstore "$sig_key"
 fi
 for b in "${SIG_BINS[@]}"; do ln -sfn "../sigstore/bin/$b" "$TB/bin/$b"; done
@@ -311,7 +316,7 @@ mv -f "$TB/env.tmp" "$TB/env"
 
 # Quick sanity check of every tool (cheap; catches a half-installed tree).
 for tool in softhsm2-util pkcs11-tool docker-registry skopeo htpasswd "$TB/bin/oras" "$TB/bin/cosign" "$TB/bin/gcr-registry" "$TB/bin/cue-registry" "$TB/bin/model_signing" \
-  "$TB/bin/fulcio" "$TB/bin/rekor-tiles-server" "$TB/bin/timestamp-server" "$TB/bin/cosign3"; do
+  "$TB/bin/fulcio" "$TB/bin/rekor-tiles-server" "$TB/bin/timestamp-server" "$TB/bin/ct-log" "$TB/bin/cosign3"; do
   command -v "$tool" >/dev/null 2>&1 || die "missing after install: $tool"
 done
 log "ready in $TB (source $TB/env)"

@@ -1,7 +1,9 @@
-//! The local Sigstore stack (support/sigstore_stack.rs) proven with a real peer: cosign 3 signs
-//! keyless against it (Fulcio certificate, Rekor v2 entry, RFC 3161 timestamp) with tokens from
-//! the local OIDC issuer and verifies with the stack's trusted root; the servers refuse what they
-//! must (a token for another audience, an expired one, one from an issuer Fulcio does not trust).
+//! The local Sigstore stack (support/sigstore_stack.rs) proven with real peers: cosign 3 and
+//! model_signing sign keyless against it (Fulcio certificate with an SCT, Rekor v2 entry, RFC 3161
+//! timestamp) with tokens from the local OIDC issuer and verify with the stack's trusted root, and
+//! so does modelsign (`verify-blob`, `verify DIR`) — "modelsign accepts theirs" of issue 7. The
+//! servers refuse what they must (a token for another audience, an expired one, one from an
+//! issuer Fulcio does not trust).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -25,7 +27,7 @@ fn cosign_sign_blob(peers: &Peers, stack: &Stack, token: &str, file: &Path, bund
         .expect("run cosign3")
 }
 
-/// `cosign3 verify-blob` with the stack's trusted root (and no SCT: the stack has no CT log).
+/// `cosign3 verify-blob` with the stack's trusted root (SCT, Rekor v2 entry and timestamp checked).
 fn cosign_verify_blob(
     peers: &Peers,
     trusted_root: &Path,
@@ -36,14 +38,7 @@ fn cosign_verify_blob(
 ) -> Output {
     peers
         .command("cosign3")
-        .args([
-            "verify-blob",
-            "--insecure-ignore-sct",
-            "--certificate-identity",
-            identity,
-            "--certificate-oidc-issuer",
-            issuer,
-        ])
+        .args(["verify-blob", "--certificate-identity", identity, "--certificate-oidc-issuer", issuer])
         .arg("--trusted-root")
         .arg(trusted_root)
         .arg("--bundle")
@@ -51,6 +46,26 @@ fn cosign_verify_blob(
         .arg(file)
         .output()
         .expect("run cosign3")
+}
+
+/// `modelsign verify-blob` with the stack's trusted root.
+fn modelsign_verify_blob(
+    peers: &Peers,
+    stack: &Stack,
+    artifact: &str,
+    bundle: &Path,
+    identity: &str,
+    issuer: &str,
+) -> Output {
+    peers
+        .modelsign()
+        .args(["verify-blob", artifact, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer])
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--trusted-root")
+        .arg(&stack.trusted_root_path)
+        .output()
+        .expect("run modelsign")
 }
 
 fn describe(out: &Output) -> String {
@@ -100,6 +115,16 @@ fn cosign3_signs_keyless_as_a_github_workflow_and_verifies_with_the_stack_truste
     let identity = Stack::github_identity(DEFAULT_WORKFLOW);
     let ok = cosign_verify_blob(&peers, &stack.trusted_root_path, &identity, &stack.oidc_issuer, &file, &bundle);
     assert!(ok.status.success(), "cosign3 verify-blob: {}", describe(&ok));
+
+    // modelsign accepts cosign's keyless bundle, as the file and as its digest.
+    let digest = sha256_digest(&std::fs::read(&file).unwrap());
+    for artifact in [file.to_str().unwrap(), digest.as_str()] {
+        let out = modelsign_verify_blob(&peers, &stack, artifact, &bundle, &identity, &stack.oidc_issuer);
+        assert_eq!(out.status.code(), Some(0), "modelsign verify-blob {artifact}: {}", describe(&out));
+    }
+    let wrong = Stack::github_identity("modelsign-test/models/.github/workflows/release.yml@refs/heads/evil");
+    let out = modelsign_verify_blob(&peers, &stack, file.to_str().unwrap(), &bundle, &wrong, &stack.oidc_issuer);
+    assert_eq!(out.status.code(), Some(3), "modelsign verified for another ref: {}", describe(&out));
 
     // The same bundle does not verify for another workflow, another issuer, or other bytes.
     let other = Stack::github_identity("modelsign-test/models/.github/workflows/other.yml@refs/heads/main");
@@ -186,4 +211,64 @@ fn fulcio_refuses_tokens_for_another_audience_expired_or_from_an_unknown_issuer(
         assert!(stderr_text(&out).contains("Fulcio returned 400"), "{what}: {}", describe(&out));
         assert!(!bundle.exists(), "a bundle was written for a refused token ({what})");
     }
+}
+
+#[test]
+fn model_signing_signs_a_folder_keyless_against_the_stack_and_modelsign_verifies_it() {
+    let tb = require_testbed!();
+    let Some(stack) = sigstore_stack::start(&tb) else { return };
+    let peers = Peers::new(&tb);
+    let model = write_tiny_model(stack.dir(), "model", 4096);
+    let signature = stack.dir().join("model.sig");
+    let token = stack.github_token(DEFAULT_WORKFLOW, "sigstore");
+    let out = peers
+        .model_signing()
+        .args(["sign", "sigstore", "--identity_token", &token])
+        .arg("--trust_config")
+        .arg(&stack.trust_config_path)
+        .arg("--signature")
+        .arg(&signature)
+        .arg(&model)
+        .output()
+        .expect("run model_signing");
+    assert!(out.status.success(), "model_signing sign sigstore: {}\n{}", describe(&out), stack.logs());
+
+    let identity = Stack::github_identity(DEFAULT_WORKFLOW);
+    let out = peers
+        .model_signing()
+        .args(["verify", "sigstore", "--identity", &identity, "--identity_provider", &stack.oidc_issuer])
+        .arg("--trust_config")
+        .arg(&stack.trust_config_path)
+        .arg("--signature")
+        .arg(&signature)
+        .arg(&model)
+        .output()
+        .expect("run model_signing");
+    assert!(out.status.success(), "model_signing verify sigstore: {}", describe(&out));
+
+    let verify = |identity: &str, issuer: &str| {
+        peers
+            .modelsign()
+            .arg("verify")
+            .arg(&model)
+            .arg("--signature")
+            .arg(&signature)
+            .arg("--trusted-root")
+            .arg(&stack.trusted_root_path)
+            .args(["--certificate-identity", identity, "--certificate-oidc-issuer", issuer])
+            .output()
+            .expect("run modelsign")
+    };
+    let out = verify(&identity, &stack.oidc_issuer);
+    assert_eq!(out.status.code(), Some(0), "modelsign verify DIR: {}", describe(&out));
+    let out = verify(&identity, &stack.oidc_email_issuer);
+    assert_eq!(out.status.code(), Some(3), "modelsign verified for another issuer: {}", describe(&out));
+
+    // A changed weights file is caught.
+    let weights = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let out = verify(&identity, &stack.oidc_issuer);
+    assert_eq!(out.status.code(), Some(3), "modelsign verified a changed folder: {}", describe(&out));
 }

@@ -1,7 +1,9 @@
 //! A real local Sigstore stack on loopback for the keyless tests (issue 7): an OIDC issuer
-//! (scripts/oidc-issuer.py), Fulcio with an ephemeral CA, Rekor v2 (rekor-tiles, POSIX storage)
-//! and the RFC 3161 timestamp authority, each built by scripts/testbed.sh from Debian sid's Go
-//! sources; plus the `trusted_root.json` and `signing_config.v0.2.json` that point at them.
+//! (scripts/oidc-issuer.py), Fulcio with an ephemeral CA, a certificate-transparency log (Trillian
+//! in memory + CTFE, testdata/sigstore-stack/ct-log) so certificates carry SCTs, Rekor v2
+//! (rekor-tiles, POSIX storage) and the RFC 3161 timestamp authority, each built by
+//! scripts/testbed.sh from Debian sid's Go sources; plus the `trusted_root.json` and
+//! `signing_config.v0.2.json` that point at them.
 //!
 //! ```ignore
 //! let tb = require_testbed!();
@@ -12,9 +14,8 @@
 //! // --certificate-oidc-issuer stack.oidc_issuer
 //! ```
 //!
-//! There is no certificate-transparency log (it needs Trillian and a database): Fulcio's
-//! certificates carry no SCT and the trusted root has no `ctlogs`. Everything is killed when the
-//! [`Stack`] is dropped; each test gets its own stack, keys and ports.
+//! Everything is killed when the [`Stack`] is dropped; each test gets its own stack, keys and
+//! ports.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -32,7 +33,7 @@ use super::peers::run_ok;
 use super::testbed::{REQUIRE_ENV, Testbed, repo_root};
 
 /// What scripts/testbed.sh puts in `<testbed>/bin` for the stack (`cosign3` is sid's cosign 3).
-pub const BINARIES: [&str; 4] = ["fulcio", "rekor-tiles-server", "timestamp-server", "cosign3"];
+pub const BINARIES: [&str; 5] = ["fulcio", "ct-log", "rekor-tiles-server", "timestamp-server", "cosign3"];
 
 /// The `job_workflow_ref` of [`Stack::github_token`]'s usual caller: a release workflow.
 pub const DEFAULT_WORKFLOW: &str = "modelsign-test/models/.github/workflows/release.yml@refs/heads/main";
@@ -46,6 +47,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Stack {
     /// Fulcio (REST `/api/v2/signingCert`, `/api/v2/trustBundle`; gRPC on the same port).
     pub fulcio_url: String,
+    /// The CT log Fulcio submits precertificates to: `http://127.0.0.1:PORT/test` (RFC 6962 API
+    /// under it: `/ct/v1/get-sth`, …).
+    pub ct_log_url: String,
     /// Rekor v2 (`POST /api/v2/log/entries`). Its checkpoint origin is `127.0.0.1`.
     pub rekor_url: String,
     /// The timestamp authority's base URL (certificate chain at `/api/v1/timestamp/certchain`).
@@ -57,11 +61,14 @@ pub struct Stack {
     pub oidc_issuer: String,
     /// The email issuer (`iss` of [`Stack::token`]): `{oidc_issuer}/email`, a Fulcio `email` issuer.
     pub oidc_email_issuer: String,
-    /// Sigstore trusted root v0.1: Fulcio's CA chain, the Rekor key and log ID, the TSA chain.
+    /// Sigstore trusted root v0.1: Fulcio's CA chain, the CT log's key and log ID, the Rekor key
+    /// and log ID, the TSA chain.
     pub trusted_root_path: PathBuf,
     /// Sigstore signing config v0.2: Fulcio (v1 API), Rekor (v2 API), the TSA, and the GitHub-like
     /// issuer as the OIDC provider (sigstore-python refuses a config without one).
     pub signing_config_path: PathBuf,
+    /// Both in one ClientTrustConfig v0.1 (`model_signing … --trust_config`, sigstore-python).
+    pub trust_config_path: PathBuf,
     /// The Rekor log's public key (PEM).
     pub rekor_public_key_path: PathBuf,
     trusted_root: Value,
@@ -103,7 +110,8 @@ impl Stack {
         let oidc_email_issuer = format!("{oidc_issuer}/email");
         procs.push(oidc);
 
-        // 2. Fulcio: ephemeral CA, both issuers trusted, no CT log, gRPC and HTTP on one port.
+        // 2. Fulcio: ephemeral CA, both issuers trusted, gRPC and HTTP on one port, precertificates
+        //    to the CT log started below (on a port named now: Fulcio only calls it when signing).
         let fulcio_config = dir.path().join("fulcio-config.json");
         let config = json!({"OIDCIssuers": {
             &oidc_issuer: {"IssuerURL": &oidc_issuer, "ClientID": "sigstore", "Type": "github-workflow"},
@@ -111,9 +119,20 @@ impl Stack {
         }});
         std::fs::write(&fulcio_config, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let fulcio_port = free_port().to_string();
+        let ct_addr = format!("127.0.0.1:{}", free_port());
+        let ct_log_url = format!("http://{ct_addr}/test");
+        let ct_key = dir.path().join("ct-key.der");
+        let ct_public_pem = dir.path().join("ct-pub.pem");
+        let genpkey = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-outform", "DER", "-out"];
+        run_ok(tb.command("openssl").args(genpkey).arg(&ct_key));
+        let pubout = ["pkey", "-inform", "DER", "-pubout", "-in"];
+        run_ok(tb.command("openssl").args(pubout).arg(&ct_key).arg("-out").arg(&ct_public_pem));
+        let ct_spki = run_ok(tb.command("openssl").args(pubout).arg(&ct_key).args(["-outform", "DER"])).stdout;
         let mut fulcio = tb.command("fulcio");
         fulcio
-            .args(["serve", "--ca", "ephemeralca", "--ct-log-url", "", "--log_type", "dev"])
+            .args(["serve", "--ca", "ephemeralca", "--log_type", "dev", "--ct-log-url", &ct_log_url])
+            .arg("--ct-log-public-key-path")
+            .arg(&ct_public_pem)
             .arg("--config-path")
             .arg(&fulcio_config)
             .args([
@@ -185,7 +204,7 @@ impl Stack {
         let tsa_url = format!("http://{tsa_addr}");
         let rekor_url = format!("http://{rekor_addr}");
 
-        // The trusted root, from what the servers say their chains are.
+        // Fulcio's CA chain: for the CT log and the trusted root.
         let bundle: Value =
             serde_json::from_str(&http_get_ok(&fulcio_addr, "/api/v2/trustBundle")).expect("Fulcio trust bundle JSON");
         let ca_pems: String = bundle["chains"][0]["certificates"]
@@ -194,6 +213,16 @@ impl Stack {
             .iter()
             .map(|c| c.as_str().expect("PEM string").to_string())
             .collect();
+
+        // 5. The CT log, accepting chains to Fulcio's CA (known only now that Fulcio runs).
+        let ct_roots = dir.path().join("ct-roots.pem");
+        std::fs::write(&ct_roots, &ca_pems).unwrap();
+        let mut ct = tb.command("ct-log");
+        ct.args(["-addr", &ct_addr, "-prefix", "test", "-roots"]).arg(&ct_roots).arg("-key").arg(&ct_key);
+        let mut ct = Proc::spawn("ct-log", ct, dir.path().join("ct-log.log"));
+        ct.wait_http_ok(&ct_addr, "/test/ct/v1/get-sth", deadline);
+        procs.push(ct);
+
         let tsa_pems = http_get_ok(&tsa_addr, "/api/v1/timestamp/certchain");
         let b64 = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
         let chain = |pems: &str| -> Value {
@@ -220,7 +249,12 @@ impl Stack {
                 "certChain": chain(&ca_pems),
                 "validFor": {"start": VALID_FROM},
             }],
-            "ctlogs": [],
+            "ctlogs": [{
+                "baseUrl": &ct_log_url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(&ct_spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": VALID_FROM}},
+                "logId": {"keyId": b64(&sha2::Sha256::digest(&ct_spki))},
+            }],
             "timestampAuthorities": [{
                 "subject": {"organization": "local", "commonName": "Test TSA"},
                 "uri": &tsa_url,
@@ -244,9 +278,17 @@ impl Stack {
         });
         let signing_config_path = dir.path().join("signing_config.v0.2.json");
         std::fs::write(&signing_config_path, serde_json::to_vec_pretty(&signing_config).unwrap()).unwrap();
+        let trust_config = json!({
+            "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+            "trustedRoot": &trusted_root,
+            "signingConfig": &signing_config,
+        });
+        let trust_config_path = dir.path().join("trust_config.json");
+        std::fs::write(&trust_config_path, serde_json::to_vec_pretty(&trust_config).unwrap()).unwrap();
 
         Stack {
             fulcio_url,
+            ct_log_url,
             rekor_url,
             tsa_url,
             tsa_timestamp_url,
@@ -254,6 +296,7 @@ impl Stack {
             oidc_email_issuer,
             trusted_root_path,
             signing_config_path,
+            trust_config_path,
             rekor_public_key_path,
             trusted_root,
             oidc_addr,
