@@ -215,7 +215,7 @@ else
     local prom="$gocode/src/github.com/sigstore/timestamp-authority/v2/pkg/server/prometheus.go"
     if grep -q 'Addr: *":2112"' "$prom"; then
       sed -i 's/Addr: *":2112"/Addr: "127.0.0.1:0"/' "$prom"
-    else
+    elif ! grep -q 'Addr: "127.0.0.1:0"' "$prom"; then
       log "sigstore: WARNING: $prom no longer says \":2112\"; parallel timestamp servers may collide"
     fi
     rm -rf "$SIG/shims-gopath"; mkdir -p "$SIG/shims-gopath"; cp -r "$SIG_SRC/shims/gopath/src" "$SIG/shims-gopath/"
