@@ -1,6 +1,7 @@
 //! Chain of custody (issue 6), the parts `custody.rs` leaves out: verifying one component
 //! under a policy downloads that component's blob and no other (counted by a proxy in front
-//! of distribution 2.8), and the text report lists every rule; two parties running `attest`
+//! of distribution 2.8), the text report lists every rule, and `pull --include` checks the
+//! component rules for what it pulls; two parties running `attest`
 //! at the same moment on distribution 2.8 both keep their cards; a policy file with a
 //! mistake makes `pull` and `copy` write nothing.
 
@@ -103,6 +104,38 @@ fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
     for other in ["text/decoder.bin", "config.json", "tokenizer.json"] {
         assert!(!fetched.contains(&digest_of(other)), "{other} was downloaded too: {fetched:?}");
     }
+
+    // pull --include checks the component rules for what it pulls: vision/ passes and is
+    // written alone (no model.sig: not the whole model); once the text rule names a signer
+    // who signed nothing, pulling text/ writes nothing, while vision/ still may be pulled.
+    let part = tmp.path().join("part");
+    let out =
+        run_ok(ms().args(["pull", &reference, "--include", "vision/**", "--policy"]).arg(&policy).arg("-o").arg(&part));
+    assert!(
+        stderr_text(&out).contains("model.sig not written: --include pulled only part of the model"),
+        "{}",
+        stderr_text(&out)
+    );
+    assert_eq!(files_under(&part).into_keys().collect::<Vec<_>>(), ["vision/encoder.bin"]);
+    let strict = write_policy(
+        tmp.path(),
+        "  - signed: [publisher]\n  - components: \"vision/**\"\n    signed: [vision]\n  - components: \"text/**\"\n    signed: [qa]\n",
+    );
+    let text_dir = tmp.path().join("text-part");
+    let out = ms()
+        .args(["pull", &reference, "--include", "text/**", "--policy"])
+        .arg(&strict)
+        .arg("-o")
+        .arg(&text_dir)
+        .output()
+        .unwrap();
+    assert_untrusted(&out, &["component `text/decoder.bin`", "nothing was written"]);
+    assert!(!text_dir.exists());
+    let vision_dir = tmp.path().join("vision-part");
+    run_ok(
+        ms().args(["pull", &reference, "--include", "vision/**", "--policy"]).arg(&strict).arg("-o").arg(&vision_dir),
+    );
+    assert!(vision_dir.join("vision/encoder.bin").is_file());
 }
 
 /// Two parties run `attest` at the same moment, three times, on distribution 2.8 (no
