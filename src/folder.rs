@@ -1,6 +1,7 @@
 //! A model folder on disk: which files belong to it (the same rules as OpenSSF
 //! `model_signing`), in which order, and their SHA-256 digests, hashed in parallel and
-//! streamed from disk in 1 MiB reads so memory does not grow with the model.
+//! streamed from disk (large files through 8 MiB memory-mapped windows, small ones in
+//! 1 MiB reads) so memory does not grow with the model.
 
 use std::cmp::Ordering;
 use std::fs;

@@ -6,10 +6,11 @@
 //! serialisable report; the binary only parses arguments and prints. From Rust:
 //!
 //! ```no_run
-//! use modelsign::ops::{inspect, push, sign};
+//! use modelsign::ops::verify::Trust;
+//! use modelsign::ops::{inspect, pull, push, sign};
 //! use modelsign::progress::NoProgress;
 //! use modelsign::reference::Reference;
-//! use modelsign::sign::{Signer, SigningKey};
+//! use modelsign::sign::{PublicKey, Signer, SigningKey, TrustPolicy};
 //! use modelsign::store::{Target, TargetOptions};
 //!
 //! # async fn example() -> modelsign::Result<()> {
@@ -30,6 +31,13 @@
 //! sign::sign(&target, &reference, &Signer::from_key(key)).await?;
 //! let report = inspect::inspect(&target, &reference).await?;
 //! println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+//!
+//! // Pull it, verified: with trust, `pull` makes the trust decision first and writes
+//! // nothing unless it passes (an error says why); each file is checked against its digest.
+//! let pem = std::fs::read_to_string("signer.pub").map_err(|e| modelsign::Error::io("signer.pub", e))?;
+//! let trust = Trust::Keys(TrustPolicy::new().trust_key(PublicKey::from_pem(&pem)?));
+//! let pulled = pull::pull(&target, &reference, "./tiny-copy".as_ref(), &[], Some(&trust), 4, &NoProgress).await?;
+//! assert!(pulled.verification.is_some_and(|v| v.decision.passed));
 //! # Ok(())
 //! # }
 //! ```

@@ -1,8 +1,6 @@
 //! `modelsign copy SRC DST`: parses, calls `ops::copy` (gated by `ops::copy::approve`
 //! when given trust: nothing reaches DST unless it passes), prints.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use modelsign::ops::copy;
 
@@ -15,18 +13,8 @@ pub struct CopyArgs {
     pub source: String,
     /// Destination: registry/repository[:tag] or oci:PATH[:tag] (tag defaults to the source's).
     pub destination: String,
-    /// Ingestion gate: copy only if the source verifies with this trusted public key (repeatable).
-    #[arg(long, value_name = "PUB.pem")]
-    pub key: Vec<PathBuf>,
-    /// Ingestion gate: copy only if the source verifies against these trusted root certificates (repeatable).
-    #[arg(long, value_name = "ROOT.pem")]
-    pub certificate_chain: Vec<PathBuf>,
-    /// Ingestion gate: copy only if the source passes this trust policy (YAML, docs/POLICY.md).
-    #[arg(long, value_name = "POLICY.yaml")]
-    pub policy: Option<PathBuf>,
-    /// Ingestion gate, keyless: copy only if the source carries a Sigstore signature by this signer.
     #[command(flatten)]
-    pub keyless: super::trust::KeylessArgs,
+    pub trust: super::trust::TrustArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -35,8 +23,7 @@ pub struct CopyArgs {
 pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let src_ref = super::parse_reference(&args.source)?;
     let dst_ref = super::parse_reference(&args.destination)?;
-    let trust =
-        super::trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?;
+    let trust = args.trust.trust()?;
     let src = super::open(&src_ref, global, false).await?;
     let tag = dst_ref
         .tag

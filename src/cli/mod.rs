@@ -156,11 +156,13 @@ impl Drop for Reporter {
 enum Command {
     /// Push a model folder (or one file) as a ModelPack artifact, one layer per file.
     Push(push::PushArgs),
-    /// Pull a model's components (all, or those matching --include) into a folder.
+    /// Pull a model's components (all, or those matching --include) into a folder; with
+    /// trust flags, nothing is written unless the model verifies.
     Pull(pull::PullArgs),
     /// Show a model's components, config and referrers count.
     Inspect(inspect::InspectArgs),
-    /// Copy an artifact with all its referrers between registries and layout folders.
+    /// Copy an artifact with all its referrers between registries and layout folders; with
+    /// trust flags (an ingestion gate), nothing reaches the destination unless the source verifies.
     Copy(copy::CopyArgs),
     /// Show the tree of referrers (signatures, attestations) of an artifact.
     Discover(discover::DiscoverArgs),

@@ -20,17 +20,8 @@ pub struct PullArgs {
     /// layers (ModelPack tar, oras folders, KitOps), only the files that match.
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
-    /// Verify signatures with this trusted public key before writing anything (repeatable).
-    #[arg(long, value_name = "PUB.pem")]
-    pub key: Vec<PathBuf>,
-    /// Verify signatures against these trusted root certificates before writing anything (repeatable).
-    #[arg(long, value_name = "ROOT.pem")]
-    pub certificate_chain: Vec<PathBuf>,
-    /// Verify against this trust policy (YAML, docs/POLICY.md) before writing anything.
-    #[arg(long, value_name = "POLICY.yaml")]
-    pub policy: Option<PathBuf>,
     #[command(flatten)]
-    pub keyless: super::trust::KeylessArgs,
+    pub trust: super::trust::TrustArgs,
     #[command(flatten)]
     pub unpack_limits: super::unpack_limits::UnpackLimitArgs,
     /// Output format of the summary.
@@ -40,8 +31,7 @@ pub struct PullArgs {
 
 pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
     let reference = super::parse_reference(&args.reference)?;
-    let trust =
-        super::trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?;
+    let trust = args.trust.trust()?;
     let target = super::open(&reference, global, false).await?;
     let reporter = global.progress("pull");
     let limits = args.unpack_limits.limits()?;

@@ -134,7 +134,32 @@ pub fn is_local(target: &str) -> bool {
     !target.starts_with("oci:") && Path::new(target).exists()
 }
 
-/// Keyless trust flags, named as cosign names them (flattened into `verify`, `pull`, `verify-blob`).
+/// The trust flags of `verify`, `pull` and `copy` (flattened into each): keys, root
+/// certificates, a policy, a keyless signer. `pull` and `copy` write nothing unless the
+/// model passes them.
+#[derive(clap::Args, Clone, Default)]
+pub struct TrustArgs {
+    /// Trusted public key, SPKI PEM (repeatable).
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<PathBuf>,
+    /// Trusted root certificate(s), PEM (repeatable).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub certificate_chain: Vec<PathBuf>,
+    /// A trust policy (YAML, docs/POLICY.md): its rules decide instead of --key/--certificate-chain.
+    #[arg(long, value_name = "POLICY.yaml")]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+}
+
+impl TrustArgs {
+    /// The trust these flags give; `None` when none was given.
+    pub fn trust(&self) -> Result<Option<modelsign::ops::verify::Trust>, Error> {
+        trust_with_keyless(&self.key, &self.certificate_chain, self.policy.as_deref(), &self.keyless)
+    }
+}
+
+/// Keyless trust flags, named as cosign names them (flattened into [`TrustArgs`] and `verify-blob`).
 #[derive(clap::Args, Clone, Default)]
 pub struct KeylessArgs {
     /// Trust keyless signatures whose certificate names exactly this identity (an email,

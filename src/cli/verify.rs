@@ -15,17 +15,8 @@ use super::{CliError, CliResult, Format, Global, output, trust};
 pub struct VerifyArgs {
     /// A reference (registry/repository[:tag|@digest], oci:PATH[:tag|@digest]) or a local model folder or file.
     pub target: String,
-    /// Trusted public key, SPKI PEM (repeatable).
-    #[arg(long, value_name = "PUB.pem")]
-    pub key: Vec<PathBuf>,
-    /// Trusted root certificate(s), PEM (repeatable).
-    #[arg(long, value_name = "ROOT.pem")]
-    pub certificate_chain: Vec<PathBuf>,
-    /// A trust policy (YAML, docs/POLICY.md): its rules decide instead of --key/--certificate-chain.
-    #[arg(long, value_name = "POLICY.yaml")]
-    pub policy: Option<PathBuf>,
     #[command(flatten)]
-    pub keyless: trust::KeylessArgs,
+    pub trust: super::trust::TrustArgs,
     #[command(flatten)]
     pub unpack_limits: super::unpack_limits::UnpackLimitArgs,
     /// Check only this component's bytes (repeatable; default: every component). A path
@@ -105,13 +96,13 @@ fn print_report(report: &VerifyReport, format: Format) -> std::io::Result<()> {
 
 pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
     if trust::is_local(&args.target) {
-        if !args.component.is_empty() || args.offline || args.policy.is_some() {
+        if !args.component.is_empty() || args.offline || args.trust.policy.is_some() {
             return Err(modelsign::Error::InvalidArguments(
                 "--component, --offline and --policy apply to references only".into(),
             )
             .into());
         }
-        let policy = trust::policy_with_keyless(&args.key, &args.certificate_chain, &args.keyless)?;
+        let policy = trust::policy_with_keyless(&args.trust.key, &args.trust.certificate_chain, &args.trust.keyless)?;
         let path = PathBuf::from(&args.target);
         let options = local::VerifyOptions { ignore_paths: args.ignore_paths.clone(), ..Default::default() };
         let result = tokio::task::block_in_place(|| {
@@ -146,7 +137,7 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         ))
         .into());
     }
-    let trust = trust::trust_with_keyless(&args.key, &args.certificate_chain, args.policy.as_deref(), &args.keyless)?
+    let trust = args.trust.trust()?
         .ok_or_else(|| {
             modelsign::Error::InvalidArguments(
                 "nothing to trust: pass --key PUB.pem, --certificate-chain ROOT.pem, --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp], or --policy POLICY.yaml".into(),

@@ -133,9 +133,10 @@ fn remove_resume_folder_if_unused(dir: &Path) {
 /// Downloads and unpacks `archives` into staging folders under `dir`. `patterns` (the
 /// `--include` globs) select files inside an archive unless one matches the archive's
 /// own name; each pattern must match something: one of `raw_paths`, an archive's name
-/// or a file inside one. On any failure nothing is left behind.
+/// or a file inside one. On any failure nothing is left behind. Crate-private: [`crate::ops::pull::pull`]
+/// makes the trust decision, when asked to, before calling it.
 #[allow(clippy::too_many_arguments)]
-pub async fn stage(
+pub(crate) async fn stage(
     target: &Target,
     dir: &Path,
     archives: &[Component],

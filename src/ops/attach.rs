@@ -31,19 +31,19 @@ pub fn referrer_manifest(
 }
 
 /// Pushes the empty config, the layers' blobs, and the referrer manifest.
-pub async fn push_referrer(
+pub async fn attach_referrer(
     target: &Target,
     manifest: &Manifest,
     sources: &[BlobSource<'_>],
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
-    let mut pushed = push_referrers(target, &[(manifest, sources)], progress).await?;
+    let mut pushed = attach_referrers(target, &[(manifest, sources)], progress).await?;
     Ok(pushed.remove(0))
 }
 
-/// [`push_referrer`] for several referrers of one subject: blobs first, then the manifests
+/// [`attach_referrer`] for several referrers of one subject: blobs first, then the manifests
 /// together (one fallback-index update on registries without the referrers API).
-pub async fn push_referrers(
+pub async fn attach_referrers(
     target: &Target,
     referrers: &[(&Manifest, &[BlobSource<'_>])],
     progress: &dyn Progress,
@@ -91,5 +91,5 @@ pub async fn attach(
     }
     let manifest = referrer_manifest(artifact_type, subject, layers, annotations);
     let sources: Vec<BlobSource> = files.iter().map(|f| BlobSource::File(f)).collect();
-    push_referrer(target, &manifest, &sources, progress).await
+    attach_referrer(target, &manifest, &sources, progress).await
 }

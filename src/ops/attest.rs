@@ -21,7 +21,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::modelpack;
 use crate::oci::{ANNOTATION_CREATED, Descriptor, Manifest};
-use crate::ops::attach::push_referrers;
+use crate::ops::attach::attach_referrers;
 use crate::ops::model::fetch_model_manifest;
 use crate::ops::sign::{bundle_referrer, subject_name};
 use crate::progress::NoProgress;
@@ -112,7 +112,7 @@ pub async fn attest(
     let card_source = [BlobSource::Bytes(&card_bundle)];
     let bom_source = [BlobSource::Bytes(&bom_bundle)];
     let mut pushed =
-        push_referrers(target, &[(&card_referrer, &card_source[..]), (&bom_referrer, &bom_source[..])], &NoProgress)
+        attach_referrers(target, &[(&card_referrer, &card_source[..]), (&bom_referrer, &bom_source[..])], &NoProgress)
             .await?;
     let cyclonedx_attestation = pushed.pop().expect("two referrers pushed");
     let card_attestation = pushed.pop().expect("two referrers pushed");

@@ -26,7 +26,7 @@ use crate::store::Target;
 
 use super::components::Component;
 use output::OutputDir;
-pub use partial::{PartialFile, download};
+use partial::download;
 
 /// The folder, under the output folder, that holds downloads in progress.
 pub use super::components::PARTIAL_DIR;
@@ -74,7 +74,8 @@ pub struct PullVerification {
 
 /// Writes `components` of the model into `dir`. All paths are checked before anything is
 /// written; a failed pull leaves no folder it created and no empty partial file behind.
-pub async fn pull_components(
+/// Private: [`pull`] makes the trust decision, when asked to, before calling it.
+async fn pull_components(
     target: &Target,
     dir: &Path,
     components: &[Component],

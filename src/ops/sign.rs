@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::folder::ScanOptions;
 use crate::oci::{Annotations, Descriptor, Manifest};
-use crate::ops::attach::{push_referrer, push_referrers, referrer_manifest};
+use crate::ops::attach::{attach_referrer, attach_referrers, referrer_manifest};
 use crate::ops::components::{self, Component};
 use crate::ops::model::{
     MANIFEST_PREDICATE_TYPE, fetch_model_manifest, oms_matches_components, oms_resources, oms_root_digest,
@@ -82,7 +82,7 @@ pub async fn attach_bundle(
     predicate_type: &str,
 ) -> Result<Descriptor> {
     let manifest = bundle_referrer(subject, bundle, predicate_type);
-    push_referrer(target, &manifest, &[BlobSource::Bytes(bundle)], &NoProgress).await
+    attach_referrer(target, &manifest, &[BlobSource::Bytes(bundle)], &NoProgress).await
 }
 
 /// What `sign REF` attached.
@@ -135,7 +135,7 @@ pub async fn sign_reference(
     let manifest_referrer = bundle_referrer(&desc, &manifest_bundle, MANIFEST_PREDICATE_TYPE);
     let oms_source = [BlobSource::Bytes(&oms_bundle)];
     let manifest_source = [BlobSource::Bytes(&manifest_bundle)];
-    let mut pushed = push_referrers(
+    let mut pushed = attach_referrers(
         target,
         &[(&oms_referrer, &oms_source[..]), (&manifest_referrer, &manifest_source[..])],
         &NoProgress,

@@ -21,7 +21,7 @@ use crate::store::Target;
 const ATTEMPTS: u32 = 4;
 
 /// A file in the resume folder, open and (for a download) locked by this pull.
-pub struct PartialFile<'a> {
+pub(super) struct PartialFile<'a> {
     dir: &'a Dir,
     name: String,
     file: File,
@@ -122,7 +122,7 @@ pub(super) async fn lock<'a>(
 /// resumed file whose digest then does not match was stale or corrupted: it is discarded
 /// (with a note) and the blob downloaded afresh once; a mismatch on fresh bytes is the
 /// registry's, and empties the file.
-pub async fn download(
+pub(super) async fn download(
     target: &Target,
     desc: &Descriptor,
     label: &str,

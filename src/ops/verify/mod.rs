@@ -174,22 +174,6 @@ pub async fn verify_with_limits(
     })
 }
 
-/// Selects components by exact path; an unknown path is an error.
-pub fn pick_components(all: Vec<Component>, paths: &[String]) -> Result<Vec<Component>> {
-    if paths.is_empty() {
-        return Ok(all);
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        let c = all.iter().find(|c| &c.path == p).ok_or_else(|| Error::NoSuchComponent {
-            pattern: p.to_string(),
-            reason: "is not a component of the model",
-        })?;
-        out.push(c.clone());
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 pub(crate) mod test_models;
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Invariant: this module decides nothing about HTTP semantics beyond `Retry-After`; the
 //! caller says whether a failure is transient (`Failure::Transient`) or not.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 use crate::progress::Progress;
@@ -98,79 +98,31 @@ fn round_millis(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
-/// A pseudo-random duration in `[low, high]` (no `rand` dependency: the std hasher's
-/// random keys plus the clock are plenty for spreading retries apart).
+/// A random duration in `[low, high]`, to spread retries apart.
 pub(crate) fn jitter(low: Duration, high: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
     if high <= low {
         return low;
     }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    let span = (high - low).as_nanos() as u64;
-    low + Duration::from_nanos(h.finish() % span.max(1))
+    let span = u64::try_from((high - low).as_nanos()).unwrap_or(u64::MAX);
+    low + Duration::from_nanos(fastrand::u64(0..=span))
 }
 
 /// Parses a `Retry-After` value: delta-seconds or an HTTP-date (IMF-fixdate, the only
-/// form RFC 9110 requires senders to use). A date in the past means "now".
+/// form RFC 9110 requires senders to use, parsed as the RFC 2822 date it is; a wrong
+/// weekday is forgiven). A date in the past means "now".
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = parse_http_date(value)?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let (_, rest) = s.split_once(", ")?;
-    let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    if days < 0 {
-        return None;
-    }
-    Some(UNIX_EPOCH + Duration::from_secs(days as u64 * 86_400 + h * 3600 + m * 60 + sec))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = jiff::fmt::rfc2822::DateTimeParser::new().relaxed_weekday(true).parse_timestamp(value).ok()?;
+    Some(SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn retry_after_seconds_and_dates() {
@@ -185,6 +137,8 @@ mod tests {
             parse_retry_after("Tue, 29 Feb 2000 00:00:10 GMT", UNIX_EPOCH + Duration::from_secs(951_782_400)),
             Some(Duration::from_secs(10))
         );
+        // A wrong weekday is forgiven, as before.
+        assert_eq!(parse_retry_after("Mon, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now), None);
