@@ -209,6 +209,15 @@ pub enum SignError {
     #[error("PKCS#11 {what}: {reason}")]
     Pkcs11 { what: String, reason: String },
 
+    /// An OIDC identity token for keyless signing is missing, malformed or not usable.
+    #[error("identity token: {0}")]
+    IdentityToken(String),
+
+    /// A Sigstore service (Fulcio, Rekor, a timestamp authority) failed or answered
+    /// something unusable while signing; nothing was signed.
+    #[error("{service}: {reason}")]
+    SigstoreService { service: String, reason: String },
+
     /// A certificate could not be parsed.
     #[error("{what}: invalid certificate: {reason}")]
     InvalidCertificate { what: String, reason: String },

@@ -59,6 +59,7 @@ pub mod policy;
 pub mod progress;
 pub mod reference;
 pub mod sign;
+pub mod sigstore;
 pub mod store;
 pub mod unpack;
 pub mod verifying_reader;

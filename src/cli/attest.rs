@@ -21,14 +21,17 @@ pub struct AttestArgs {
     /// prompt), or a key in a hardware token as an RFC 7512 URI,
     /// 'pkcs11:token=T;object=K?module-path=/path/module.so&pin-value=PIN' (or pin-source=FILE;
     /// without either, MODELSIGN_PKCS11_PIN or a prompt).
+    /// Without --key: keyless (see --identity-token).
     #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// Signing certificate for the key (the bundle then carries the chain instead of a key hint).
     #[arg(long, value_name = "LEAF.pem")]
     pub certificate: Option<PathBuf>,
     /// Intermediate certificates after the leaf (repeatable).
     #[arg(long, value_name = "CHAIN.pem")]
     pub certificate_chain: Vec<PathBuf>,
+    #[command(flatten)]
+    pub keyless: super::keyless::KeylessSignArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -39,13 +42,21 @@ pub async fn run(args: &AttestArgs, global: &Global) -> CliResult {
     let card = Card::load(&args.model_card)?;
     let card_name = args.model_card.display().to_string();
     check_mandatory(&card, &card_name)?;
-    let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
+    let (signer, witness) = trust::any_signer(
+        args.key.as_deref(),
+        args.certificate.as_deref(),
+        &args.certificate_chain,
+        &args.keyless,
+        global,
+    )
+    .await?;
     let reference = super::parse_reference(&args.reference)?;
     let target = super::open(&reference, global, false).await?;
     let report = attest(&target, &reference, card, &card_name, &signer).await?;
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {
+            super::keyless::report(witness.as_ref());
             eprintln!("attested model card about {} by {}", report.digest, report.signer.describe());
             for f in &report.filled {
                 if let Some(old) = &f.replaced {

@@ -9,6 +9,7 @@ mod copy;
 mod discover;
 mod inspect;
 mod keygen;
+mod keyless;
 mod login;
 mod output;
 mod progress;
@@ -240,6 +241,8 @@ fn exit_code(err: &Error) -> u8 {
                 | S::InvalidPolicy(_)
                 | S::TrustedRootUnreadable(_)
                 | S::Pkcs11 { .. }
+                | S::IdentityToken(_)
+                | S::SigstoreService { .. }
                 | S::Io(_) => exit::FAILURE,
                 _ => exit::UNTRUSTED,
             }

@@ -19,8 +19,9 @@ pub struct SignArgs {
     /// prompt), or a key in a hardware token as an RFC 7512 URI,
     /// 'pkcs11:token=T;object=K?module-path=/path/module.so&pin-value=PIN' (or pin-source=FILE;
     /// without either, MODELSIGN_PKCS11_PIN or a prompt).
+    /// Without --key: keyless (see --identity-token).
     #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// Signing certificate for the key (the bundle then carries the chain instead of a key hint).
     #[arg(long, value_name = "LEAF.pem")]
     pub certificate: Option<PathBuf>,
@@ -43,13 +44,22 @@ pub struct SignArgs {
     pub allow_symlinks: bool,
     #[command(flatten)]
     pub cache: super::cache::CacheArgs,
+    #[command(flatten)]
+    pub keyless: super::keyless::KeylessSignArgs,
     /// Output format.
     #[arg(long, alias = "format", value_enum, default_value_t = Format::Text)]
     pub output: Format,
 }
 
 pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
-    let signer = trust::signer(&args.key, args.certificate.as_deref(), &args.certificate_chain)?;
+    let (signer, witness) = trust::any_signer(
+        args.key.as_deref(),
+        args.certificate.as_deref(),
+        &args.certificate_chain,
+        &args.keyless,
+        global,
+    )
+    .await?;
     if trust::is_local(&args.target) {
         if !args.component.is_empty() {
             return Err(modelsign::Error::InvalidArguments("--component applies to references only".into()).into());
@@ -80,6 +90,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
                 "hashing": signed.hashing,
             }))?,
             Format::Text => {
+                super::keyless::report(witness.as_ref());
                 eprintln!("{}", super::cache::describe(&signed.hashing));
                 eprintln!("signed {} files", signed.manifest.resources.len());
                 outln!("{}", signed.signature_path.display())?;
@@ -100,6 +111,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         match args.output {
             Format::Json => output::json(&report)?,
             Format::Text => {
+                super::keyless::report(witness.as_ref());
                 eprintln!(
                     "signed {} component(s) of {}: {}",
                     report.components.len(),
@@ -115,6 +127,7 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => {
+            super::keyless::report(witness.as_ref());
             eprintln!("signed {} ({} components)", report.digest, report.components);
             outln!("{}", report.oms_signature.digest)?;
             outln!("{}", report.manifest_signature.digest)?;

@@ -58,6 +58,25 @@ fn pkcs11_key(uri: &str) -> Result<SigningKey, Error> {
     Ok(SigningKey::from_external(Box::new(Pkcs11Key::open(&uri, pin)?)))
 }
 
+/// The signer `sign` and `attest` use: `--key` (a file or a `pkcs11:` URI, with an
+/// optional certificate chain), else keyless (see [`super::keyless`]), whose witness is
+/// returned too.
+pub async fn any_signer(
+    key: Option<&Path>,
+    certificate: Option<&Path>,
+    chain: &[PathBuf],
+    keyless: &super::keyless::KeylessSignArgs,
+    global: &super::Global,
+) -> Result<(Signer, Option<std::sync::Arc<modelsign::sigstore::KeylessWitness>>), Error> {
+    match key {
+        Some(key) => Ok((signer(key, certificate, chain)?, None)),
+        None if certificate.is_some() || !chain.is_empty() => {
+            Err(Error::InvalidInput("--certificate and --certificate-chain need --key (their private key)".into()))
+        }
+        None => super::keyless::signer(keyless, global).await.map(|(s, w)| (s, Some(w))),
+    }
+}
+
 /// A signer from a private key file (or a `pkcs11:` URI naming a key in a token) and an
 /// optional certificate chain (leaf, then intermediates).
 pub fn signer(key: &Path, certificate: Option<&Path>, chain: &[PathBuf]) -> Result<Signer, Error> {
@@ -179,6 +198,10 @@ pub struct KeylessArgs {
     /// Sigstore; default: the public-good instance's, built into modelsign (works offline).
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+    /// Accept keyless certificates without a verified SCT, for a private Sigstore that runs no
+    /// certificate-transparency log (as cosign's flag); the rest is still checked.
+    #[arg(long, requires = "trusted_root")]
+    pub insecure_ignore_sct: bool,
 }
 
 impl KeylessArgs {
@@ -206,10 +229,11 @@ impl KeylessArgs {
 
     /// The `--trusted-root` file, else the built-in public-good root.
     pub fn trusted_root(&self) -> Result<TrustedRoot, Error> {
-        Ok(match &self.trusted_root {
+        let root = match &self.trusted_root {
             Some(path) => TrustedRoot::from_file(path)?,
             None => TrustedRoot::public_good()?,
-        })
+        };
+        Ok(if self.insecure_ignore_sct { root.ignore_sct() } else { root })
     }
 
     /// Adds the keyless signer and trusted root (if identity flags were given) to `policy`.

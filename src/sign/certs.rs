@@ -58,6 +58,11 @@ impl Certificate {
         Ok(Certificate { der: der.to_vec(), parsed })
     }
 
+    /// The certificate as PEM (64-column lines, LF).
+    pub fn to_pem(&self) -> String {
+        super::keys::pem_encode("CERTIFICATE", &self.der)
+    }
+
     pub fn der(&self) -> &[u8] {
         &self.der
     }

@@ -16,6 +16,8 @@ mod hardening_pull;
 mod hardening_registry;
 mod interop;
 mod keyless;
+mod keyless_ci;
+mod keyless_sign;
 mod model_signing_versions;
 mod module_map;
 mod pkcs11;

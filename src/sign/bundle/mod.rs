@@ -3,7 +3,8 @@
 //!
 //! Signing: [`Signer::sign_statement`] serialises an in-toto statement, signs its DSSE
 //! PAE and wraps it with the verification material: `publicKey.hint` for a bare key,
-//! `x509CertificateChain` (leaf first) with a certificate; `tlogEntries` is always empty.
+//! `x509CertificateChain` (leaf first) with a certificate; `tlogEntries` is empty unless a
+//! [`BundleWitness`] (keyless signing, `crate::sigstore`) completes the bundle.
 //!
 //! Verification: [`verify_bundle`] is the only way to get a [`VerifiedStatement`]. It
 //! fails closed: unknown media type, a message signature instead of DSSE, a payload
@@ -26,7 +27,7 @@ mod verify;
 mod write;
 
 pub use verify::{TrustPolicy, VerifiedBy, VerifiedStatement, verify_bundle};
-pub use write::{HintStyle, Signer};
+pub use write::{BundleWitness, HintStyle, Signer};
 
 /// Media type of a Sigstore bundle v0.3.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

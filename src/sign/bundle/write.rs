@@ -1,6 +1,7 @@
 //! Signing: [`Signer::sign_statement`] serialises an in-toto statement, signs its DSSE
 //! PAE and wraps it with the verification material: `publicKey.hint` for a bare key,
-//! `x509CertificateChain` (leaf first) with a certificate; `tlogEntries` is always empty.
+//! `x509CertificateChain` (leaf first) with a certificate; `tlogEntries` is empty unless a
+//! [`BundleWitness`] (keyless signing, `crate::sigstore`) completes the bundle.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -27,18 +28,26 @@ pub enum HintStyle {
     None,
 }
 
+/// Completes a freshly signed bundle before anyone sees it: keyless signing logs it in a
+/// transparency log, timestamps it and verifies the result (`crate::sigstore`). Called
+/// once per bundle; an error means there is no bundle.
+pub trait BundleWitness: Send + Sync + std::fmt::Debug {
+    fn complete(&self, bundle: Vec<u8>) -> Result<Vec<u8>>;
+}
+
 /// A private key, optionally with the certificate chain that certifies it.
 #[derive(Debug)]
 pub struct Signer {
     key: SigningKey,
     chain: Option<CertChain>,
     hint: HintStyle,
+    witness: Option<std::sync::Arc<dyn BundleWitness>>,
 }
 
 impl Signer {
     /// Signs with a bare key; the bundle carries its hint.
     pub fn from_key(key: SigningKey) -> Self {
-        Signer { key, chain: None, hint: HintStyle::default() }
+        Signer { key, chain: None, hint: HintStyle::default(), witness: None }
     }
 
     /// Signs with a key and its certificate chain (leaf first); the bundle carries the
@@ -47,7 +56,14 @@ impl Signer {
         if &chain.leaf().public_key()? != key.public_key() {
             return Err(Error::CertificateKeyMismatch);
         }
-        Ok(Signer { key, chain: Some(chain), hint: HintStyle::default() })
+        Ok(Signer { key, chain: Some(chain), hint: HintStyle::default(), witness: None })
+    }
+
+    /// Has every bundle completed by `witness` (keyless: log entry, timestamp) before it
+    /// is returned.
+    pub fn with_witness(mut self, witness: std::sync::Arc<dyn BundleWitness>) -> Self {
+        self.witness = Some(witness);
+        self
     }
 
     /// Chooses the key hint written for a bare key.
@@ -108,6 +124,10 @@ impl Signer {
             }),
             message_signature: None,
         };
-        Ok(serde_json::to_vec(&bundle).expect("a bundle always serialises"))
+        let bundle = serde_json::to_vec(&bundle).expect("a bundle always serialises");
+        match &self.witness {
+            Some(witness) => witness.complete(bundle),
+            None => Ok(bundle),
+        }
     }
 }

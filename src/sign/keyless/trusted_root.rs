@@ -30,6 +30,8 @@ const MAX_TRUSTED_ROOT_SIZE: u64 = 16 << 20;
 pub struct TrustedRoot {
     verifier: Arc<Verifier>,
     source: Arc<str>,
+    ct_logs: usize,
+    ignore_sct: bool,
 }
 
 impl std::fmt::Debug for TrustedRoot {
@@ -56,7 +58,12 @@ impl TrustedRoot {
     pub fn from_json(json: &str, source: &str) -> Result<Self> {
         let root = RootJson::from_json(json).map_err(|e| Error::InvalidTrustedRoot(format!("{source}: {e}")))?;
         let verifier = Verifier::new(&root).map_err(|e| Error::InvalidTrustedRoot(format!("{source}: {e}")))?;
-        Ok(TrustedRoot { verifier: Arc::new(verifier), source: source.into() })
+        Ok(TrustedRoot {
+            verifier: Arc::new(verifier),
+            source: source.into(),
+            ct_logs: root.ctlogs.len(),
+            ignore_sct: false,
+        })
     }
 
     /// Reads and parses a `trusted_root.json` file.
@@ -77,6 +84,24 @@ impl TrustedRoot {
 
     pub(crate) fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+
+    /// Accept Fulcio certificates without a verified SCT (cosign's `--insecure-ignore-sct`):
+    /// for a private Sigstore that runs no certificate-transparency log. Everything else
+    /// (chain, log entry, timestamps, identity) is still checked.
+    pub fn ignore_sct(mut self) -> Self {
+        self.ignore_sct = true;
+        self
+    }
+
+    /// Whether SCTs are required (the default).
+    pub fn requires_sct(&self) -> bool {
+        !self.ignore_sct
+    }
+
+    /// How many certificate-transparency logs the root lists (none: no SCT can verify).
+    pub fn ct_log_count(&self) -> usize {
+        self.ct_logs
     }
 
     /// Where the root came from (a path, or the built-in one).
