@@ -185,6 +185,19 @@ fn keyless_sign_folder_verifies_with_modelsign_and_model_signing() {
     let out = run_fail(&mut verify(&no_ct_path, &[]));
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
     run_ok(&mut verify(&no_ct_path, &["--insecure-ignore-sct"]));
+    // Signing against such a root says so: its own check cannot verify an SCT either.
+    let out = run_ok(
+        peers
+            .modelsign()
+            .arg("sign")
+            .arg(&model)
+            .args(["--identity-token", &token, "--signing-config"])
+            .arg(&stack.signing_config_path)
+            .arg("--trusted-root")
+            .arg(&no_ct_path),
+    );
+    assert!(stderr_text(&out).contains("lists no certificate-transparency log"), "{}", stderr_text(&out));
+    run_ok(&mut verify(&no_ct_path, &["--insecure-ignore-sct"]));
 }
 
 /// A token for another audience: refused before Fulcio is asked, one line, nothing attached.
