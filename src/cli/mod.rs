@@ -178,6 +178,8 @@ enum Command {
     /// model.sig beside a pulled model, and a statement over the manifest digest, which
     /// `cosign verify-attestation --type https://modelsign.dev/oci-manifest/v1` accepts.
     /// Nothing is downloaded. A local folder gets model.sig exactly as `model_signing sign` writes it.
+    /// With --key (a file or a pkcs11: URI) the key signs; without it, keyless Sigstore: the CI's or
+    /// --identity-token's OIDC identity, a Fulcio certificate, a Rekor entry (docs/CI.md).
     Sign(sign::SignArgs),
     /// Verify a model's signatures and its components' bytes (or a local folder against model.sig).
     ///
