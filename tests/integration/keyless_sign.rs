@@ -217,8 +217,11 @@ fn keyless_token_for_another_audience_attaches_nothing() {
     assert!(line.contains("audience `not-sigstore`, not `sigstore`"), "{line}");
     let tree = json(&run_ok(peers.modelsign().args(["discover", &layout, "--output", "json"])));
     assert_eq!(tree["referrers"].as_array().map(Vec::len), Some(0), "{tree:#}");
-    // Fulcio itself refuses such a token too (our check is not the only one): an expired
-    // token is refused here, a token from an issuer Fulcio does not know by Fulcio.
+    // An expired token is refused here too; a token from an issuer Fulcio does not know
+    // passes our checks and is refused by Fulcio: one line naming it, nothing attached.
+    let expired = stack.token_with("/token", &[("job_workflow_ref", DEFAULT_WORKFLOW), ("exp_in", "-120")]);
+    let out = run_fail(&mut sign_cmd(&peers, &stack, &["sign", &layout, "--identity-token", &expired]));
+    assert!(one_error_line(&out).contains("identity token: expired at"), "{}", stderr_text(&out));
     let unknown = stack.token_with("/token", &[("job_workflow_ref", DEFAULT_WORKFLOW), ("iss", "http://127.0.0.1:9/")]);
     let out = run_fail(&mut sign_cmd(&peers, &stack, &["sign", &layout, "--identity-token", &unknown]));
     let line = one_error_line(&out);
