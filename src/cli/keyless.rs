@@ -59,7 +59,7 @@ pub async fn signer(args: &KeylessSignArgs, global: &Global) -> Result<(Signer, 
     let services = match &args.signing_config {
         Some(file) => {
             if args.trusted_root.is_none() {
-                return Err(Error::InvalidInput(
+                return Err(Error::InvalidArguments(
                     "--signing-config needs --trusted-root (the same instance's trusted_root.json)".into(),
                 ));
             }
@@ -90,8 +90,10 @@ async fn token(args: &KeylessSignArgs, global: &Global) -> Result<IdentityToken,
         let path = Path::new(&value);
         if value.len() < 4096 && path.is_file() {
             let bytes = modelsign::local_fs::read_capped(path, MAX_TOKEN_FILE, "identity token file")?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::InvalidInput(format!("{}: the identity token file is not text", path.display())))?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::LocalFile {
+                path: path.to_path_buf(),
+                reason: "the identity token file is not text".into(),
+            })?;
             return Ok(IdentityToken::parse(&text)?);
         }
         return Ok(IdentityToken::parse(&value)?);
@@ -100,7 +102,7 @@ async fn token(args: &KeylessSignArgs, global: &Global) -> Result<IdentityToken,
         let client = modelsign::sigstore::http::client(global.timeout)?;
         return Ok(actions.fetch(&client, SIGSTORE_AUDIENCE).await?);
     }
-    Err(Error::InvalidInput(
+    Err(Error::InvalidArguments(
         "nothing to sign with: pass --key KEY.pem (or a pkcs11: URI), or sign keyless with --identity-token TOKEN \
          (or SIGSTORE_ID_TOKEN, or in GitHub Actions with `permissions: id-token: write`)"
             .into(),

@@ -71,7 +71,7 @@ pub async fn any_signer(
     match key {
         Some(key) => Ok((signer(key, certificate, chain)?, None)),
         None if certificate.is_some() || !chain.is_empty() => {
-            Err(Error::InvalidInput("--certificate and --certificate-chain need --key (their private key)".into()))
+            Err(Error::InvalidArguments("--certificate and --certificate-chain need --key (their private key)".into()))
         }
         None => super::keyless::signer(keyless, global).await.map(|(s, w)| (s, Some(w))),
     }
