@@ -22,6 +22,7 @@
 //! with at least one matching whole-model signature and no mismatching statement. No
 //! signature is a failure.
 
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::digest::Digest;
@@ -248,9 +249,13 @@ fn check_bundle(
     })
 }
 
+/// Referrer fetches in flight at once while gathering.
+const READ_AHEAD: usize = 4;
+
 /// Reads every referrer of `desc` and checks each against every signer set.
 /// `components` are all of the model's components. The fetches and the failed fetches
 /// are capped by a [`ReferrerBudget`]: past either cap, the registry is given up on.
+
 pub async fn gather(
     target: &Target,
     desc: &Descriptor,
@@ -259,9 +264,20 @@ pub async fn gather(
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let mut budget = ReferrerBudget::new(desc);
-    for entry in target.referrers(desc).await? {
+    // A few referrers are fetched at once (each is a manifest and a bundle request, and
+    // verifying one component is mostly these round trips); they are judged in listing
+    // order, and the budget is charged in that order, so at most READ_AHEAD - 1 fetches run
+    // past a cap before it stops the gather (dropping the stream cancels them).
+    let entries = target.referrers(desc).await?;
+    let mut fetched = futures_util::stream::iter(entries)
+        .map(|entry| async move {
+            let bundle = referrer_bundle(target, &entry, desc).await;
+            (entry, bundle)
+        })
+        .buffered(READ_AHEAD);
+    while let Some((entry, bundle)) = fetched.next().await {
         budget.fetch()?;
-        let (trusted, unverified) = match referrer_bundle(target, &entry, desc).await {
+        let (trusted, unverified) = match bundle {
             Err(NoBundle::Fetch(error)) => {
                 // A referrer listed but gone (a stale fallback index) costs one quick 404.
                 if !matches!(error, Error::NotFound { .. }) {
