@@ -7,11 +7,16 @@
 //! time back, moves its change time, which no user can set; so a file whose identity is
 //! unchanged has not been written since it was hashed.
 //!
-//! One small file per entry, `<dir>/digests-v1/<dev>-<inode>` (hex), written to a
+//! One small file per entry, `<dir>/digests-v2/<dev>-<inode>` (hex), written to a
 //! temporary file and renamed into place: concurrent runs never see half an entry and hold
-//! no lock. An entry repeats the identity it belongs to and ends with the SHA-256 of the
-//! rest; an entry that does not parse, fails that check or names another identity is a
-//! miss, and is replaced after the file is hashed. The self-check catches torn and
+//! no lock. An entry repeats the identity it belongs to, the path the file was hashed at,
+//! and ends with the SHA-256 of the rest; an entry that does not parse, fails that check or
+//! names another identity is a miss, and is replaced after the file is hashed.
+//!
+//! The cache does not grow forever: at most once a day ([`DigestCache::prune_if_due`]) the
+//! entries whose file is gone (nothing at the recorded path, or another file there) are
+//! removed, and then the least recently used ones beyond [`MAX_ENTRIES`]. An entry's
+//! modification time is its last use (refreshed on a hit at most once a day). The self-check catches torn and
 //! truncated writes, not forgery: anyone who can write the cache folder can make `push`
 //! and `sign DIR` record a wrong digest (which `verify` then rejects), so the folder must
 //! be the user's own, and is refused otherwise.
@@ -30,6 +35,9 @@ use std::time::{Duration, SystemTime};
 use crate::digest::Digest;
 use crate::error::Result;
 
+mod prune;
+pub use prune::PruneReport;
+
 /// Environment variable naming the cache folder (overrides the XDG location).
 pub const CACHE_DIR_ENV: &str = "MODELSIGN_CACHE_DIR";
 
@@ -38,11 +46,23 @@ pub const CACHE_DIR_ENV: &str = "MODELSIGN_CACHE_DIR";
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The folder that holds the entries, under the cache root.
-const ENTRIES: &str = "digests-v1";
+const ENTRIES: &str = "digests-v2";
+/// Folders of earlier entry formats, removed by [`DigestCache::prune`].
+const OLD_ENTRIES: &[&str] = &["digests-v1"];
 /// The first field of every entry.
-const MAGIC: &str = "modelsign-digest-v1";
-/// An entry is one short line; anything longer is not one.
-const MAX_ENTRY: u64 = 512;
+const MAGIC: &str = "modelsign-digest-v2";
+/// An entry is one line: the fields, a digest and a hex-encoded path of at most 4095
+/// bytes; anything longer is not one.
+const MAX_ENTRY: u64 = 9 * 1024;
+/// Entries kept at most (a few MB on disk); the least recently used go first.
+pub const MAX_ENTRIES: usize = 20_000;
+/// How often [`DigestCache::prune_if_due`] prunes, and how stale an entry's last-use time
+/// may grow before a hit refreshes it.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The file, under the cache root, whose modification time is the last pruning.
+const PRUNE_STAMP: &str = "digests-pruned";
+/// Temporary entry files older than this were left by a run that was killed.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// What identifies a file's content without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +181,8 @@ pub struct DigestCache {
 #[derive(Debug)]
 pub struct Pending {
     before: Identity,
+    /// Where the file was found, absolute, recorded so that pruning can tell it is gone.
+    path: PathBuf,
     /// The start of hashing, minus [`RACY_WINDOW`].
     settled: (i64, i64),
 }
@@ -229,19 +251,20 @@ impl DigestCache {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| (d.as_secs() as i64, i64::from(d.subsec_nanos())))
             .unwrap_or((i64::MIN, 0));
-        Lookup::Miss(Pending { before, settled })
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Lookup::Miss(Pending { before, path, settled })
     }
 
     /// Records the digest of `path`, hashed after `lookup` gave `pending`, if the file
     /// kept its identity throughout and had settled before hashing began. Best effort: a
     /// cache that cannot be written is only slower.
     pub fn record(&self, path: &Path, pending: Pending, digest: &Digest, len: u64) {
-        let Pending { before, settled } = pending;
+        let Pending { before, path: absolute, settled } = pending;
         let after = Identity::of(path);
         if after != Some(before) || len != before.size || !before.settled_before(settled) {
             return;
         }
-        let _ = self.write_entry(&before, digest);
+        let _ = self.write_entry(&before, &absolute, digest);
     }
 
     /// Hashes `path` with `hash` unless the cache knows it; returns the digest, the length
@@ -267,15 +290,21 @@ impl DigestCache {
     }
 
     fn read_entry(&self, identity: &Identity) -> Option<Digest> {
-        let file = fs::File::open(self.entry_path(identity)).ok()?;
+        let mut file = fs::File::open(self.entry_path(identity)).ok()?;
         let mut text = String::new();
-        file.take(MAX_ENTRY).read_to_string(&mut text).ok()?;
-        parse_entry(&text, identity)
+        (&mut file).take(MAX_ENTRY).read_to_string(&mut text).ok()?;
+        let digest = parse_entry(&text, identity)?.0;
+        // Used now: keep it from looking unused to pruning (a metadata write at most daily).
+        let stale = file.metadata().and_then(|m| m.modified()).is_ok_and(|t| older_than(t, PRUNE_INTERVAL));
+        if stale {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Some(digest)
     }
 
-    fn write_entry(&self, identity: &Identity, digest: &Digest) -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&self.entries)?;
-        tmp.write_all(format_entry(identity, digest).as_bytes())?;
+    fn write_entry(&self, identity: &Identity, path: &Path, digest: &Digest) -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.entries)?;
+        tmp.write_all(format_entry(identity, path, digest).as_bytes())?;
         // No fsync: an entry torn by a crash fails its self-check and is rebuilt.
         tmp.persist(self.entry_path(identity)).map_err(|e| e.error)?;
         Ok(())
@@ -284,6 +313,11 @@ impl DigestCache {
 
 fn now() -> SystemTime {
     SystemTime::now()
+}
+
+/// Whether `time` lies more than `age` in the past.
+fn older_than(time: SystemTime, age: Duration) -> bool {
+    SystemTime::now().duration_since(time).is_ok_and(|d| d > age)
 }
 
 /// `MODELSIGN_CACHE_DIR`, else `$XDG_CACHE_HOME/modelsign` (absolute only, as the XDG
@@ -299,23 +333,34 @@ pub fn default_dir() -> Option<PathBuf> {
     Some(home.join(".cache").join("modelsign"))
 }
 
-fn format_entry(identity: &Identity, digest: &Digest) -> String {
-    let body = format!("{} {}", identity.fields(), digest);
+/// Names of temporary entry files (never an entry: entries are `<hex>-<hex>`).
+const TEMP_PREFIX: &str = ".tmp-";
+
+fn format_entry(identity: &Identity, path: &Path, digest: &Digest) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let body = format!("{} {} {}", identity.fields(), digest, hex::encode(path.as_os_str().as_bytes()));
     format!("{body} {}\n", Digest::of(body.as_bytes()).hex())
 }
 
-/// The digest an entry records for `identity`, if the entry is whole and is about it.
-fn parse_entry(text: &str, identity: &Identity) -> Option<Digest> {
+/// The digest and path an entry records for `identity`, if the entry is whole and is
+/// about it.
+fn parse_entry(text: &str, identity: &Identity) -> Option<(Digest, PathBuf)> {
+    let (fields, digest, path) = parse_any_entry(text)?;
+    (fields == identity.fields()).then_some((digest, path))
+}
+
+/// An entry that is whole (its self-check holds): its identity fields, digest and path.
+fn parse_any_entry(text: &str) -> Option<(&str, Digest, PathBuf)> {
+    use std::os::unix::ffi::OsStringExt;
     let line = text.strip_suffix('\n')?;
     let (body, check) = line.rsplit_once(' ')?;
     if Digest::of(body.as_bytes()).hex() != check {
         return None;
     }
-    let (fields, digest) = body.rsplit_once(' ')?;
-    if fields != identity.fields() {
-        return None;
-    }
-    digest.parse().ok()
+    let (rest, path) = body.rsplit_once(' ')?;
+    let (fields, digest) = rest.rsplit_once(' ')?;
+    let path = PathBuf::from(std::ffi::OsString::from_vec(hex::decode(path).ok()?));
+    Some((fields, digest.parse().ok()?, path))
 }
 
 #[cfg(unix)]
@@ -356,7 +401,11 @@ mod tests {
     use std::fs::FileTimes;
 
     fn backdate(path: &Path) {
-        let past = SystemTime::now() - Duration::from_secs(3600);
+        backdate_by(path, Duration::from_secs(3600));
+    }
+
+    fn backdate_by(path: &Path, age: Duration) {
+        let past = SystemTime::now() - age;
         let f = fs::OpenOptions::new().write(true).open(path).unwrap();
         f.set_times(FileTimes::new().set_modified(past).set_accessed(past)).unwrap();
     }
@@ -432,8 +481,8 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, b"abc").unwrap();
         let id = Identity::of(&file).unwrap();
-        let good = format_entry(&id, &Digest::of(b"abc"));
-        assert_eq!(parse_entry(&good, &id), Some(Digest::of(b"abc")));
+        let good = format_entry(&id, &file, &Digest::of(b"abc"));
+        assert_eq!(parse_entry(&good, &id), Some((Digest::of(b"abc"), file.clone())));
         // Torn, altered, or about another identity.
         assert_eq!(parse_entry(&good[..good.len() - 5], &id), None);
         assert_eq!(parse_entry(&good.replacen(" 3 ", " 4 ", 1), &id), None);
@@ -453,5 +502,74 @@ mod tests {
         fs::create_dir(&root).unwrap();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
         assert!(DigestCache::open(&root).unwrap_err().contains("no one else can write"));
+    }
+
+    /// A cache with an entry for each of `names` (files under `dir`, settled and hashed).
+    fn cache_with(dir: &Path, names: &[&str]) -> DigestCache {
+        let cache = DigestCache::open(&dir.join("cache")).unwrap();
+        for name in names {
+            fs::write(dir.join(name), name.as_bytes()).unwrap();
+        }
+        settle();
+        for name in names {
+            let file = dir.join(name);
+            let (_, _, cached) = cache.get_or_hash(&file, || hash(&file)).unwrap();
+            assert!(!cached);
+        }
+        assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), names.len());
+        cache
+    }
+
+    #[test]
+    fn prune_drops_entries_of_files_that_are_gone_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache_with(dir.path(), &["kept", "deleted", "replaced", "renamed"]);
+        fs::remove_file(dir.path().join("deleted")).unwrap();
+        // Another file (another inode) at the same path.
+        fs::remove_file(dir.path().join("replaced")).unwrap();
+        fs::write(dir.path().join("replaced.new"), b"new").unwrap();
+        fs::rename(dir.path().join("replaced.new"), dir.path().join("replaced")).unwrap();
+        fs::rename(dir.path().join("renamed"), dir.path().join("moved")).unwrap();
+        // Damage, a stale temporary file and a folder of the old format go too.
+        fs::write(cache.dir().join("1-2"), b"garbage").unwrap();
+        let temp = cache.dir().join(".tmp-left");
+        fs::write(&temp, b"x").unwrap();
+        backdate_by(&temp, 2 * STALE_TEMP);
+        fs::create_dir_all(dir.path().join("cache/digests-v1")).unwrap();
+        let report = cache.prune(MAX_ENTRIES);
+        assert_eq!(report, PruneReport { kept: 1, gone: 4, over_cap: 0 });
+        assert!(!temp.exists() && !dir.path().join("cache/digests-v1").exists());
+        let kept = dir.path().join("kept");
+        let (_, _, cached) = cache.get_or_hash(&kept, || panic!("kept must stay cached")).unwrap();
+        assert!(cached);
+    }
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_within_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache_with(dir.path(), &["a", "b", "c", "d"]);
+        // Last used long ago, except "c" (a hit refreshes a stale last-use time).
+        for entry in fs::read_dir(cache.dir()).unwrap() {
+            backdate_by(&entry.unwrap().path(), 2 * PRUNE_INTERVAL);
+        }
+        let c = dir.path().join("c");
+        cache.get_or_hash(&c, || panic!("cached")).unwrap();
+        let report = cache.prune(2);
+        assert_eq!((report.kept, report.over_cap, report.gone), (2, 2, 0));
+        let (_, _, cached) = cache.get_or_hash(&c, || hash(&c)).unwrap();
+        assert!(cached, "the entry used last must be kept");
+    }
+
+    #[test]
+    fn prune_if_due_runs_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache_with(dir.path(), &["x"]);
+        fs::remove_file(dir.path().join("x")).unwrap();
+        assert_eq!(cache.prune_if_due().map(|r| r.gone), Some(1));
+        assert_eq!(cache.prune_if_due(), None, "pruned an hour ago: not due");
+        let stamp = dir.path().join("cache").join(PRUNE_STAMP);
+        let two_days_ago = SystemTime::now() - 2 * PRUNE_INTERVAL;
+        fs::File::options().write(true).open(&stamp).unwrap().set_modified(two_days_ago).unwrap();
+        assert!(cache.prune_if_due().is_some());
     }
 }

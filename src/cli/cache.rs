@@ -23,7 +23,11 @@ impl CacheArgs {
             return None;
         }
         match DigestCache::open_default() {
-            Ok(cache) => Some(Arc::new(cache)),
+            Ok(cache) => {
+                // At most once a day: entries of files that are gone, and beyond the cap.
+                cache.prune_if_due();
+                Some(Arc::new(cache))
+            }
             Err(why) => {
                 eprintln!("note: {why}; hashing every file");
                 None

@@ -150,8 +150,9 @@ fn verify_hashes_what_it_checks_whatever_the_cache_says() {
 fn poison_entry(cache: &Path, file: &Path, digest: &str) {
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(file).unwrap();
+    let path = hex::encode(std::path::absolute(file).unwrap().as_os_str().as_encoded_bytes());
     let body = format!(
-        "modelsign-digest-v1 {} {} {} {} {} {} {} {digest}",
+        "modelsign-digest-v2 {} {} {} {} {} {} {} {digest} {path}",
         m.dev(),
         m.ino(),
         m.size(),
@@ -161,7 +162,7 @@ fn poison_entry(cache: &Path, file: &Path, digest: &str) {
         m.ctime_nsec()
     );
     let check = sha256_digest(body.as_bytes());
-    let entry = cache.join("digests-v1").join(format!("{:x}-{:x}", m.dev(), m.ino()));
+    let entry = cache.join("digests-v2").join(format!("{:x}-{:x}", m.dev(), m.ino()));
     assert!(entry.is_file(), "no cache entry at {}", entry.display());
     fs::write(entry, format!("{body} {}\n", check.trim_start_matches("sha256:"))).unwrap();
 }
@@ -174,7 +175,7 @@ fn damaged_cache_entries_are_rebuilt_and_concurrent_runs_agree() {
     assert_eq!(hashed(&first), (6, 0));
     // Garbage, truncation and an empty file in place of entries.
     let entries: Vec<PathBuf> =
-        fs::read_dir(bed.cache_dir().join("digests-v1")).unwrap().map(|e| e.unwrap().path()).collect();
+        fs::read_dir(bed.cache_dir().join("digests-v2")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 6, "{entries:?}");
     for (i, entry) in entries.iter().enumerate() {
         let text = fs::read_to_string(entry).unwrap();
