@@ -33,7 +33,7 @@ impl Bars {
     }
 
     fn style() -> ProgressStyle {
-        ProgressStyle::with_template("{msg:>40.dim} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec}")
+        ProgressStyle::with_template("{msg:>40.dim} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
             .expect("valid template")
             .progress_chars("=> ")
     }

@@ -68,9 +68,23 @@ pub async fn run(args: &PullArgs, global: &Global) -> CliResult {
             for a in &report.archives {
                 outln!("unpacked {}  {} ({} files)", a.digest, a.path, a.files.len())?;
             }
+            let present = report.components.iter().filter(|c| !c.downloaded).count();
+            let mut skipped = String::new();
+            if present > 0 {
+                skipped.push_str(&format!(
+                    "; {present} already there ({} not downloaded)",
+                    output::bytes(report.bytes_present)
+                ));
+            }
+            if report.bytes_resumed > 0 {
+                skipped.push_str(&format!(
+                    "; resumed {} kept by an interrupted pull",
+                    output::bytes(report.bytes_resumed)
+                ));
+            }
             eprintln!(
-                "pulled {} of {} components ({}) into {}",
-                report.components.iter().filter(|c| c.downloaded).count() + report.archives.len(),
+                "pulled {} of {} components ({}) into {}{skipped}",
+                report.components.len() - present + report.archives.len(),
                 report.components.len() + report.archives.len(),
                 output::bytes(report.bytes_downloaded),
                 args.dir.display()

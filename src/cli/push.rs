@@ -71,11 +71,12 @@ pub async fn run(args: &PushArgs, global: &Global) -> CliResult {
             let sent = report.components.iter().filter(|c| c.uploaded).count();
             eprintln!("{}", super::cache::describe(&report.hashing));
             eprintln!(
-                "pushed {} components ({} uploaded, {} already there, {} sent)",
+                "pushed {} components ({} uploaded, {} sent; {} already there, {} not sent)",
                 report.components.len(),
                 sent,
+                output::bytes(report.bytes_uploaded),
                 report.components.len() - sent,
-                output::bytes(report.bytes_uploaded)
+                output::bytes(report.bytes_present)
             );
             outln!("{}", report.digest)?;
         }

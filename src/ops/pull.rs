@@ -40,6 +40,13 @@ pub struct PulledComponent {
     pub size: u64,
     /// False when the file was already there with the right digest.
     pub downloaded: bool,
+    /// Bytes of it an earlier, interrupted pull had kept, not downloaded again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resumed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What `pull` did.
@@ -50,7 +57,12 @@ pub struct PullReport {
     pub digest: Digest,
     pub output: PathBuf,
     pub components: Vec<PulledComponent>,
+    /// Bytes received from the registry (the bytes resumed are not counted).
     pub bytes_downloaded: u64,
+    /// Bytes of components already in the folder with the right digest: not downloaded.
+    pub bytes_present: u64,
+    /// Bytes an earlier, interrupted pull had kept: not downloaded again.
+    pub bytes_resumed: u64,
     /// Archive layers unpacked into the folder (FORMAT.md §7).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub archives: Vec<crate::ops::archives::UnpackedArchive>,
@@ -113,12 +125,17 @@ fn present(c: &Component) -> PulledComponent {
         digest: c.descriptor.digest.clone(),
         size: c.descriptor.size,
         downloaded: false,
+        resumed: 0,
     }
 }
 
 /// Whether `c`'s path already holds the layer's bytes: the file is hashed on a blocking
 /// thread, so a large up-to-date file does not stall the other downloads.
 async fn up_to_date(output: &Arc<OutputDir>, c: &Component) -> Result<bool> {
+    // Most often nothing is there yet: said without a thread hand-off per file.
+    if !output.has_entry(&c.path)? {
+        return Ok(false);
+    }
     let (output, path, desc) = (Arc::clone(output), c.path.clone(), c.descriptor.clone());
     crate::blocking::run(&c.path, move || output.up_to_date(&path, &desc)).await
 }
@@ -145,7 +162,7 @@ async fn pull_group(
     // Another pull into this folder may have put them in place while we waited.
     let mut still_missing = Vec::new();
     for c in missing {
-        if up_to_date(output, c).await? {
+        if partial.waited() && up_to_date(output, c).await? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
             out.push(present(c));
         } else {
@@ -153,14 +170,15 @@ async fn pull_group(
         }
     }
     let Some((first, rest)) = still_missing.split_first() else { return Ok(out) };
-    download(target, desc, &first.path, &mut partial, progress).await?;
+    let resumed = download(target, desc, &first.path, &mut partial, progress).await?;
     for c in rest {
         let mut copy = partial.copy().await?;
         output.place(&mut copy, &c.path)?;
     }
     output.place(&mut partial, &first.path)?;
-    for c in &still_missing {
-        out.push(PulledComponent { downloaded: true, ..present(c) });
+    for (i, c) in still_missing.iter().enumerate() {
+        // The resumed bytes count once, for the file that was downloaded.
+        out.push(PulledComponent { downloaded: true, resumed: if i == 0 { resumed } else { 0 }, ..present(c) });
     }
     Ok(out)
 }
@@ -253,8 +271,10 @@ pub async fn pull_with_limits(
         reference: reference.to_string(),
         digest: desc.digest,
         output: dir.to_path_buf(),
-        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size).sum::<u64>()
+        bytes_downloaded: pulled.iter().filter(|c| c.downloaded).map(|c| c.size - c.resumed).sum::<u64>()
             + archives.iter().map(|a| a.size).sum::<u64>(),
+        bytes_present: pulled.iter().filter(|c| !c.downloaded).map(|c| c.size).sum(),
+        bytes_resumed: pulled.iter().map(|c| c.resumed).sum(),
         components: pulled,
         archives,
         verification,

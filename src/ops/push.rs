@@ -179,6 +179,8 @@ pub struct PushReport {
     pub config: Descriptor,
     pub components: Vec<PushedComponent>,
     pub bytes_uploaded: u64,
+    /// Bytes of components the target already had (an earlier or interrupted push): not sent.
+    pub bytes_present: u64,
     /// Which files were read to get their digests, and which came from the digest cache.
     pub hashing: HashSummary,
     /// The referrer holding a `model.sig` found in the folder.
@@ -277,6 +279,7 @@ fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, upload
         })
         .collect();
     let bytes_uploaded = components.iter().filter(|c| c.uploaded).map(|c| c.size).sum();
+    let bytes_present = components.iter().filter(|c| !c.uploaded).map(|c| c.size).sum();
     PushReport {
         reference,
         digest: manifest.digest.clone(),
@@ -285,6 +288,7 @@ fn report(reference: String, packed: &PackedModel, manifest: &Descriptor, upload
         config: packed.manifest.config.clone(),
         components,
         bytes_uploaded,
+        bytes_present,
         hashing: packed.hashing,
         signature: None,
     }

@@ -9,6 +9,7 @@ mod custody;
 mod custody_gaps;
 mod custody_keyless;
 mod delta;
+mod delta_report;
 mod faults;
 mod fuzz_parsers;
 mod hardening_local;

@@ -7,9 +7,10 @@
 //! else can write to. Every pull holds a shared `flock` on it; the last one out removes it
 //! when empty. A pull that fails removes the (empty) folders it created.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::folder;
@@ -23,8 +24,11 @@ use super::partial::PartialFile;
 const MAX_PATH_BYTES: usize = 4095;
 
 pub(super) struct OutputDir {
-    root: Dir,
+    root: Arc<Dir>,
     partial: Dir,
+    /// Folders under `root` opened so far (each once, without following a symlink), by
+    /// `/`-separated path: thousands of files in a few folders do not reopen them per file.
+    opened: Mutex<HashMap<String, Arc<Dir>>>,
     /// Folders under `root` this pull created, `/`-separated, in creation order.
     created: Mutex<Vec<String>>,
     /// `DIR` and its parents when this pull created them, deepest last.
@@ -43,8 +47,9 @@ impl OutputDir {
         let output = Dir::open(dir).map_err(|e| Error::io(dir, e)).and_then(|root| {
             let partial = open_resume_folder(&root)?;
             Ok(OutputDir {
-                root,
+                root: Arc::new(root),
                 partial,
+                opened: Mutex::new(HashMap::new()),
                 created: Mutex::new(Vec::new()),
                 created_above: created_above.clone(),
                 succeeded: AtomicBool::new(false),
@@ -68,19 +73,28 @@ impl OutputDir {
 
     /// The folder holding `path` and the file name in it; `Ok(None)` when a folder on the
     /// way is missing and `create` is false. Created folders are remembered for cleanup.
-    fn parent<'p>(&self, path: &'p str, create: bool) -> Result<Option<(Dir, &'p str)>> {
+    fn parent<'p>(&self, path: &'p str, create: bool) -> Result<Option<(Arc<Dir>, &'p str)>> {
         let (folders, leaf) = path.rsplit_once('/').unwrap_or(("", path));
-        let mut current = self.root.try_clone().map_err(|e| Error::io(self.root.path(), e))?;
         if folders.is_empty() {
-            return Ok(Some((current, leaf)));
+            return Ok(Some((self.root.clone(), leaf)));
         }
+        let opened = |prefix: &str| self.opened.lock().expect("opened folders").get(prefix).cloned();
+        if let Some(dir) = opened(folders) {
+            return Ok(Some((dir, leaf)));
+        }
+        let mut current = self.root.clone();
         let mut done = 0;
         for part in folders.split('/') {
             done += part.len() + usize::from(done > 0);
-            current = if create {
+            let prefix = &folders[..done];
+            if let Some(dir) = opened(prefix) {
+                current = dir;
+                continue;
+            }
+            let next = if create {
                 let (next, created) = current.create_dir(part, 0o777)?;
                 if created {
-                    self.created.lock().expect("created folders").push(folders[..done].to_string());
+                    self.created.lock().expect("created folders").push(prefix.to_string());
                 }
                 next
             } else {
@@ -89,8 +103,18 @@ impl OutputDir {
                     None => return Ok(None),
                 }
             };
+            current = Arc::new(next);
+            self.opened.lock().expect("opened folders").entry(prefix.to_string()).or_insert_with(|| current.clone());
         }
         Ok(Some((current, leaf)))
+    }
+
+    /// Whether anything (a file, or something [`OutputDir::up_to_date`] refuses) is at
+    /// `path`: a cheap look before hashing.
+    pub(super) fn has_entry(&self, path: &str) -> Result<bool> {
+        let Some((parent, leaf)) = self.parent(path, false)? else { return Ok(false) };
+        let entry = parent.entry(leaf).map_err(|e| Error::io(self.root.child_path(path), e))?;
+        Ok(entry != crate::local_fs::Entry::Missing)
     }
 
     /// Whether `path` already holds exactly the layer's bytes.
@@ -135,7 +159,7 @@ impl Drop for OutputDir {
         for rel in created.iter().rev() {
             let (folders, leaf) = rel.rsplit_once('/').unwrap_or(("", rel));
             let parent = if folders.is_empty() {
-                self.root.try_clone().ok()
+                Some(self.root.clone())
             } else {
                 self.parent(&format!("{folders}/x"), false).ok().flatten().map(|(d, _)| d)
             };

@@ -28,6 +28,8 @@ pub(super) struct PartialFile<'a> {
     /// Kept after a failure so that the next pull resumes it (a download, not a copy).
     resumable: bool,
     placed: bool,
+    /// Whether another pull held it first (and may have put the file in place meanwhile).
+    waited: bool,
 }
 
 impl PartialFile<'_> {
@@ -42,6 +44,11 @@ impl PartialFile<'_> {
 
     pub(super) fn placed(&mut self) {
         self.placed = true;
+    }
+
+    /// Whether another pull held the file before this one got it.
+    pub(super) fn waited(&self) -> bool {
+        self.waited
     }
 
     /// A private copy of this (checked) file, for a second component with the same bytes.
@@ -59,6 +66,7 @@ impl PartialFile<'_> {
             name,
             resumable: false,
             placed: false,
+            waited: false,
         };
         let (source_path, copy_path) = (self.dir.child_path(&self.name), self.dir.child_path(&copy.name));
         let mut source = self.file.try_clone().map_err(|e| Error::io(&source_path, e))?;
@@ -112,13 +120,14 @@ pub(super) async fn lock<'a>(
             }
         }
         if dir.holds(name, &file) {
-            return Ok(PartialFile { dir, name: name.to_string(), file, resumable: true, placed: false });
+            return Ok(PartialFile { dir, name: name.to_string(), file, resumable: true, placed: false, waited: noted });
         }
     }
 }
 
 /// Downloads a blob into `partial`, resuming what is already there, and returns once the
-/// file holds exactly the blob. A transfer error keeps the bytes for the next attempt. A
+/// file holds exactly the blob, with the number of bytes an earlier pull had kept (and
+/// that were not downloaded again). A transfer error keeps the bytes for the next attempt. A
 /// resumed file whose digest then does not match was stale or corrupted: it is discarded
 /// (with a note) and the blob downloaded afresh once; a mismatch on fresh bytes is the
 /// registry's, and empties the file.
@@ -128,19 +137,25 @@ pub(super) async fn download(
     label: &str,
     partial: &mut PartialFile<'_>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<u64> {
     let path = partial.dir.child_path(&partial.name);
     let file = &partial.file;
     let io = |e| Error::io(&path, e);
-    if file.metadata().map_err(io)?.len() > desc.size {
+    let mut have = file.metadata().map_err(io)?.len();
+    if have > desc.size {
         file.set_len(0).map_err(io)?;
+        have = 0;
     }
-    // Resume: the bytes already there count toward the digest (hashed on a blocking thread).
-    let mut hasher = {
+    // Resume: the bytes already there count toward the digest (hashed on a blocking
+    // thread). No thread and no buffer for an empty file: thousands of small blobs would
+    // each pay a hand-off and zero a MiB for nothing.
+    let mut hasher = if have == 0 {
+        Hasher::new()
+    } else {
         let (file, path) = (file.try_clone().map_err(io)?, path.clone());
         crate::blocking::run(label, move || {
             let mut hasher = Hasher::new();
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = vec![0u8; have.min(1 << 20) as usize];
             loop {
                 let n = file.read_at(&mut buf, hasher.len()).map_err(|e| Error::io(&path, e))?;
                 if n == 0 {
@@ -154,8 +169,10 @@ pub(super) async fn download(
     let resumed = hasher.len();
     progress.start(&desc.digest, label, desc.size);
     progress.restart(&desc.digest, resumed);
+    let mut kept = resumed;
     let result = match fetch(target, desc, label, file, &mut hasher, progress).await {
         Err(Error::DigestMismatch { .. }) if resumed > 0 => {
+            kept = 0;
             progress.note(&format!(
                 "{label}: the {resumed} bytes kept in {} by an earlier pull did not match the layer; \
                  discarded them, downloading afresh",
@@ -174,7 +191,7 @@ pub(super) async fn download(
     }
     result?;
     progress.finish(&desc.digest);
-    Ok(())
+    Ok(kept)
 }
 
 /// Appends the rest of the blob with retries, then checks size and digest.
@@ -240,14 +257,20 @@ async fn transfer(
         Error::NotFound { target, what } => Error::NotFound { target, what: format!("{what} ({label})") },
         other => other,
     })?;
+    if desc.size - offset <= CHUNK as u64 {
+        return transfer_small(&mut reader, target, desc, label, file, hasher, progress).await;
+    }
     // The same open file, written at explicit offsets: never reopened by name.
     let file = file.try_clone().map_err(|e| Error::io(label, e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     // Buffers go round between reader and writer instead of being allocated per chunk, so
-    // the allocator never hands pages back to the kernel only to fault them in again.
+    // the allocator never hands pages back to the kernel only to fault them in again. A
+    // small blob gets buffers of its size (zeroing 3 MiB per 32 KiB file cost more CPU
+    // than the download).
+    let chunk_len = (desc.size - offset).min(CHUNK as u64) as usize;
     let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
     for _ in 0..CHUNKS_IN_FLIGHT + 1 {
-        free_tx.try_send(vec![0u8; CHUNK]).expect("the pool has room for every buffer");
+        free_tx.try_send(vec![0u8; chunk_len]).expect("the pool has room for every buffer");
     }
     let mut writer_hasher = std::mem::take(hasher);
     let what = label.to_string();
@@ -271,10 +294,10 @@ async fn transfer(
     let read_result: Result<()> = async {
         loop {
             let Some(mut chunk) = free_rx.recv().await else { return Ok(()) };
-            chunk.resize(CHUNK, 0);
+            chunk.resize(chunk_len, 0);
             let mut filled = 0;
             let mut read_error = None;
-            while filled < CHUNK {
+            while filled < chunk_len {
                 match reader.read(&mut chunk[filled..]).await {
                     Ok(0) => break,
                     Ok(n) => filled += n,
@@ -309,4 +332,48 @@ async fn transfer(
     *hasher = writer_hasher;
     write_result?;
     read_result
+}
+
+/// [`transfer`] of at most one chunk: read into one buffer, then written and hashed on the
+/// runtime's thread (a write of at most 1 MiB to the page cache), sparing thousands of
+/// small blobs a thread hand-off each. On any error the hasher still matches the file.
+async fn transfer_small(
+    reader: &mut crate::store::BlobReader,
+    target: &Target,
+    desc: &Descriptor,
+    label: &str,
+    file: &File,
+    hasher: &mut Hasher,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let offset = hasher.len();
+    let mut buf = vec![0u8; (desc.size - offset) as usize];
+    let mut filled = 0;
+    let mut read_error = None;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]).await {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => {
+                read_error = Some(Error::io(format!("{label} from {}", target.describe()), e));
+                break;
+            }
+        }
+    }
+    // What arrived before a cut is kept: the next attempt resumes after it.
+    file.write_all_at(&buf[..filled], offset).map_err(|e| Error::io(format!("partial file of {label}"), e))?;
+    hasher.update(&buf[..filled]);
+    progress.advance(&desc.digest, filled as u64);
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    // A body longer than the layer says is refused, as in `transfer`.
+    if filled == buf.len() {
+        let mut probe = [0u8; 1];
+        if let Ok(n @ 1..) = reader.read(&mut probe).await {
+            let actual = offset + filled as u64 + n as u64;
+            return Err(Error::SizeMismatch { what: label.to_string(), expected: desc.size, actual });
+        }
+    }
+    Ok(())
 }
