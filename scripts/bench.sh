@@ -14,10 +14,14 @@
 #   BENCH_RESUME_MIB size of the blob whose upload is cut at 60 % (256; 0 skips), through a cutting
 #                    proxy in front of cue-labs' registry (which reports what it holds) and distribution
 #                    (which cancels an upload cut inside a chunk)
-#   BENCH_BIG        1: also the big-model rows: four files of BENCH_BIG_MIB (4096: 16 GiB in all),
+#   BENCH_BIG        1: also the big-model rows: four files of BENCH_BIG_GIB/4 (16 GiB in all),
 #                    push, pull, sign REF, sign DIR with a warm digest cache, verify one component,
-#                    peak RSS, against oras and model_signing (needs ~3× the model size on disk)
-#   BENCH_BIG_MIB    size of each of the four big files in MiB (4096)
+#                    peak RSS, against oras and model_signing. Needs twice the model on disk plus
+#                    6 GB (40 GB at 16 GiB), checked before anything runs: the registry's copy
+#                    stays, and the source folder is deleted once pushes and signs are done, before
+#                    the pulls (each pulled copy is deleted before the next)
+#   BENCH_BIG_GIB    size of the big model in GiB (16); BENCH_BIG_MIB (each of the four files, in
+#                    MiB) overrides it
 #   BENCH_BIG_RUNS   repetitions of each big-model timing (1)
 #   BENCH_CUSTODY    issue 6: verify one 1 MiB component of the model under a 5-rule policy with 6
 #                    signatures and attestations attached (1; 0 skips)
@@ -71,7 +75,9 @@ BENCH_BIG="${BENCH_BIG:-0}"
 BENCH_CUSTODY="${BENCH_CUSTODY:-1}"
 BENCH_UNPACK="${BENCH_UNPACK:-1}"
 BENCH_UNPACK_GZIP_LEVEL="${BENCH_UNPACK_GZIP_LEVEL:-6}"
-BENCH_BIG_MIB="${BENCH_BIG_MIB:-4096}"
+BENCH_BIG_GIB="${BENCH_BIG_GIB:-16}"
+[[ "$BENCH_BIG_GIB" =~ ^[0-9]+$ && "$BENCH_BIG_GIB" -ge 1 ]] || { echo "bench: BENCH_BIG_GIB must be an integer >= 1" >&2; exit 2; }
+BENCH_BIG_MIB="${BENCH_BIG_MIB:-$((BENCH_BIG_GIB * 256))}"
 BENCH_BIG_RUNS="${BENCH_BIG_RUNS:-1}"
 if [[ -n "${BENCH_OUT:-}" ]]; then
   case "$BENCH_OUT" in /*) OUT="$BENCH_OUT" ;; *) OUT="$CALLER_PWD/$BENCH_OUT" ;; esac
@@ -86,6 +92,19 @@ done
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+# The big model's disk: the registry's copy plus the source folder (or one pulled copy), and
+# 6 GB for the registry's other blobs and the rest. Checked before anything runs, and again
+# before the big model is written.
+big_space_check() {
+  local need avail
+  need=$((2 * 4 * BENCH_BIG_MIB * 1048576 + 6000000000))
+  avail=$(($(df -Pk "$1" | awk 'NR==2{print $4}') * 1024))
+  ((avail >= need)) || die "BENCH_BIG=1 with a $((4 * BENCH_BIG_MIB / 1024)) GiB model needs $((need / 1000000000)) GB free in $1 (the registry's copy, the source folder or a pulled copy, 6 GB for the rest); $((avail / 1000000000)) GB free. Free some space, or set BENCH_BIG_GIB lower"
+}
+if [[ "$BENCH_BIG" == 1 ]]; then
+  big_space_check "${TMPDIR:-/tmp}"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Tools: modelsign (release build), the test bed's peers, docker-registry, curl, /usr/bin/time.
@@ -736,11 +755,10 @@ fi
 # ---------------------------------------------------------------------------------------------
 BIG_TIMINGS=()
 if [[ "$BENCH_BIG" == 1 ]]; then
+  # The small models are done with: their folders go (the registry keeps its copies).
+  rm -rf "${MODEL4:-}" "${M2K:-}" "$MODELD"
+  big_space_check "$W"
   BIG="$W/big"
-  BIG_BYTES=$((4 * BENCH_BIG_MIB * 1048576))
-  avail=$(($(df -Pk "$W" | awk 'NR==2{print $4}') * 1024))
-  ((avail > BIG_BYTES * 3 + (1 << 30))) ||
-    die "BENCH_BIG needs about $((BIG_BYTES * 3 / 1073741824 + 1)) GiB free in $W (model, registry, one pulled copy); $((avail / 1073741824)) GiB free"
   mkdir -p "$BIG"
   log "big model: four files of $BENCH_BIG_MIB MiB"
   BIG_FILES=()
@@ -754,35 +772,51 @@ if [[ "$BENCH_BIG" == 1 ]]; then
   BIG_ORAS=()
   for f in "${BIG_FILES[@]}"; do BIG_ORAS+=("$f:application/vnd.cncf.model.weight.v1.raw"); done
   BIG_REF="$HOSTPORT/bench/big:v1"
-  # page_cache NAME: how much of the big model the page cache holds before step NAME
+  # The registry's copy of each big file (distribution's filesystem layout), for the page
+  # cache state once the source folder is gone.
+  BIG_BLOBS=()
+  for f in "${BIG_FILES[@]:0:4}"; do
+    d="$(sha256sum "$BIG/$f" | cut -d' ' -f1)"
+    BIG_BLOBS+=("$W/registry/data/docker/registry/v2/blobs/sha256/${d:0:2}/$d/data")
+  done
+  # page_cache NAME WHAT FILES…: how much of FILES the page cache holds before step NAME
   page_cache() {
-    echo "$1 $(fincore -b -n -o RES "${BIG_FILES[@]/#/$BIG/}" 2>/dev/null | awk '{s += $1} END{printf "%.1f", s/1073741824}')" >>"$W/res/big_page_cache"
+    local name=$1 what=$2
+    shift 2
+    echo "$name($what) $(fincore -b -n -o RES "$@" 2>/dev/null | awk '{s += $1} END{printf "%.1f", s/1073741824}')" >>"$W/res/big_page_cache"
   }
   sleep 2.2 # settled, so the untimed push below fills the digest cache
   "$MS" push --plain-http --no-progress "$BIG_REF" "$BIG" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "big push failed"; }
   "$MS" sign --plain-http --no-progress "$BIG_REF" --key "$KEY" >>"$CMDLOG" 2>&1 || { tail -20 "$CMDLOG" >&2; die "big sign failed"; }
   model_signing sign key "$BIG" --private_key "$KEY" --signature "$W/big-oms.sig" >>"$CMDLOG" 2>&1 ||
     { tail -20 "$CMDLOG" >&2; die "model_signing sign of the big model failed"; }
+  for f in "${BIG_BLOBS[@]}"; do [[ -f "$f" ]] || die "no registry blob at $f (distribution's layout changed?)"; done
   sync
   BIG_TIMINGS=(big_push_ms big_push_oras big_pull_ms big_pull_oras big_signref_ms big_signdir_ms big_signdir_oms big_verify_ms big_verify_peer)
+  # Every step that reads the source folder, all runs; then the folder goes and the steps
+  # that read the registry run (the pulls write a copy each, deleted before the next).
   for ((i = 1; i <= BENCH_BIG_RUNS; i++)); do
-    log "big run $i/$BENCH_BIG_RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
-    page_cache push
+    log "big run $i/$BENCH_BIG_RUNS, source folder steps (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    page_cache push source "${BIG_FILES[@]/#/$BIG/}"
     measure big_push_ms "$MS" push --no-cache --plain-http --no-progress "$HOSTPORT/bench/big-ms-$i:v1" "$BIG"
     measure big_push_oras env -C "$BIG" oras push --plain-http --no-tty "$HOSTPORT/bench/big-oras-$i:v1" "${BIG_ORAS[@]}"
-    page_cache pull
+    page_cache sign_dir source "${BIG_FILES[@]/#/$BIG/}"
+    measure big_signdir_ms "$MS" sign "$BIG" --key "$KEY" --signature "$W/big-ms-$i.sig"
+    measure big_signdir_oms model_signing sign key "$BIG" --private_key "$KEY" --signature "$W/big-oms-$i.sig"
+  done
+  log "deleting the big source folder ($((4 * BENCH_BIG_MIB / 1024)) GiB): the registry's copy is what the rest reads"
+  rm -rf "$BIG"
+  for ((i = 1; i <= BENCH_BIG_RUNS; i++)); do
+    log "big run $i/$BENCH_BIG_RUNS, registry steps (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    page_cache pull registry "${BIG_BLOBS[@]}"
     measure big_pull_ms "$MS" pull --plain-http --no-progress "$BIG_REF" -o "$W/big-pull" && rm -rf "$W/big-pull"
     measure big_pull_oras oras pull --plain-http --no-tty "$BIG_REF" -o "$W/big-pull" && rm -rf "$W/big-pull"
     measure big_signref_ms "$MS" sign --plain-http --no-progress "$BIG_REF" --key "$KEY"
-    page_cache sign_dir
-    measure big_signdir_ms "$MS" sign "$BIG" --key "$KEY" --signature "$W/big-ms-$i.sig"
-    measure big_signdir_oms model_signing sign key "$BIG" --private_key "$KEY" --signature "$W/big-oms-$i.sig"
     measure big_verify_ms "$MS" verify --plain-http --no-progress "$BIG_REF" --key "$PUB" --component "$COMPONENT"
     rm -rf "$W/big-verify"
     measure big_verify_peer "$W/oras-pull-verify.sh" "$BIG_REF" "$W/big-verify" "$W/big-oms.sig" "$PUB"
     rm -rf "$W/big-verify"
   done
-  rm -rf "$BIG"
 fi
 
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -924,7 +958,7 @@ other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/
   printf '%s\n' "${ROWS[@]}"
   echo
   if [[ "$BENCH_BIG" == 1 ]]; then
-    echo "Big model: four $BENCH_BIG_MIB MiB files + the 1 MiB component + config.json; the page cache held (GiB of the $BIGS, before each step of each run): $(awk '{printf "%s%s %s", (NR>1 ? ", " : ""), $1, $2}' "$W/res/big_page_cache") on a machine with $(free -g | awk '/^Mem:/{print $2}') GiB of memory."
+    echo "Big model: four $BENCH_BIG_MIB MiB files + the 1 MiB component + config.json; the page cache held (GiB of the $BIGS of the source folder or of the registry's blobs, before each step of each run): $(awk '{printf "%s%s %s", (NR>1 ? ", " : ""), $1, $2}' "$W/res/big_page_cache") on a machine with $(free -g | awk '/^Mem:/{print $2}') GiB of memory. Pushes and signs of the folder ran first; the folder was then deleted, and the pulls and verifies read the registry."
     echo
   fi
   echo "\"Fresh\" push and sign DIR rows pass --no-cache (every byte hashed); re-push and the delta sign use the digest cache."
