@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{
-    DigestCache, MAX_ENTRIES, MAX_ENTRY, OLD_ENTRIES, PRUNE_INTERVAL, PRUNE_STAMP, STALE_TEMP, TEMP_PREFIX,
-    older_than, parse_any_entry,
+    DigestCache, MAX_ENTRIES, MAX_ENTRY, OLD_ENTRIES, PRUNE_INTERVAL, PRUNE_STAMP, STALE_TEMP, TEMP_PREFIX, older_than,
+    parse_any_entry,
 };
 
 /// What a pruning removed.

@@ -30,7 +30,8 @@ fn a_restarted_pull_and_push_say_what_they_skipped() {
     let total: u64 = files.values().map(|b| b.len() as u64).sum();
     let weights = sha256_digest(&files["model.safetensors"]);
     let reference = format!("{}/models/tiny:v1", reg.addr());
-    let push = |extra: &[&str]| stdout_json(&run_ok(ms(&peers, &cache).args(["push", &reference]).arg(&model).args(extra)));
+    let push =
+        |extra: &[&str]| stdout_json(&run_ok(ms(&peers, &cache).args(["push", &reference]).arg(&model).args(extra)));
     let first = push(&["--output", "json"]);
     assert_eq!((first["bytesUploaded"].as_u64(), first["bytesPresent"].as_u64()), (Some(total), Some(0)), "{first}");
     // Pushed again: everything was there.

@@ -120,7 +120,14 @@ pub(super) async fn lock<'a>(
             }
         }
         if dir.holds(name, &file) {
-            return Ok(PartialFile { dir, name: name.to_string(), file, resumable: true, placed: false, waited: noted });
+            return Ok(PartialFile {
+                dir,
+                name: name.to_string(),
+                file,
+                resumable: true,
+                placed: false,
+                waited: noted,
+            });
         }
     }
 }
