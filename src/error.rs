@@ -77,9 +77,13 @@ pub enum Error {
     #[error("{0}")]
     UnexpectedEntry(String),
 
-    /// A local file that changed while it was hashed.
-    #[error("{} changed while it was being read", .path.display())]
-    FileChanged { path: PathBuf },
+    /// A local file that changed while it was hashed (`listed` bytes when the folder was
+    /// scanned, `read` bytes read).
+    #[error(
+        "{} changed while it was being read ({listed} bytes when listed, {read} read); try again once nothing writes to it",
+        .path.display()
+    )]
+    FileChanged { path: PathBuf, listed: u64, read: u64 },
 
     /// A file that is there already and is not overwritten.
     #[error("{}", overwrite_message(.path, *.force_flag))]

@@ -1,7 +1,7 @@
 //! A model folder on disk: which files belong to it (the same rules as OpenSSF
 //! `model_signing`), in which order, and their SHA-256 digests, hashed in parallel and
-//! streamed from disk (large files through 8 MiB memory-mapped windows, small ones in
-//! 1 MiB reads) so memory does not grow with the model.
+//! streamed from disk in 1 MiB reads so memory does not grow with the model (read, not
+//! memory-mapped: a file truncated meanwhile is an error, never a SIGBUS).
 
 use std::cmp::Ordering;
 use std::fs;
@@ -185,39 +185,28 @@ fn walk(
     Ok(())
 }
 
-/// Files at least this large are hashed through memory maps, one window at a time.
-const MAP_WINDOW: u64 = 8 << 20;
+/// Bytes read at a time when hashing.
+const HASH_BUFFER: usize = 1 << 20;
 
-/// SHA-256 of one file. Large files are hashed through 8 MiB memory-mapped windows (about
-/// 10% faster than `read` into a buffer: no copy out of the page cache, and memory stays
-/// bounded by the window); small ones, and files that cannot be mapped, are read in 1 MiB
-/// pieces. A file truncated while it is mapped kills the process (SIGBUS): it can never
-/// produce a wrong digest.
+/// SHA-256 of one file, and the number of bytes read, read in [`HASH_BUFFER`] pieces so
+/// memory does not grow with the file. The file is read, not memory-mapped: a file
+/// truncated while it is hashed then ends early (its length no longer matches, a clear
+/// error for the caller) instead of killing the process with SIGBUS.
 pub fn hash_file(path: &Path, id_for_progress: Option<(&Digest, &dyn Progress)>) -> Result<(Digest, u64)> {
     let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
     hash_open_file(&file, path, id_for_progress)
 }
 
-/// [`hash_file`] on a file already open (`path` is for messages).
+/// [`hash_file`] on a file already open (`path` is for messages), from its start.
 pub fn hash_open_file(
     file: &fs::File,
     path: &Path,
     id_for_progress: Option<(&Digest, &dyn Progress)>,
 ) -> Result<(Digest, u64)> {
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let advance = |n: usize| {
-        if let Some((id, progress)) = id_for_progress {
-            progress.advance(id, n as u64);
-        }
-    };
-    let mut hasher = Hasher::new();
-    if len >= MAP_WINDOW && hash_mapped(file, len, &mut hasher, &advance).is_ok() {
-        return Ok((hasher.finish(), len));
-    }
     let mut hasher = Hasher::new();
     let mut file = file;
     file.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; HASH_BUFFER];
     loop {
         let n = match file.read(&mut buf) {
             Ok(0) => break,
@@ -226,28 +215,12 @@ pub fn hash_open_file(
             Err(e) => return Err(Error::io(path, e)),
         };
         hasher.update(&buf[..n]);
-        advance(n);
+        if let Some((id, progress)) = id_for_progress {
+            progress.advance(id, n as u64);
+        }
     }
     let len = hasher.len();
     Ok((hasher.finish(), len))
-}
-
-/// Hashes the first `len` bytes of `file` window by window. An error (the file cannot be
-/// mapped) leaves the caller to start over with `read`.
-fn hash_mapped(file: &fs::File, len: u64, hasher: &mut Hasher, advance: &dyn Fn(usize)) -> std::io::Result<()> {
-    let mut offset = 0;
-    while offset < len {
-        let n = MAP_WINDOW.min(len - offset) as usize;
-        // SAFETY: the map is read-only and dropped before the next one; if another process
-        // truncates the file meanwhile, reading past its end raises SIGBUS (the process
-        // dies) rather than yielding bytes that are not the file's.
-        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(n).map(file)? };
-        let _ = map.advise(memmap2::Advice::Sequential);
-        hasher.update(&map);
-        advance(n);
-        offset += n as u64;
-    }
-    Ok(())
 }
 
 /// Hashes every file with `threads` workers. Returns digests in the order of `files`.
@@ -288,7 +261,11 @@ pub fn hash_files_cached(
                         None => hash(),
                     };
                     let result = hashed.and_then(|(d, len)| {
-                        if len != entry.size { Err(Error::FileChanged { path: entry.source.clone() }) } else { Ok(d) }
+                        if len != entry.size {
+                            Err(Error::FileChanged { path: entry.source.clone(), listed: entry.size, read: len })
+                        } else {
+                            Ok(d)
+                        }
                     });
                     progress.finish(&id);
                     let failed = result.is_err();
@@ -347,15 +324,45 @@ mod tests {
     }
 
     #[test]
-    fn mapped_and_read_hashing_agree() {
+    fn hashing_reads_whole_buffers_and_the_tail() {
         let dir = tempfile::tempdir().unwrap();
-        // Over two map windows, ending mid-window; and one byte under the mapping threshold.
-        for len in [2 * MAP_WINDOW as usize + 12_345, MAP_WINDOW as usize - 1] {
+        for len in [2 * HASH_BUFFER + 12_345, HASH_BUFFER, HASH_BUFFER - 1, 1] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let path = dir.path().join(format!("f{len}"));
             fs::write(&path, &bytes).unwrap();
             assert_eq!(hash_file(&path, None).unwrap(), (Digest::of(&bytes), len as u64));
         }
+    }
+
+    /// Truncates the file being hashed once the first piece of it has been hashed.
+    struct Truncate<'a>(&'a Path, std::sync::atomic::AtomicBool);
+
+    impl Progress for Truncate<'_> {
+        fn advance(&self, _id: &Digest, _bytes: u64) {
+            if !self.1.swap(true, AtomicOrdering::SeqCst) {
+                fs::OpenOptions::new().write(true).open(self.0).unwrap().set_len(1).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_truncated_while_it_is_hashed_is_an_error_not_a_crash() {
+        // 24 MiB: past the 8 MiB windows the hashing once memory-mapped, whose next window
+        // then lay past the end of the file (SIGBUS, the test process killed).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.bin");
+        fs::write(&path, vec![7u8; 24 << 20]).unwrap();
+        let m = scan(dir.path(), &ScanOptions::default()).unwrap();
+        let truncate = Truncate(&path, Default::default());
+        let e = hash_files(&m.files, 1, &truncate).unwrap_err();
+        assert!(matches!(e, Error::FileChanged { .. }), "{e:?}");
+        let message = e.to_string();
+        assert!(
+            message.contains("weights.bin changed while it was being read")
+                && message.contains(&format!("{} bytes when listed", 24 << 20)),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
     }
 
     #[cfg(unix)]
