@@ -452,16 +452,6 @@ fn signature_copied_from_another_model(kind: RegistryKind) {
     assert!(!pulled.join("model.safetensors").exists());
 }
 
-#[test]
-fn signature_copied_from_another_model_on_distribution() {
-    signature_copied_from_another_model(RegistryKind::Distribution);
-}
-
-#[test]
-fn signature_copied_from_another_model_on_gcr() {
-    signature_copied_from_another_model(RegistryKind::Gcr);
-}
-
 /// v1 signed; v2 (new weights) pushed to the same repository; v1's referrers re-pointed at
 /// v2, each alone and both together.
 #[test]
@@ -610,7 +600,9 @@ fn attach_garbage(peers: &Peers, work: &Path, reference: &str, dangling_blobs: b
     count
 }
 
-fn garbage_referrers(kind: RegistryKind, dangling_blobs: bool) {
+fn garbage_referrers(kind: RegistryKind) {
+    // distribution refuses manifests that name missing blobs: no dangling layer there.
+    let dangling_blobs = kind != RegistryKind::Distribution;
     let tb = require_testbed!();
     let registry = Registry::start(kind);
     let peers = Peers::new(&tb);
@@ -654,13 +646,7 @@ fn garbage_referrers(kind: RegistryKind, dangling_blobs: bool) {
     );
 }
 
-#[test]
-fn garbage_referrers_on_distribution() {
-    // distribution refuses manifests that name missing blobs: no dangling layer there.
-    garbage_referrers(RegistryKind::Distribution, false);
-}
-
-#[test]
-fn garbage_referrers_on_gcr() {
-    garbage_referrers(RegistryKind::Gcr, true);
+registry_cases! {
+    signature_copied_from_another_model: [distribution, gcr];
+    garbage_referrers: [distribution, gcr];
 }

@@ -136,21 +136,6 @@ fn sign_reference_then_every_tool_accepts(kind: RegistryKind) {
     run_ok(peers.modelsign().args(["verify"]).arg(&pulled).arg("--key").arg(&public));
 }
 
-#[test]
-fn sign_reference_interop_on_distribution() {
-    sign_reference_then_every_tool_accepts(RegistryKind::Distribution);
-}
-
-#[test]
-fn sign_reference_interop_on_gcr() {
-    sign_reference_then_every_tool_accepts(RegistryKind::Gcr);
-}
-
-#[test]
-fn sign_reference_interop_on_cue() {
-    sign_reference_then_every_tool_accepts(RegistryKind::Cue);
-}
-
 /// Ed25519 (which `model_signing` does not support) still satisfies cosign and modelsign.
 #[test]
 fn ed25519_manifest_signature_verifies_with_cosign() {
@@ -212,16 +197,6 @@ fn certificate_chain_round_trip(kind: RegistryKind) {
     );
     same_files(&model, &pulled, &TINY_FILES);
     model_signing_verify_certificate(&peers, &pulled, &chain.root);
-}
-
-#[test]
-fn certificate_chain_interop_on_distribution() {
-    certificate_chain_round_trip(RegistryKind::Distribution);
-}
-
-#[test]
-fn certificate_chain_interop_on_gcr() {
-    certificate_chain_round_trip(RegistryKind::Gcr);
 }
 
 /// `cosign attest --new-bundle-format --key` (a statement about the manifest digest with
@@ -303,16 +278,6 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
         "https://example.com/review/v1",
         &pinned,
     ));
-}
-
-#[test]
-fn cosign_attestation_interop_on_distribution() {
-    cosign_attestation_verifies_with_modelsign(RegistryKind::Distribution);
-}
-
-#[test]
-fn cosign_attestation_interop_on_cue() {
-    cosign_attestation_verifies_with_modelsign(RegistryKind::Cue);
 }
 
 /// How `model_signing` signs a folder in a test.
@@ -408,16 +373,6 @@ fn model_signing_folders_push_and_verify(kind: RegistryKind) {
             model_signing_verify_key(&peers, &pulled, &trust.1);
         }
     }
-}
-
-#[test]
-fn model_signing_folders_pushed_verify_on_distribution() {
-    model_signing_folders_push_and_verify(RegistryKind::Distribution);
-}
-
-#[test]
-fn model_signing_folders_pushed_verify_on_cue() {
-    model_signing_folders_push_and_verify(RegistryKind::Cue);
 }
 
 /// A `model.sig` that does not match the folder's files is refused by push.
@@ -534,12 +489,10 @@ fn one_component_fetches_one_layer(kind: RegistryKind) {
     assert!(bytes_outside_layer < 64 * 1024, "signature metadata stays small: {bytes_outside_layer}");
 }
 
-#[test]
-fn one_component_fetches_one_layer_on_distribution() {
-    one_component_fetches_one_layer(RegistryKind::Distribution);
-}
-
-#[test]
-fn one_component_fetches_one_layer_on_gcr() {
-    one_component_fetches_one_layer(RegistryKind::Gcr);
+registry_cases! {
+    sign_reference_then_every_tool_accepts: [distribution, gcr, cue];
+    certificate_chain_round_trip: [distribution, gcr];
+    cosign_attestation_verifies_with_modelsign: [distribution, cue];
+    model_signing_folders_push_and_verify: [distribution, cue];
+    one_component_fetches_one_layer: [distribution, gcr];
 }

@@ -6,6 +6,7 @@
 //! test bed it is skipped loudly, or fails when `MODELSIGN_REQUIRE_TESTBED=1` (CI).
 #![allow(dead_code)]
 
+pub mod cases;
 pub mod cli;
 pub mod fixtures;
 pub mod http;
@@ -26,4 +27,5 @@ pub use registry::*;
 pub use signing::*;
 pub use testbed::*;
 
+pub use crate::registry_cases;
 pub use crate::require_testbed;

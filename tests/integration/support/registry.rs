@@ -60,6 +60,14 @@ impl RegistryKind {
         [RegistryKind::Distribution, RegistryKind::Gcr, RegistryKind::Cue]
     }
 
+    /// The anonymous kind called `name` ([`RegistryKind::name`]), for case lists.
+    pub fn named(name: &str) -> RegistryKind {
+        RegistryKind::anonymous_kinds()
+            .into_iter()
+            .find(|k| k.name() == name)
+            .unwrap_or_else(|| panic!("no anonymous registry kind is called `{name}`"))
+    }
+
     pub fn supports_referrers_api(&self) -> bool {
         matches!(self, RegistryKind::Gcr | RegistryKind::Cue)
     }
