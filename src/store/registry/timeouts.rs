@@ -71,6 +71,16 @@ impl Patience {
         self.next_wait_at(Instant::now())
     }
 
+    /// How much of the whole timeout the current silence has left (all of it when the
+    /// registry is not silent); `None` when it has been silent for the whole timeout.
+    pub fn left(&self) -> Option<Duration> {
+        let left = match self.silent_since.load(Ordering::Relaxed) {
+            0 => self.total,
+            since => self.total.saturating_sub(Instant::now().saturating_duration_since(self.at(since))),
+        };
+        (!left.is_zero()).then_some(left)
+    }
+
     fn next_wait_at(&self, now: Instant) -> Option<Duration> {
         match self.silent_since.load(Ordering::Relaxed) {
             0 => Some(self.idle),
@@ -131,6 +141,17 @@ mod tests {
         assert_eq!(Patience::new(Some(Duration::from_secs(3))).idle(), Duration::from_secs(1));
         assert_eq!(Patience::new(Some(Duration::from_secs(600))).idle(), MAX_IDLE);
         assert_eq!(Patience::new(Some(Duration::ZERO)).idle(), MIN_IDLE);
+    }
+
+    #[test]
+    fn left_is_the_whole_timeout_less_the_current_silence() {
+        let p = Patience::new(Some(Duration::from_secs(9)));
+        assert_eq!(p.left(), Some(Duration::from_secs(9)));
+        p.stalled(Instant::now());
+        let left = p.left().unwrap();
+        assert!(left <= Duration::from_secs(9) && left > Duration::from_secs(8), "{left:?}");
+        p.heard();
+        assert_eq!(p.left(), Some(Duration::from_secs(9)));
     }
 
     #[test]

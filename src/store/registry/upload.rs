@@ -14,9 +14,10 @@
 //!
 //! Bodies carry `Content-Type: application/octet-stream` and an exact `Content-Length`
 //! (distribution loses the body otherwise). Sending a body takes as long as it takes, but
-//! the registry's silence does not: the answer to every `PUT` and `PATCH`, and the reading
-//! of a local body, have the idle timeout of `--timeout` (one helper, [`Registry::send_blob`],
-//! sends every body). A local file that cannot be read fails the push at once (no retry).
+//! the registry's silence does not (one helper, [`Registry::send_blob`], sends every body):
+//! the answer to a `PUT` or `PATCH` is awaited at most `--timeout` after its last byte, and
+//! a registry that stops reading a local body has the idle timeout. A local file that
+//! cannot be read fails the push at once (no retry).
 
 use std::sync::{Arc, Mutex};
 
@@ -225,11 +226,11 @@ impl Registry {
     /// Sends `range` of the source to `url` (`None`: the whole blob; an empty range: no
     /// body), reporting progress as the bytes go out, and waits for the answer.
     ///
-    /// The wait has the idle timeout (`--timeout`) whenever the registry is the one that
-    /// should act: once the body is all sent (the answer to a `PUT` or last `PATCH`), and
-    /// while a local body goes out (a registry that stops reading it). A failing source is
-    /// reported as itself: a local file that cannot be read is no registry fault and is not
-    /// retried; a read from another registry (copy) may be.
+    /// The registry's silence is bounded whenever it is the one that should act: once the
+    /// body is all sent, its answer is awaited at most `--timeout`; while a local body goes
+    /// out, a registry that stops reading it has the idle timeout (and is retried). A
+    /// failing source is reported as itself: a local file that cannot be read is no
+    /// registry fault and is not retried; a read from another registry (copy) may be.
     #[allow(clippy::too_many_arguments)]
     async fn send_blob(
         &self,
@@ -262,7 +263,7 @@ impl Registry {
         }
         let patience = &self.client.patience;
         // A local source never keeps the registry waiting: silence while its bytes go out is
-        // the registry's. Another registry's bytes have their own idle timeout.
+        // the registry's (the idle timeout, retried). Another registry's bytes have their own.
         let local = !matches!(source, BlobSource::Target(_));
         let Some(wait) = patience.next_wait() else {
             return Err(Failure::Fatal(patience.silence_error(&self.registry, operation, patience.total(), true)));
@@ -274,6 +275,10 @@ impl Registry {
         tokio::pin!(sending);
         let mut sent = 0u64;
         let mut last = tokio::time::Instant::now();
+        // When the last byte went out: from then on the registry may take the rest of the
+        // whole timeout to answer (it may be checking the digest of a large blob), then the
+        // upload fails without a retry (one would send everything again).
+        let mut done = (len == 0).then_some(last);
         let idle = tokio::time::sleep(wait);
         tokio::pin!(idle);
         let result = loop {
@@ -283,26 +288,35 @@ impl Registry {
                     progress.advance(&desc.digest, n);
                     sent += n;
                     last = tokio::time::Instant::now();
+                    if sent >= len && done.is_none() {
+                        done = Some(last);
+                    }
                 }
                 () = &mut idle => {
                     let now = tokio::time::Instant::now();
-                    let watched = local || sent >= len;
-                    if watched && now.saturating_duration_since(last) >= wait {
-                        // Both clocks count this silence: the registry's (any answer ends it)
-                        // and this upload's (only the answer to a body ends it, so a registry
-                        // that answers every POST and never a PUT is given up on too).
+                    if let Some(done) = done {
+                        let answer_wait = unanswered.left().unwrap_or_default().min(patience.left().unwrap_or_default());
+                        if now.saturating_duration_since(done) >= answer_wait {
+                            patience.stalled(done);
+                            unanswered.stalled(done);
+                            return Err(Failure::Fatal(self.unanswered_error(operation, unanswered)));
+                        }
+                        idle.as_mut().reset(done + answer_wait);
+                    } else if local && now.saturating_duration_since(last) >= wait {
+                        // The registry stopped reading the body. Both clocks count this
+                        // silence: the registry's (any answer ends it) and this upload's
+                        // (only the answer to a body ends it, so a registry that answers
+                        // every POST and reads no body is given up on too).
                         let exhausted = patience.stalled(last);
                         return Err(if unanswered.stalled(last) {
                             Failure::Fatal(self.unanswered_error(operation, unanswered))
-                        } else if exhausted {
-                            Failure::Fatal(patience.silence_error(&self.registry, operation, wait, true))
                         } else {
-                            let error = patience.silence_error(&self.registry, operation, wait, false);
-                            Failure::Transient { error, retry_after: None }
+                            let error = patience.silence_error(&self.registry, operation, wait, exhausted);
+                            if exhausted { Failure::Fatal(error) } else { Failure::Transient { error, retry_after: None } }
                         });
+                    } else {
+                        idle.as_mut().reset((if local { last } else { now }) + wait);
                     }
-                    let from = if watched { last } else { now };
-                    idle.as_mut().reset(from + wait);
                 }
             }
         };
