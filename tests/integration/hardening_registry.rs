@@ -4,7 +4,7 @@
 //! and failures are capped (verify gives up past ten failed referrer fetches), a garbage fallback index does not verify, and `--plain-http`
 //! names its hosts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,14 +46,6 @@ fn push_model(peers: &Peers, reg: &Registry, proxy: &FaultProxy, dir: &Path, rep
     let model = write_tiny_model(dir, "tiny", 200_000);
     run_ok(ms(peers).args(["push", &format!("{}/{repo}:v1", reg.addr())]).arg(&model));
     format!("{}/{repo}:v1", proxy.addr())
-}
-
-/// Pushes and signs a small model; returns (reference through `proxy`, public key).
-fn push_signed_model(peers: &Peers, reg: &Registry, proxy: &FaultProxy, dir: &Path, repo: &str) -> (String, PathBuf) {
-    let reference = push_model(peers, reg, proxy, dir, repo);
-    let (key, public) = keygen(dir, "signer", "p256");
-    run_ok(ms(peers).args(["sign", &format!("{}/{repo}:v1", reg.addr()), "--key"]).arg(&key));
-    (reference, public)
 }
 
 #[test]
@@ -101,19 +93,15 @@ fn credentials_never_follow_a_redirect_to_another_host() {
 
 #[test]
 fn a_registry_that_never_answers_a_blob_fails_within_the_timeout() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/stall");
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let (reference, public) = bed.push_signed_model("models/stall");
 
     // No answer at all to GETs of the weights: verify (after the signatures) and pull.
-    let weights = file_digest(&tmp.path().join("tiny/model.safetensors")).to_string();
-    proxy.add_fault(Fault::stall(&format!("/blobs/{weights}")).method("GET"));
+    let weights = file_digest(&bed.path().join("tiny/model.safetensors")).to_string();
+    bed.proxy.add_fault(Fault::stall(&format!("/blobs/{weights}")).method("GET"));
     let started = Instant::now();
     let output = run_within(
-        ms(&peers).args(["--timeout", "4s", "verify", &reference, "--key"]).arg(&public),
+        bed.ms().args(["--timeout", "4s", "verify", &reference, "--key"]).arg(&public),
         Duration::from_secs(60),
     )
     .expect("verify hung on a registry that does not answer");
@@ -122,14 +110,14 @@ fn a_registry_that_never_answers_a_blob_fails_within_the_timeout() {
     assert!(!output.status.success(), "{}", stderr_text(&output));
     let line = one_error_line(&output);
     assert!(
-        line.contains(proxy.addr()) && line.contains("sent nothing for 4s") && line.contains("--timeout"),
+        line.contains(bed.proxy.addr()) && line.contains("sent nothing for 4s") && line.contains("--timeout"),
         "{line}"
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");
 
-    let out = tmp.path().join("out");
+    let out = bed.path().join("out");
     let output =
-        run_within(ms(&peers).args(["--timeout", "4s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
+        run_within(bed.ms().args(["--timeout", "4s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
             .expect("pull hung on a registry that does not answer");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(one_error_line(&output).contains("--timeout"), "{}", stderr_text(&output));
@@ -137,84 +125,72 @@ fn a_registry_that_never_answers_a_blob_fails_within_the_timeout() {
 
 #[test]
 fn a_blob_that_stops_midway_fails_and_a_single_stall_is_retried() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let reference = push_model(&peers, &reg, &proxy, tmp.path(), "models/midway");
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let reference = bed.push_model("models/midway");
 
     // Every download stops after 1000 bytes and stays open.
-    proxy.add_fault(Fault::stall_any_blob(1000));
-    let out = tmp.path().join("out");
+    bed.proxy.add_fault(Fault::stall_any_blob(1000));
+    let out = bed.path().join("out");
     let output =
-        run_within(ms(&peers).args(["--timeout", "3s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
+        run_within(bed.ms().args(["--timeout", "3s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
             .expect("pull hung on a body that stopped");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(stderr_text(&output).contains("no data for 1s"), "{}", stderr_text(&output));
 
     // One stalled answer, then a healthy registry: retried, and the pull succeeds.
-    proxy.clear_faults();
-    proxy.add_fault(Fault::stall("/blobs/sha256:").method("GET").times(1));
-    let out = tmp.path().join("out2");
+    bed.proxy.clear_faults();
+    bed.proxy.add_fault(Fault::stall("/blobs/sha256:").method("GET").times(1));
+    let out = bed.path().join("out2");
     let output =
-        run_within(ms(&peers).args(["--timeout", "6s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
+        run_within(bed.ms().args(["--timeout", "6s", "pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
             .expect("pull hung");
     assert!(output.status.success(), "{}", stderr_text(&output));
     assert!(stderr_text(&output).contains("no answer for 2s"), "the retry is not reported: {}", stderr_text(&output));
-    assert_eq!(files_under(&out), files_under(&tmp.path().join("tiny")));
+    assert_eq!(files_under(&out), files_under(&bed.path().join("tiny")));
 }
 
 #[test]
 fn a_stalled_error_body_does_not_hold_the_error_up() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let reference = push_model(&peers, &reg, &proxy, tmp.path(), "models/errbody");
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let reference = bed.push_model("models/errbody");
     let body = br#"{"errors":[{"code":"DENIED","message":"this message never ends .................."}]}"#;
-    proxy.add_fault(
+    bed.proxy.add_fault(
         Fault::canned("/blobs/sha256:", 400, &[("Content-Type", "application/json")], body)
             .method("GET")
             .stalled_body(),
     );
-    let out = tmp.path().join("out");
+    let out = bed.path().join("out");
     let started = Instant::now();
-    let output = run_within(ms(&peers).args(["pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
+    let output = run_within(bed.ms().args(["pull", &reference, "-o"]).arg(&out), Duration::from_secs(60))
         .expect("pull hung on an error body that never ends");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     let line = one_error_line(&output);
-    assert!(line.contains("HTTP 400") && line.contains(proxy.addr()), "{line}");
+    assert!(line.contains("HTTP 400") && line.contains(bed.proxy.addr()), "{line}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
 
 #[test]
 fn referrer_listings_and_fetches_are_capped() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/flood");
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let (reference, public) = bed.push_signed_model("models/flood");
 
     // Pages of 300 entries, forever: stops past 1000 entries, after 4 pages.
-    proxy.add_fault(Fault::referrer_flood(300));
+    bed.proxy.add_fault(Fault::referrer_flood(300));
     for args in [vec!["verify", &reference, "--key", public.to_str().unwrap()], vec!["discover", &reference]] {
         let started = Instant::now();
-        let output = run_within(ms(&peers).args(&args), Duration::from_secs(60))
+        let output = run_within(bed.ms().args(&args), Duration::from_secs(60))
             .expect("an endless referrer listing was followed");
         assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr_text(&output));
         let line = one_error_line(&output);
         assert!(line.contains("more than 1000 referrers") && line.contains("models/flood"), "{line}");
         assert!(started.elapsed() < Duration::from_secs(30), "{args:?} took {:?}", started.elapsed());
     }
-    assert!(proxy.faults_applied("flood") <= 8, "{} pages read", proxy.faults_applied("flood"));
+    assert!(bed.proxy.faults_applied("flood") <= 8, "{} pages read", bed.proxy.faults_applied("flood"));
 
     // One entry a page, forever: stops after 100 pages.
-    proxy.clear_faults();
-    proxy.add_fault(Fault::referrer_flood(1));
-    let output = run_within(ms(&peers).args(["discover", &reference]), Duration::from_secs(60))
+    bed.proxy.clear_faults();
+    bed.proxy.add_fault(Fault::referrer_flood(1));
+    let output = run_within(bed.ms().args(["discover", &reference]), Duration::from_secs(60))
         .expect("an endless referrer listing was followed");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(one_error_line(&output).contains("more than 100 pages of referrers"), "{}", stderr_text(&output));
@@ -222,41 +198,37 @@ fn referrer_listings_and_fetches_are_capped() {
 
 #[test]
 fn verify_gives_up_on_a_registry_past_ten_failed_referrer_fetches() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/failing");
-    let listed = |peers: &Peers| -> Vec<String> {
-        let out = run_ok(ms(peers).args(["discover", "--output", "json", &reference]));
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let (reference, public) = bed.push_signed_model("models/failing");
+    let listed = || -> Vec<String> {
+        let out = run_ok(bed.ms().args(["discover", "--output", "json", &reference]));
         let tree = stdout_json(&out);
         tree["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap().to_string()).collect()
     };
-    let good = listed(&peers);
+    let good = listed();
     assert!(!good.is_empty());
     // More signatures (each `sign` attaches two referrers), whose manifests the registry will
     // refuse to serve (403: not retried, so the test is quick; 503s are retried, then charged alike).
-    let (key, _) = keygen(tmp.path(), "other", "p256");
+    let (key, _) = keygen(bed.path(), "other", "p256");
     for _ in 0..6 {
-        run_ok(ms(&peers).args(["sign", &format!("{}/models/failing:v1", reg.addr()), "--key"]).arg(&key));
+        run_ok(bed.ms().args(["sign", &bed.direct("models/failing"), "--key"]).arg(&key));
     }
-    let failing: Vec<String> = listed(&peers).into_iter().filter(|d| !good.contains(d)).collect();
+    let failing: Vec<String> = listed().into_iter().filter(|d| !good.contains(d)).collect();
     assert!(failing.len() >= 11, "{failing:?}");
 
     // Ten failures are tolerated: the trusted signature still verifies.
     for digest in &failing[..10] {
-        proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
+        bed.proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
     }
-    let output = run_ok(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+    let output = run_ok(bed.ms().args(["verify", &reference, "--key"]).arg(&public));
     assert!(output.status.success());
 
     // The eleventh is one too many: a registry error (exit 1) naming the cap, not "no signature".
     for digest in &failing[10..] {
-        proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
+        bed.proxy.add_fault(Fault::status(&format!("/manifests/{digest}"), 403, None).method("GET"));
     }
     let started = Instant::now();
-    let output = run_within(ms(&peers).args(["verify", &reference, "--key"]).arg(&public), Duration::from_secs(60))
+    let output = run_within(bed.ms().args(["verify", &reference, "--key"]).arg(&public), Duration::from_secs(60))
         .expect("verify hung");
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     let line = one_error_line(&output);
@@ -266,20 +238,16 @@ fn verify_gives_up_on_a_registry_past_ten_failed_referrer_fetches() {
 
 #[test]
 fn a_registry_that_never_answers_an_upload_fails_within_the_timeout() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
+    let bed = proxied_bed!(RegistryKind::Distribution);
     // A small model (one streamed PUT per blob) and one with a 9 MiB file (chunked: PATCHes,
     // then an empty PUT): every PUT is taken, body and all, and never answered.
-    let small = write_tiny_model(tmp.path(), "small", 50_000);
-    let big = write_tiny_model(tmp.path(), "big", 9 << 20);
-    proxy.add_fault(Fault::stall("/blobs/uploads/").method("PUT"));
+    let small = write_tiny_model(bed.path(), "small", 50_000);
+    let big = write_tiny_model(bed.path(), "big", 9 << 20);
+    bed.proxy.add_fault(Fault::stall("/blobs/uploads/").method("PUT"));
     for (model, repo) in [(&small, "models/put-small"), (&big, "models/put-big")] {
         let started = Instant::now();
         let output = run_within(
-            ms(&peers).args(["--timeout", "3s", "push", &format!("{}/{repo}:v1", proxy.addr())]).arg(model),
+            bed.ms().args(["--timeout", "3s", "push", &bed.via_proxy(repo)]).arg(model),
             Duration::from_secs(60),
         )
         .unwrap_or_else(|| panic!("push of {repo} hung on an upload never answered"));
@@ -293,12 +261,12 @@ fn a_registry_that_never_answers_an_upload_fails_within_the_timeout() {
         );
         assert!(started.elapsed() < Duration::from_secs(30), "{repo} took {:?}", started.elapsed());
     }
-    assert!(proxy.faults_applied("stall") >= 2);
+    assert!(bed.proxy.faults_applied("stall") >= 2);
 
     // Nothing was left half-pushed under the tags: the registry has no manifest for them.
     for repo in ["models/put-small", "models/put-big"] {
         let (status, _) = http_get(
-            &format!("http://{}/v2/{repo}/manifests/v1", reg.addr()),
+            &format!("http://{}/v2/{repo}/manifests/v1", bed.registry.addr()),
             "application/vnd.oci.image.manifest.v1+json",
         );
         assert_eq!(status, 404, "{repo}");
@@ -307,25 +275,21 @@ fn a_registry_that_never_answers_an_upload_fails_within_the_timeout() {
 
 #[test]
 fn a_garbage_fallback_index_does_not_verify() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let proxy = FaultProxy::start(reg.addr());
-    let tmp = tempfile::tempdir().unwrap();
-    let (reference, public) = push_signed_model(&peers, &reg, &proxy, tmp.path(), "models/garbage");
-    run_ok(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+    let bed = proxied_bed!(RegistryKind::Distribution);
+    let (reference, public) = bed.push_signed_model("models/garbage");
+    run_ok(bed.ms().args(["verify", &reference, "--key"]).arg(&public));
 
-    proxy.add_fault(Fault::canned(
+    bed.proxy.add_fault(Fault::canned(
         "/manifests/sha256-",
         200,
         &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
         b"{\"schemaVersion\":2,\"manifests\":\"junk",
     ));
-    let output = run_fail(ms(&peers).args(["verify", &reference, "--key"]).arg(&public));
+    let output = run_fail(bed.ms().args(["verify", &reference, "--key"]).arg(&public));
     assert_eq!(output.status.code(), Some(3), "{}", stderr_text(&output));
     let line = one_error_line(&output);
     assert!(line.contains("referrers index sha256-") && line.contains("cannot be read"), "{line}");
-    assert!(proxy.faults_applied("canned") >= 1);
+    assert!(bed.proxy.faults_applied("canned") >= 1);
 }
 
 /// An address of this machine that is not loopback (the one its default route leaves

@@ -6,6 +6,7 @@
 //! test bed it is skipped loudly, or fails when `MODELSIGN_REQUIRE_TESTBED=1` (CI).
 #![allow(dead_code)]
 
+pub mod bed;
 pub mod cases;
 pub mod cli;
 pub mod fixtures;
@@ -18,6 +19,7 @@ pub mod sigstore_stack;
 pub mod softhsm;
 pub mod testbed;
 
+pub use bed::*;
 pub use cli::*;
 pub use fixtures::*;
 pub use http::*;
@@ -27,5 +29,6 @@ pub use registry::*;
 pub use signing::*;
 pub use testbed::*;
 
+pub use crate::proxied_bed;
 pub use crate::registry_cases;
 pub use crate::require_testbed;
