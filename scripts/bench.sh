@@ -764,7 +764,13 @@ if [[ "$BENCH_BIG" == 1 ]]; then
   BIG_FILES=()
   for k in 1 2 3 4; do
     f="model-0000$k-of-00004.safetensors"
-    openssl rand -out "$BIG/$f" $((BENCH_BIG_MIB * 1048576))
+    # openssl rand takes at most 2^31-1 bytes at once: 1 GiB pieces.
+    left=$BENCH_BIG_MIB
+    while ((left > 0)); do
+      piece=$((left < 1024 ? left : 1024))
+      openssl rand $((piece * 1048576)) || die "openssl rand failed"
+      left=$((left - piece))
+    done >"$BIG/$f"
     BIG_FILES+=("$f")
   done
   cp "$MODEL/$COMPONENT" "$MODEL/config.json" "$BIG/"
