@@ -952,7 +952,7 @@ ver_reg="$(docker-registry --version | awk '{print $3}')"
 loads="$(paste -sd' ' "$W/res/load")"
 TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signdelta_ms push2k_ms push2k_oras pull2k_ms pull2k_oras signref_ms signref4_ms verify_ms verify_peer "${BIG_TIMINGS[@]}")
 TIMINGS+=(custody_verify_ms unpack_tgz_ms unpack_tgz_tar unpack_tar_ms unpack_tar_tar)
-other_total="$(for f in "${TIMINGS[@]}"; do [[ -f "$W/res/$f" ]] && cat "$W/res/$f"; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
+other_total="$(for f in "${TIMINGS[@]}"; do if [[ -f "$W/res/$f" ]]; then cat "$W/res/$f"; fi; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
 
 {
   echo "modelsign $ver_ms vs oras $ver_oras, model_signing $ver_oms, curl; distribution $ver_reg on loopback (filesystem storage)."
