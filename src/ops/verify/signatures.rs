@@ -255,7 +255,6 @@ const READ_AHEAD: usize = 4;
 /// Reads every referrer of `desc` and checks each against every signer set.
 /// `components` are all of the model's components. The fetches and the failed fetches
 /// are capped by a [`ReferrerBudget`]: past either cap, the registry is given up on.
-
 pub async fn gather(
     target: &Target,
     desc: &Descriptor,
