@@ -66,7 +66,7 @@ impl Signed {
     fn pull(&self, tag: &str, dir: &Path) -> Output {
         let mut cmd = self.modelsign();
         cmd.args(["pull", &self.reference(tag), "--key"]).arg(&self.public).arg("-o").arg(dir);
-        run_within(&mut cmd, 120)
+        run_within_secs(&mut cmd, 120)
     }
 
     fn path(&self) -> &Path {
@@ -95,26 +95,9 @@ impl Signed {
 }
 
 /// Runs a command (stdin closed) and kills it after `secs`: a hang is a failure, not a stuck suite.
-pub fn run_within(cmd: &mut std::process::Command, secs: u64) -> Output {
-    use std::process::Stdio;
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let pid = child.id();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _ = done_tx.send(());
-        out
-    });
-    if done_rx.recv_timeout(std::time::Duration::from_secs(secs)).is_err() {
-        let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        panic!("{cmd:?} still running after {secs} s");
-    }
-    waiter.join().unwrap().unwrap()
+pub fn run_within_secs(cmd: &mut std::process::Command, secs: u64) -> Output {
+    run_within(cmd, std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|| panic!("{cmd:?} still running after {secs} s"))
 }
 
 /// Attaches both modelsign signatures (OMS and manifest statement) of `manifest`.
@@ -272,7 +255,7 @@ fn component_inside_the_resume_folder_is_refused() {
     assert!(files_under(&dir).is_empty(), "nothing may be written for a manifest naming such a path");
 
     let verify =
-        run_within(signed.modelsign().args(["verify", &signed.reference("bad"), "--key"]).arg(&signed.public), 60);
+        run_within_secs(signed.modelsign().args(["verify", &signed.reference("bad"), "--key"]).arg(&signed.public), 60);
     assert_eq!(verify.status.code(), Some(3), "{}", stderr_text(&verify));
 }
 
@@ -298,7 +281,7 @@ fn copy_into_a_layout_with_a_symlinked_blobs_folder_is_refused() {
     let elsewhere = work.path().join("elsewhere");
     std::fs::create_dir_all(elsewhere.join("sha256")).unwrap();
     symlink(&elsewhere, dest.join("blobs")).unwrap();
-    let out = run_within(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
+    let out = run_within_secs(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
     assert!(files_under(&elsewhere).is_empty(), "copy wrote through a symlinked blobs folder");
     assert!(!out.status.success());
     let line = one_error_line(&out);
@@ -313,7 +296,7 @@ fn copy_into_a_layout_does_not_follow_a_planted_lock_file() {
     let outside = work.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     symlink(outside.join("lock"), dest.join("index.json.lock")).unwrap();
-    let out = run_within(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
+    let out = run_within_secs(modelsign().args(["copy", &src, &format!("oci:{}:v1", dest.display())]), 60);
     assert!(files_under(&outside).is_empty(), "copy created a file through the planted lock symlink");
     assert!(!out.status.success());
     let line = one_error_line(&out);
@@ -338,13 +321,13 @@ fn fifo_or_device_in_a_layout_is_refused_without_hanging() {
 
     std::fs::remove_file(layout.join("index.json")).unwrap();
     mkfifo(&layout.join("index.json"));
-    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    let out = run_within_secs(modelsign().args(["inspect", &reference]), 30);
     assert!(!out.status.success());
     assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
 
     std::fs::remove_file(layout.join("index.json")).unwrap();
     symlink("/dev/zero", layout.join("index.json")).unwrap();
-    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    let out = run_within_secs(modelsign().args(["inspect", &reference]), 30);
     assert!(!out.status.success());
     assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
 
@@ -352,7 +335,7 @@ fn fifo_or_device_in_a_layout_is_refused_without_hanging() {
     std::fs::write(layout.join("index.json"), &saved_index).unwrap();
     std::fs::remove_file(&manifest_blob).unwrap();
     mkfifo(&manifest_blob);
-    let out = run_within(modelsign().args(["inspect", &reference]), 30);
+    let out = run_within_secs(modelsign().args(["inspect", &reference]), 30);
     assert!(!out.status.success());
     one_error_line(&out);
 }
@@ -381,7 +364,7 @@ fn failed_pull_leaves_no_partial_file_and_no_folder_it_created() {
     let proxy = FaultProxy::with_faults(signed._registry.addr(), vec![Fault::status("/blobs/sha256:", 404, None)]);
     let dir = signed.path().join("new/out");
     // Every component but the empty one, which needs no download and would be written.
-    let out = run_within(
+    let out = run_within_secs(
         signed
             .modelsign()
             .args(["pull", &format!("{}/models/tiny:v1", proxy.addr()), "--concurrency", "8"])
@@ -403,7 +386,7 @@ fn overlong_component_name_writes_nothing() {
     signed.craft_and_sign("long", &[(b"long name\n", &long)]);
     let dir = signed.path().join("out");
     let mut cmd = signed.modelsign();
-    let out = run_within(cmd.args(["pull", &signed.reference("long"), "-o"]).arg(&dir), 60);
+    let out = run_within_secs(cmd.args(["pull", &signed.reference("long"), "-o"]).arg(&dir), 60);
     assert!(!out.status.success());
     let line = one_error_line(&out);
     assert!(line.contains("longer than 255 bytes"), "{line}");
@@ -425,13 +408,13 @@ fn verify_folder_with_a_symlink_or_fifo_does_not_verify() {
     run_ok(modelsign().arg("verify").arg(&model).arg("--key").arg(&public));
 
     symlink(model.join("config.json"), model.join("extra/link.json")).unwrap();
-    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    let out = run_within_secs(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
     assert!(one_error_line(&out).contains("symlink"));
     std::fs::remove_file(model.join("extra/link.json")).unwrap();
 
     mkfifo(&model.join("extra/pipe"));
-    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    let out = run_within_secs(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
     assert!(one_error_line(&out).contains("not a regular file"));
 }
@@ -442,7 +425,7 @@ fn signature_or_key_that_is_a_fifo_or_device_is_refused_without_hanging() {
     let (model, public) = signed_folder(work.path());
     std::fs::remove_file(model.join("model.sig")).unwrap();
     mkfifo(&model.join("model.sig"));
-    let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
+    let out = run_within_secs(modelsign().arg("verify").arg(&model).arg("--key").arg(&public), 30);
     assert!(!out.status.success());
     assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
 
@@ -450,7 +433,7 @@ fn signature_or_key_that_is_a_fifo_or_device_is_refused_without_hanging() {
         if !key.starts_with("/dev") {
             mkfifo(&key);
         }
-        let out = run_within(modelsign().arg("verify").arg(&model).arg("--key").arg(&key), 30);
+        let out = run_within_secs(modelsign().arg("verify").arg(&model).arg("--key").arg(&key), 30);
         assert!(!out.status.success());
         assert!(one_error_line(&out).contains("not a regular file"), "{}", stderr_text(&out));
     }

@@ -5,7 +5,7 @@
 //! names its hosts.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -17,28 +17,6 @@ fn ms(peers: &Peers) -> Command {
     let mut cmd = peers.modelsign();
     cmd.args(["--plain-http", "--no-progress"]);
     cmd
-}
-
-/// Runs `cmd`, killing it after `limit`: `None` when it had to be killed (it hung).
-fn run_within(cmd: &mut Command, limit: Duration) -> Option<Output> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return Some(child.wait_with_output().expect("output"));
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Pushes a small model to `reg` as `repo:v1`; returns the reference through `proxy`.

@@ -3,16 +3,16 @@
 //! go-containerregistry's registry and cue-labs' ociserver (both with the referrers API).
 //! Killed on drop.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use super::peers::run_ok;
+use super::process::Proc;
 use super::testbed::{Testbed, repo_root, testbed_or_panic};
 
 /// The `service` distribution's token auth names (and the token server expects).
@@ -109,26 +109,7 @@ impl RegistryKind {
     }
 }
 
-/// A child process whose stdout and stderr go to a log file; killed on drop.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
 impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
-        let out = File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc { name: name.to_string(), child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// Waits for "listening on HOST:PORT" in the log; returns "HOST:PORT".
     fn wait_listening(&mut self, deadline: Instant) -> String {
         loop {
@@ -142,19 +123,6 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited ({status}) while starting; log:\n{}", self.name, self.log_text());
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

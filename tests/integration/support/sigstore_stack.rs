@@ -17,11 +17,10 @@
 //! Everything is killed when the [`Stack`] is dropped; each test gets its own stack, keys and
 //! ports.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -30,6 +29,7 @@ use tempfile::TempDir;
 
 use super::http::form_urlencoded;
 use super::peers::run_ok;
+use super::process::Proc;
 use super::testbed::{REQUIRE_ENV, Testbed, repo_root};
 
 /// What scripts/testbed.sh puts in `<testbed>/bin` for the stack (`cosign3` is sid's cosign 3).
@@ -392,32 +392,7 @@ fn dechunk(mut rest: &str) -> Option<String> {
     }
 }
 
-/// A server process whose output goes to a log file; killed on drop.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
 impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
-        let out = File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc { name: name.to_string(), child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited ({status}) while starting; log:\n{}", self.name, self.log_text());
-        }
-    }
-
     /// Waits for a log line starting with `prefix`; returns the rest of that line.
     fn wait_for_line(&mut self, prefix: &str, deadline: Instant) -> String {
         loop {
@@ -450,12 +425,5 @@ impl Proc {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
