@@ -2,14 +2,16 @@
 """Lists import cycles among the modules under src/ (exit 1 if there is one).
 
 Every `crate::a::b` and `super::` path in a module's non-test code is an edge from that
-module to the deepest module the path names. An edge is lifted to the two siblings under
+module to the deepest module the path names (through `pub use` re-exports: `crate::Result`
+is an edge to `error`). An edge is lifted to the two siblings under
 the modules' common ancestor (ops/sign -> ops/verify stays as is; digest -> sign/oms
 becomes digest -> sign), and edges to an ancestor or descendant (a `mod.rs` and its
 children) are left out. A cycle is a strongly connected component of two or more siblings.
 """
 import os, re, sys
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+# The crate's src/, or the folder given (the test checks that a planted cycle is caught).
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 modules = {}  # tuple path -> file
 for dirpath, _, files in os.walk(root):
     for f in files:
@@ -19,7 +21,9 @@ for dirpath, _, files in os.walk(root):
         parts = rel[:-3].split(os.sep)
         if parts[-1] == "mod":
             parts = parts[:-1]
-        if parts in (["lib"], ["main"]):
+        if parts == ["main"]:
+            continue  # the binary's root: `mod cli;` and `main`, nothing imported
+        if parts == ["lib"]:
             parts = []
         modules[tuple(parts)] = os.path.join(dirpath, f)
 
@@ -49,8 +53,23 @@ def expand_use(body):
     out.append(cur)
     return [p for item in out if item.strip() for p in expand_use(prefix + item.strip())]
 
-def resolve(mod, path):
+_reexports = {}
+def reexports(mod):
+    """What a module re-exports (`pub use a::{B, C as D};`): name -> path as written."""
+    if mod not in _reexports:
+        text = strip_comments(strip_tests(open(modules[mod]).read()))
+        names = {}
+        for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", text):
+            for path in expand_use(m.group(1)):
+                path, _, alias = path.partition(" as ")
+                names[(alias or path.split("::")[-1]).strip()] = path.strip()
+        _reexports[mod] = names
+    return _reexports[mod]
+
+def resolve(mod, path, depth=0):
     parts = [p.strip() for p in path.split("::")]
+    if parts[0] not in ("crate", "super", "self") and tuple(mod) + (parts[0],) in modules:
+        parts = ["self"] + parts  # a child module named bare (in a re-export)
     if parts[0] == "crate":
         base, rest = [], parts[1:]
     elif parts[0] in ("super", "self"):
@@ -71,8 +90,12 @@ def resolve(mod, path):
         name = re.split(r"\s", p)[0]
         if tuple(target + [name]) in modules:
             target.append(name)
-        else:
-            break
+            continue
+        # An item the module re-exports (`crate::Error` is `error::Error`): follow it.
+        via = reexports(tuple(target)).get(name)
+        if via and depth < 8:
+            return resolve(tuple(target), via, depth + 1) or tuple(target)
+        break
     return tuple(target)
 
 edges = {}
