@@ -17,6 +17,15 @@ pub enum Error {
     #[error("invalid digest `{0}` (expected sha256:<64 lowercase hex>)")]
     InvalidDigest(String),
 
+    /// A TUF repository's metadata or a target was refused (signature, threshold, rollback,
+    /// expiry, version, length or hash): nothing was stored.
+    #[error("TUF repository {repo}: {reason}")]
+    TufRefused { repo: String, reason: String },
+
+    /// A TUF update could not run (network, local folder): nothing was stored.
+    #[error("TUF repository {repo}: {reason}")]
+    TufUnavailable { repo: String, reason: String },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

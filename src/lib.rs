@@ -61,6 +61,7 @@ pub mod reference;
 pub mod sign;
 pub mod sigstore;
 pub mod store;
+pub mod tuf;
 pub mod unpack;
 pub mod verifying_reader;
 

@@ -17,6 +17,7 @@ mod pull;
 mod push;
 mod sign;
 mod trust;
+mod trust_update;
 mod unpack_limits;
 mod verify;
 mod verify_blob;
@@ -212,6 +213,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry.
     Logout(login::LogoutArgs),
+    /// Sigstore trusted material: `trust update` refreshes it through TUF.
+    #[command(subcommand)]
+    Trust(trust_update::TrustCommand),
 }
 
 /// Parses a reference argument.
@@ -230,7 +234,8 @@ fn exit_code(err: &Error) -> u8 {
         Error::DigestMismatch { .. }
         | Error::SizeMismatch { .. }
         | Error::Verification(_)
-        | Error::UnsafePath { .. } => exit::UNTRUSTED,
+        | Error::UnsafePath { .. }
+        | Error::TufRefused { .. } => exit::UNTRUSTED,
         Error::Sign(e) => {
             use modelsign::sign::Error as S;
             match e {
@@ -284,6 +289,7 @@ pub fn run() -> ExitCode {
             Command::Card(a) => card::run(a, g).await,
             Command::Login(a) => login::login(a, g).await,
             Command::Logout(a) => login::logout(a, g).await,
+            Command::Trust(a) => trust_update::run(a, g).await,
         }
     });
     match result {

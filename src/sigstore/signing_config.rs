@@ -1,6 +1,7 @@
 //! Which Sigstore services keyless signing uses: a Sigstore signing config v0.2
 //! (`application/vnd.dev.sigstore.signingconfig.v0.2+json`), the public-good instance's
-//! built in, or a private one from `--signing-config FILE`.
+//! built in (or the newer one `modelsign trust update` stored), or a private one from
+//! `--signing-config FILE`.
 //!
 //! From each list the services valid now (`validFor`) with an API version this client
 //! speaks are kept, and the one that started most recently is used: Fulcio (API v1:
@@ -80,8 +81,18 @@ pub struct Services {
 }
 
 impl Services {
-    /// The public-good instance's services (the built-in config).
+    /// The public-good instance's services: the signing config `modelsign trust update`
+    /// stored (see [`crate::tuf`]) when there is a usable one, else the built-in config.
     pub fn public_good() -> Result<Self, Error> {
+        if let Some(Ok(stored)) = crate::tuf::load_default()
+            && let Some(json) = &stored.signing_config
+        {
+            let source =
+                format!("the signing config from TUF ({}, targets v{})", stored.remote, stored.targets_version);
+            if let Ok(services) = Self::from_json(json, &source, SystemTime::now()) {
+                return Ok(services);
+            }
+        }
         Self::from_json(PUBLIC_GOOD_JSON, "the built-in public-good signing config", SystemTime::now())
     }
 

@@ -6,7 +6,8 @@
 //! `sigstore/_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json` from the PyPI
 //! wheel `sigstore-4.5.1-py3-none-any.whl` (sigstore-python, Apache-2.0), itself the target
 //! `trusted_root.json` of Sigstore's TUF repository; SHA-256 [`PUBLIC_GOOD_SHA256`]. A private
-//! Sigstore (or a newer public-good root) is given with `--trusted-root FILE`.
+//! Sigstore (or a newer public-good root) is given with `--trusted-root FILE`, and
+//! `modelsign trust update` stores a newer public-good one that is then used instead.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -41,8 +42,39 @@ impl std::fmt::Debug for TrustedRoot {
 }
 
 impl TrustedRoot {
-    /// The public-good Sigstore instance's root, built into the binary.
+    /// The public-good Sigstore instance's root: the one `modelsign trust update` stored
+    /// (see [`crate::tuf`]) when there is one and it checks out, else the built-in one. If a
+    /// stored one is unusable, [`TrustedRoot::source`] of the built-in one says why.
     pub fn public_good() -> Result<Self> {
+        static ROOT: OnceLock<std::result::Result<TrustedRoot, String>> = OnceLock::new();
+        ROOT.get_or_init(|| {
+            let why = match crate::tuf::load_default() {
+                None => return TrustedRoot::built_in().map_err(|e| e.to_string()),
+                Some(Ok(stored)) => {
+                    let source = format!(
+                        "the Sigstore trusted root from TUF ({}, targets v{})",
+                        stored.remote, stored.targets_version
+                    );
+                    match TrustedRoot::from_json(&stored.trusted_root, &source) {
+                        Ok(root) => return Ok(root),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Some(Err((dir, why))) => format!("{}: {why}", dir.display()),
+            };
+            let mut root = TrustedRoot::built_in().map_err(|e| e.to_string())?;
+            root.source = format!(
+                "the built-in public-good Sigstore trusted root (the one `trust update` stored is unusable: {why})"
+            )
+            .into();
+            Ok(root)
+        })
+        .clone()
+        .map_err(Error::InvalidTrustedRoot)
+    }
+
+    /// The public-good Sigstore instance's root, built into the binary.
+    pub fn built_in() -> Result<Self> {
         static ROOT: OnceLock<std::result::Result<TrustedRoot, String>> = OnceLock::new();
         ROOT.get_or_init(|| {
             TrustedRoot::from_json(PUBLIC_GOOD_JSON, "the built-in public-good Sigstore trusted root")
@@ -118,7 +150,7 @@ mod tests {
     #[test]
     fn built_in_root_is_the_one_noted_and_loads() {
         assert_eq!(hex::encode(sha2::Sha256::digest(PUBLIC_GOOD_JSON.as_bytes())), PUBLIC_GOOD_SHA256);
-        TrustedRoot::public_good().unwrap();
+        TrustedRoot::built_in().unwrap();
     }
 
     #[test]
