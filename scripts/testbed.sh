@@ -286,6 +286,19 @@ else
 fi
 ln -sfn ../venv/bin/python "$TB/bin/testbed-python"
 
+# 4c. python-tuf (an independent TUF implementation) in the same venv: tests build real TUF
+#     repositories with it (testdata/tuf/tuf_repo.py) for `modelsign trust update`.
+TUF_REQ="tuf==7.0.1"
+if stamp_ok tuf "$TUF_REQ" && "$VENV/bin/python" -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null; then
+  :
+else
+  log "pip install $TUF_REQ"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TUF_REQ" >"$TB/pip-tuf.log" 2>&1 \
+    || { tail -30 "$TB/pip-tuf.log" >&2; die "pip install $TUF_REQ failed"; }
+  "$VENV/bin/python" -c 'import tuf.api.metadata, securesystemslib.signer' || die "python-tuf does not import"
+  stamp_set tuf "$TUF_REQ"
+fi
+
 # 4b. modelpack-client (a Python client that pushes CNCF ModelPack artifacts with tar layers),
 #     in a venv of its own so that adding it never rebuilds the one above.
 MP_REQS=(modelpack-client==0.1.0)

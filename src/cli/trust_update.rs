@@ -98,8 +98,8 @@ async fn update(args: &UpdateArgs, global: &Global) -> CliResult {
                 report.targets_version,
                 report.expires,
             )?;
-            for (name, sha256) in &report.targets {
-                outln!("  {name}  sha256:{sha256}")?;
+            for target in &report.targets {
+                outln!("  {}  sha256:{}  ({} bytes)", target.name, target.sha256, target.length)?;
             }
             outln!("  stored in {}", report.dir.display())?;
         }

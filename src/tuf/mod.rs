@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use sha2::Digest as _;
 
 pub use store::Store;
-pub use update::{Options, Report, update};
+pub use update::{Options, Report, StoredTarget, update};
 
 /// The public-good Sigstore TUF repository.
 pub const PUBLIC_GOOD_URL: &str = "https://tuf-repo-cdn.sigstore.dev";

@@ -20,6 +20,9 @@ const MAX_TARGETS: u64 = 5 << 20;
 /// The largest target this client fetches (trusted roots are a few KiB).
 const MAX_TARGET_FILE: u64 = 4 << 20;
 
+/// Checks a target's content (its name, its bytes) before it is stored.
+pub type Validate = dyn Fn(&str, &[u8]) -> Result<(), String> + Send + Sync;
+
 /// What to refresh and where.
 pub struct Options {
     /// The repository's base URL.
@@ -31,11 +34,12 @@ pub struct Options {
     /// Bounds every download from first to last byte.
     pub timeout: Duration,
     /// Checks a target's content before it is stored (e.g. that a trusted root parses).
-    pub validate: Box<dyn Fn(&str, &[u8]) -> Result<(), String> + Send + Sync>,
+    pub validate: Box<Validate>,
 }
 
-/// What an update found.
+/// What an update found (`--output json` prints it).
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub remote: String,
     pub dir: PathBuf,
@@ -44,9 +48,18 @@ pub struct Report {
     pub timestamp_version: u64,
     pub snapshot_version: u64,
     pub targets_version: u64,
-    /// Targets stored, with their SHA-256.
-    pub targets: Vec<(String, String)>,
+    /// Targets stored.
+    pub targets: Vec<StoredTarget>,
+    /// When the first of the four roles' metadata expires.
     pub expires: String,
+}
+
+/// A target an update stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredTarget {
+    pub name: String,
+    pub sha256: String,
+    pub length: u64,
 }
 
 /// Runs one refresh; see the module documentation.
@@ -227,7 +240,14 @@ pub async fn update(options: &Options) -> Result<Report, Fail> {
         timestamp_version: timestamp.common.version,
         snapshot_version: snapshot.common.version,
         targets_version: targets.common.version,
-        targets: fetched.iter().map(|(n, s, _)| (n.to_string(), s[..64].to_string())).collect(),
+        targets: fetched
+            .iter()
+            .map(|(name, stored, bytes)| StoredTarget {
+                name: name.to_string(),
+                sha256: stored[..64].to_string(),
+                length: bytes.len() as u64,
+            })
+            .collect(),
         expires: earliest,
     })
 }

@@ -31,3 +31,4 @@ mod testbed_smoke;
 mod tls;
 mod transport_layout;
 mod transport_registry;
+mod trust_update;

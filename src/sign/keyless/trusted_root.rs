@@ -33,6 +33,8 @@ pub struct TrustedRoot {
     source: Arc<str>,
     ct_logs: usize,
     ignore_sct: bool,
+    /// Why the root `modelsign trust update` stored was not used (this is the built-in one).
+    stored_unusable: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for TrustedRoot {
@@ -44,7 +46,7 @@ impl std::fmt::Debug for TrustedRoot {
 impl TrustedRoot {
     /// The public-good Sigstore instance's root: the one `modelsign trust update` stored
     /// (see [`crate::tuf`]) when there is one and it checks out, else the built-in one. If a
-    /// stored one is unusable, [`TrustedRoot::source`] of the built-in one says why.
+    /// stored one is unusable, [`TrustedRoot::stored_unusable`] of the built-in one says why.
     pub fn public_good() -> Result<Self> {
         static ROOT: OnceLock<std::result::Result<TrustedRoot, String>> = OnceLock::new();
         ROOT.get_or_init(|| {
@@ -63,10 +65,7 @@ impl TrustedRoot {
                 Some(Err((dir, why))) => format!("{}: {why}", dir.display()),
             };
             let mut root = TrustedRoot::built_in().map_err(|e| e.to_string())?;
-            root.source = format!(
-                "the built-in public-good Sigstore trusted root (the one `trust update` stored is unusable: {why})"
-            )
-            .into();
+            root.stored_unusable = Some(why.into());
             Ok(root)
         })
         .clone()
@@ -95,6 +94,7 @@ impl TrustedRoot {
             source: source.into(),
             ct_logs: root.ctlogs.len(),
             ignore_sct: false,
+            stored_unusable: None,
         })
     }
 
@@ -139,6 +139,12 @@ impl TrustedRoot {
     /// Where the root came from (a path, or the built-in one).
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Why the trusted root `modelsign trust update` stored was not used and this built-in
+    /// one is (it did not check out), for a note to the user.
+    pub fn stored_unusable(&self) -> Option<&str> {
+        self.stored_unusable.as_deref()
     }
 }
 
