@@ -69,7 +69,7 @@ pub async fn signer(args: &KeylessSignArgs, global: &Global) -> Result<(Signer, 
     };
     let mut root = match &args.trusted_root {
         Some(file) => TrustedRoot::from_file(file)?,
-        None => super::trust::public_good_root()?,
+        None => super::trust_update::public_good_root()?,
     };
     if root.ct_log_count() == 0 {
         // Nothing can verify an SCT against this root: its Fulcio runs no CT log.

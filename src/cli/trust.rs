@@ -231,7 +231,7 @@ impl KeylessArgs {
     pub fn trusted_root(&self) -> Result<TrustedRoot, Error> {
         let root = match &self.trusted_root {
             Some(path) => TrustedRoot::from_file(path)?,
-            None => public_good_root()?,
+            None => super::trust_update::public_good_root()?,
         };
         Ok(if self.insecure_ignore_sct { root.ignore_sct() } else { root })
     }
@@ -289,14 +289,4 @@ pub fn trust_with_keyless(
         ));
     }
     Ok(Some(modelsign::ops::verify::Trust::Keys(policy_with_keyless(keys, roots, keyless)?)))
-}
-
-/// The public-good trusted root (the one `trust update` stored, else the built-in one),
-/// with a note on stderr when a stored one was there but did not check out.
-pub fn public_good_root() -> Result<TrustedRoot, Error> {
-    let root = TrustedRoot::public_good()?;
-    if let Some(why) = root.stored_unusable() {
-        eprintln!("note: the trusted root `modelsign trust update` stored is unusable ({why}); using the built-in one");
-    }
-    Ok(root)
 }

@@ -106,3 +106,13 @@ async fn update(args: &UpdateArgs, global: &Global) -> CliResult {
     }
     Ok(())
 }
+
+/// The public-good trusted root (the one `trust update` stored, else the built-in one),
+/// with a note on stderr when a stored one was there but did not check out.
+pub fn public_good_root() -> Result<TrustedRoot, Error> {
+    let root = TrustedRoot::public_good()?;
+    if let Some(why) = root.stored_unusable() {
+        eprintln!("note: the trusted root `modelsign trust update` stored is unusable ({why}); using the built-in one");
+    }
+    Ok(root)
+}
