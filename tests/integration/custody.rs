@@ -16,17 +16,8 @@ use crate::support::*;
 const CARD: &str = "https://modelsign.dev/model-card/v1";
 const PARTIES: [&str; 4] = ["publisher", "security", "vision", "stranger"];
 
-/// Where the model lives.
-#[derive(Clone, Copy)]
-enum Place {
-    Distribution,
-    Cue,
-    Layout,
-}
-
 struct Custody {
-    _registry: Option<Registry>,
-    work: tempfile::TempDir,
+    bed: Bed,
     /// `…/models/m:v1`
     reference: String,
     /// The repository part, to name other tags.
@@ -34,29 +25,26 @@ struct Custody {
 }
 
 impl Custody {
-    fn new(place: Place) -> Custody {
-        let work = tempfile::tempdir().unwrap();
-        let (registry, repo) = match place {
-            Place::Distribution | Place::Cue => {
-                let kind = if matches!(place, Place::Cue) { RegistryKind::Cue } else { RegistryKind::Distribution };
-                let r = Registry::start(kind);
-                let repo = r.reference("models/m");
-                (Some(r), repo)
-            }
-            Place::Layout => (None, format!("oci:{}", work.path().join("layout").display())),
-        };
-        let keys = work.path().join("keys");
+    /// The model pushed to the bed's place as `v1`, and a key pair for each party.
+    fn new(bed: Bed) -> Custody {
+        let repo = bed.repo("models/m");
+        let keys = bed.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         for p in PARTIES {
             keygen(&keys, p, "p256");
         }
-        let c = Custody { _registry: registry, reference: format!("{repo}:v1"), repo, work };
+        let c = Custody { bed, reference: format!("{repo}:v1"), repo };
         c.push_model("v1", b"text weights");
         c
     }
 
+    /// modelsign, plain HTTP, no progress bars, the tools' private home.
+    fn ms(&self) -> std::process::Command {
+        self.bed.ms()
+    }
+
     fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
+        self.bed.path().join(name)
     }
 
     fn key(&self, party: &str) -> PathBuf {
@@ -75,11 +63,11 @@ impl Custody {
             std::fs::create_dir_all(dir.join(p).parent().unwrap()).unwrap();
             std::fs::write(dir.join(p), bytes).unwrap();
         }
-        run_ok(ms().arg("push").arg(format!("{}:{tag}", self.repo)).arg(&dir));
+        run_ok(self.ms().arg("push").arg(format!("{}:{tag}", self.repo)).arg(&dir));
     }
 
     fn sign(&self, party: &str, extra: &[&str]) {
-        run_ok(ms().args(["sign", &self.reference, "--key"]).arg(self.key(party)).args(extra));
+        run_ok(self.ms().args(["sign", &self.reference, "--key"]).arg(self.key(party)).args(extra));
     }
 
     /// Writes `policy.yaml` (signers publisher, security, vision, by key) with these rules.
@@ -109,18 +97,24 @@ impl Custody {
     }
 
     fn verify(&self, policy: &Path, extra: &[&str]) -> Output {
-        ms().args(["verify", "--output", "json", &self.reference, "--policy"]).arg(policy).args(extra).output().unwrap()
+        self.ms()
+            .args(["verify", "--output", "json", &self.reference, "--policy"])
+            .arg(policy)
+            .args(extra)
+            .output()
+            .unwrap()
     }
 
     /// `pull --policy` and `copy --policy` into a layout fail the same way and leave nothing.
     fn assert_pull_and_copy_refused(&self, policy: &Path, needle: &str) {
         let out_dir = self.path("pulled");
         let out =
-            ms().args(["pull", &self.reference, "-o"]).arg(&out_dir).arg("--policy").arg(policy).output().unwrap();
+            self.ms().args(["pull", &self.reference, "-o"]).arg(&out_dir).arg("--policy").arg(policy).output().unwrap();
         assert_untrusted(&out, &[needle, "nothing was written"]);
         assert!(!out_dir.exists(), "a refused pull left {}", out_dir.display());
         let mirror = self.path("mirror");
-        let out = ms()
+        let out = self
+            .ms()
             .args(["copy", &self.reference, &format!("oci:{}:v1", mirror.display()), "--policy"])
             .arg(policy)
             .output()
@@ -128,12 +122,6 @@ impl Custody {
         assert_untrusted(&out, &[needle, "nothing was copied"]);
         assert!(!mirror.exists(), "a refused copy created {}", mirror.display());
     }
-}
-
-fn ms() -> std::process::Command {
-    let mut c = modelsign();
-    c.arg("--plain-http");
-    c
 }
 
 fn good_card() -> Value {
@@ -167,8 +155,7 @@ const FOUR_RULES: &str = "  - signed: [publisher]
 /// attests the card. The policy passes for the whole model and for one component; pull
 /// and copy go through; the copy carries every signature and still passes.
 fn four_parties(place: Place) {
-    let _tb = require_testbed!();
-    let c = Custody::new(place);
+    let c = Custody::new(bed!(place));
     let policy = c.policy(FOUR_RULES);
     let out = c.verify(&policy, &[]);
     assert_eq!(out.status.code(), Some(3), "unsigned: {}", stderr_text(&out));
@@ -189,38 +176,26 @@ fn four_parties(place: Place) {
     assert!(rule_results(&out)[2].1.contains("not checked"), "{:?}", rule_results(&out));
     // Pull writes, with model.sig; copy carries every referrer and the copy still passes.
     let pulled = c.path("pulled");
-    run_ok(ms().args(["pull", &c.reference, "-o"]).arg(&pulled).arg("--policy").arg(&policy));
+    run_ok(c.ms().args(["pull", &c.reference, "-o"]).arg(&pulled).arg("--policy").arg(&policy));
     assert!(pulled.join("vision/encoder.bin").exists() && pulled.join("model.sig").exists());
     let mirror = format!("oci:{}:v1", c.path("mirror").display());
-    run_ok(ms().args(["copy", &c.reference, &mirror, "--policy"]).arg(&policy));
-    let out = ms().args(["verify", "--offline", &mirror, "--policy"]).arg(&policy).output().unwrap();
+    run_ok(c.ms().args(["copy", &c.reference, &mirror, "--policy"]).arg(&policy));
+    let out = c.ms().args(["verify", "--offline", &mirror, "--policy"]).arg(&policy).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
     // discover names each signer against the policy.
-    let text = run_stdout(ms().args(["discover", &c.reference, "--policy"]).arg(&policy));
+    let text = run_stdout(c.ms().args(["discover", &c.reference, "--policy"]).arg(&policy));
     for needle in ["publisher", "vision", "security", "whole model", "vision/encoder.bin", "model card"] {
         assert!(text.contains(needle), "`{needle}` not in discover:\n{text}");
     }
 }
 
-#[test]
-fn four_parties_on_distribution() {
-    four_parties(Place::Distribution);
-}
-
-#[test]
-fn four_parties_on_cue() {
-    four_parties(Place::Cue);
-}
-
-#[test]
-fn four_parties_in_a_layout() {
-    four_parties(Place::Layout);
+registry_cases! {
+    four_parties: [distribution, cue, layout];
 }
 
 #[test]
 fn a_scan_signed_by_the_trusted_key_is_no_signature() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Distribution);
+    let c = Custody::new(bed!(RegistryKind::Distribution));
     let signer =
         Signer::from_key(SigningKey::from_pem(&std::fs::read_to_string(c.key("publisher")).unwrap(), None).unwrap());
     block_on(async {
@@ -231,28 +206,26 @@ fn a_scan_signed_by_the_trusted_key_is_no_signature() {
         let st = Statement::new(vec![subject], scan, json!({"verdict": "REJECTED"}));
         attach_bundle(&target, &desc, &signer.sign_statement(&st).unwrap(), scan).await;
     });
-    let out = ms().args(["verify", &c.reference, "--key"]).arg(c.path("keys/publisher.pub")).output().unwrap();
+    let out = c.ms().args(["verify", &c.reference, "--key"]).arg(c.path("keys/publisher.pub")).output().unwrap();
     assert_untrusted(&out, &["never verify a model on their own"]);
 }
 
 #[test]
 fn a_component_signature_with_the_digest_under_another_path_covers_nothing() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Cue);
+    let c = Custody::new(bed!(RegistryKind::Cue));
     // v2 carries vision's bytes under text/, and other bytes under vision/.
     c.push_model("v2", b"vision weights");
     let v2 = format!("{}:v2", c.repo);
-    run_ok(ms().args(["sign", &v2, "--key"]).arg(c.key("vision")).args(["--component", "text/**"]));
-    run_ok(ms().args(["sign", &v2, "--key"]).arg(c.key("publisher")));
+    run_ok(c.ms().args(["sign", &v2, "--key"]).arg(c.key("vision")).args(["--component", "text/**"]));
+    run_ok(c.ms().args(["sign", &v2, "--key"]).arg(c.key("publisher")));
     let policy = c.policy("  - signed: [publisher]\n  - components: \"vision/**\"\n    signed: [vision]\n");
-    let out = ms().args(["verify", "--output", "json", &v2, "--policy"]).arg(&policy).output().unwrap();
+    let out = c.ms().args(["verify", "--output", "json", &v2, "--policy"]).arg(&policy).output().unwrap();
     assert_untrusted(&out, &["component `vision/encoder.bin`", "signed by 0 of the required signers"]);
 }
 
 #[test]
 fn a_component_signature_presented_as_a_whole_model_one_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Distribution);
+    let c = Custody::new(bed!(RegistryKind::Distribution));
     c.sign("vision", &["--component", "**"]);
     let policy = c.policy("  - signed: [vision]\n");
     let out = c.verify(&policy, &[]);
@@ -262,10 +235,9 @@ fn a_component_signature_presented_as_a_whole_model_one_fails() {
 
 #[test]
 fn a_signer_whose_key_signed_only_another_model_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Distribution);
+    let c = Custody::new(bed!(RegistryKind::Distribution));
     c.push_model("other", b"other text weights");
-    run_ok(ms().args(["sign", &format!("{}:other", c.repo), "--key"]).arg(c.key("publisher")));
+    run_ok(c.ms().args(["sign", &format!("{}:other", c.repo), "--key"]).arg(c.key("publisher")));
     block_on(async {
         let target = open_target(&c.reference).await;
         let (other, _) = manifest_json(&target, "other").await;
@@ -282,8 +254,7 @@ fn a_signer_whose_key_signed_only_another_model_fails() {
 
 #[test]
 fn a_threshold_not_met_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Layout);
+    let c = Custody::new(bed!(Place::Layout));
     c.sign("publisher", &[]);
     let policy = c.policy("  - signed: {of: [publisher, security, vision], at-least: 2}\n");
     let out = c.verify(&policy, &[]);
@@ -296,8 +267,7 @@ fn a_threshold_not_met_fails() {
 
 #[test]
 fn a_card_signed_by_a_key_the_policy_does_not_name_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Cue);
+    let c = Custody::new(bed!(RegistryKind::Cue));
     c.sign("publisher", &[]);
     c.attest_card("stranger", "v1", "v1", good_card());
     let policy = c.policy("  - signed: [publisher]\n  - model-card: {signed: [security]}\n");
@@ -308,8 +278,7 @@ fn a_card_signed_by_a_key_the_policy_does_not_name_fails() {
 
 #[test]
 fn a_card_missing_a_field_the_policy_requires_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Distribution);
+    let c = Custody::new(bed!(RegistryKind::Distribution));
     c.sign("publisher", &[]);
     let mut card = good_card();
     card.as_object_mut().unwrap().remove("license");
@@ -322,8 +291,7 @@ fn a_card_missing_a_field_the_policy_requires_fails() {
 
 #[test]
 fn a_card_of_another_model_copied_here_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Layout);
+    let c = Custody::new(bed!(Place::Layout));
     c.push_model("other", b"other text weights");
     c.sign("publisher", &[]);
     c.attest_card("security", "other", "v1", good_card());
@@ -337,8 +305,7 @@ fn a_card_of_another_model_copied_here_fails() {
 
 #[test]
 fn policy_mistakes_are_one_line_and_a_glob_matching_nothing_fails() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Layout);
+    let c = Custody::new(bed!(Place::Layout));
     c.sign("publisher", &[]);
     for (require, needles) in [
         ("  - signed: [publisher]\n    sigend: [vision]\n", &["line 8", "sigend"][..]),
@@ -373,21 +340,21 @@ fn policy_mistakes_are_one_line_and_a_glob_matching_nothing_fails() {
 /// referrers API: both go through the fallback index (read-modify-write) and both survive.
 #[test]
 fn two_parties_attesting_at_the_same_moment_both_survive_on_distribution() {
-    let _tb = require_testbed!();
-    let c = Custody::new(Place::Distribution);
+    let c = Custody::new(bed!(RegistryKind::Distribution));
     for round in 0..3 {
-        let a = ms()
+        let a = c
+            .ms()
             .args(["sign", &c.reference, "--key"])
             .arg(c.key("vision"))
             .args(["--component", "vision/**"])
             .spawn()
             .unwrap();
-        let b = ms().args(["sign", &c.reference, "--key"]).arg(c.key("security")).spawn().unwrap();
+        let b = c.ms().args(["sign", &c.reference, "--key"]).arg(c.key("security")).spawn().unwrap();
         for mut child in [a, b] {
             assert!(child.wait().unwrap().success(), "round {round}");
         }
     }
-    let referrers = run_stdout(ms().args(["discover", "--output", "json", &c.reference]));
+    let referrers = run_stdout(c.ms().args(["discover", "--output", "json", &c.reference]));
     let tree: Value = serde_json::from_str(&referrers).unwrap();
     assert_eq!(tree["referrers"].as_array().unwrap().len(), 9, "3 component + 6 whole-model signatures: {tree:#}");
     let policy = c.policy("  - signed: [security]\n  - components: \"vision/**\"\n    signed: [vision]\n");

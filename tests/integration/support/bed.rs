@@ -1,12 +1,75 @@
 //! The setup most registry tests share, in one line: the test bed's tools with a private
-//! home ([`Peers`]), one registry of a kind, the fault proxy in front of it, and a scratch
-//! folder. `let bed = proxied_bed!(RegistryKind::Distribution);` skips the test without the
-//! test bed, as `require_testbed!` does.
+//! home ([`Peers`]), where the model lives (one registry of a kind, or a layout folder), and
+//! a scratch folder: `let bed = bed!(place);`. [`ProxiedBed`] adds the fault proxy in front
+//! of the registry: `let bed = proxied_bed!(RegistryKind::Distribution);`. Both skip the test
+//! without the test bed, as `require_testbed!` does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{FaultProxy, Peers, Registry, RegistryKind, Testbed, keygen, run_ok, write_tiny_model};
+use super::{FaultProxy, Peers, Place, Registry, RegistryKind, Testbed, keygen, run_ok, write_tiny_model};
+
+/// The tools, the place a case's model lives, and a scratch folder.
+pub struct Bed {
+    pub peers: Peers,
+    registry: Option<Registry>,
+    pub dir: tempfile::TempDir,
+}
+
+/// `bed!(place)` (a [`Place`] or a [`RegistryKind`]): a [`Bed`], or return early from the
+/// test (skipped) without the test bed.
+#[macro_export]
+macro_rules! bed {
+    ($place:expr) => {{
+        let tb = $crate::require_testbed!();
+        $crate::support::Bed::new(&tb, $place)
+    }};
+}
+
+impl Bed {
+    pub fn new(tb: &Testbed, place: impl Into<Place>) -> Bed {
+        let registry = match place.into() {
+            Place::Registry(kind) => Some(Registry::start_in(tb, kind)),
+            Place::Layout => None,
+        };
+        Bed { peers: Peers::new(tb), registry, dir: tempfile::tempdir().expect("scratch folder") }
+    }
+
+    /// The scratch folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn testbed(&self) -> &Testbed {
+        self.peers.testbed()
+    }
+
+    /// The registry; panics for a layout folder.
+    pub fn registry(&self) -> &Registry {
+        self.registry.as_ref().expect("this bed's model lives in a layout folder, not a registry")
+    }
+
+    pub fn is_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// Where `repo` lives, without a tag: `HOST:PORT/repo` on the registry, else the
+    /// scratch folder's `oci:…/layout` (a layout folder has no repositories: every `repo`
+    /// is that one folder).
+    pub fn repo(&self, repo: &str) -> String {
+        match &self.registry {
+            Some(registry) => registry.reference(repo),
+            None => format!("oci:{}", self.path().join("layout").display()),
+        }
+    }
+
+    /// `modelsign --plain-http --no-progress`, with the tools' private home.
+    pub fn ms(&self) -> Command {
+        let mut cmd = self.peers.modelsign();
+        cmd.args(["--plain-http", "--no-progress"]);
+        cmd
+    }
+}
 
 /// A registry with the fault proxy in front of it, the tools, and a scratch folder.
 pub struct ProxiedBed {

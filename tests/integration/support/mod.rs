@@ -21,6 +21,7 @@ pub mod softhsm;
 pub mod testbed;
 
 pub use bed::*;
+pub use cases::{CaseKind, Place};
 pub use cli::*;
 pub use fixtures::*;
 pub use http::*;
@@ -31,6 +32,7 @@ pub use registry::*;
 pub use signing::*;
 pub use testbed::*;
 
+pub use crate::bed;
 pub use crate::proxied_bed;
 pub use crate::registry_cases;
 pub use crate::require_testbed;
