@@ -117,13 +117,15 @@ fn cyclonedx_validate(tb: &Testbed, boms: &[&Value]) -> Vec<String> {
 }
 
 /// attest → the two referrers, card show, cosign, CycloneDX; `cosign` only for registries.
-fn round_trip(tb: &Testbed, base: &str, registry: bool) {
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 20_000);
+fn attest_and_show(place: Place) {
+    let bed = bed!(place);
+    let (work, base, registry) = (bed.path(), bed.repo(REPO), bed.is_registry());
+    let base = base.as_str();
+    let model = write_tiny_model(work, "tiny", 20_000);
     let tagged = format!("{base}:v1");
     let digest = push(&tagged, &model);
-    let (key, public) = keygen(work.path(), "security", "p256");
-    let card = write(work.path(), "card.yaml", FULL_CARD);
+    let (key, public) = keygen(work, "security", "p256");
+    let card = write(work, "card.yaml", FULL_CARD);
 
     let report = json(&run_ok(&mut attest(&tagged, &card, &key)));
     assert_eq!(report["digest"], digest.as_str());
@@ -181,57 +183,39 @@ fn round_trip(tb: &Testbed, base: &str, registry: bool) {
     assert_eq!(model_component["modelCard"]["modelParameters"]["modelArchitecture"], "TinyModel");
     let mut broken = bom.clone();
     broken["components"][0]["modelCard"]["modelParameters"]["approach"] = serde_json::json!({"type": "guesswork"});
-    let verdicts = cyclonedx_validate(tb, &[bom, &broken]);
+    let verdicts = cyclonedx_validate(bed.testbed(), &[bom, &broken]);
     assert_eq!(verdicts[0], "valid", "cyclonedx-python-lib refuses the BOM attest wrote");
     assert!(verdicts[1].starts_with("invalid"), "the validator checks the schema: {verdicts:?}");
 
     if registry {
         // cosign accepts the card statement, offline, with an empty trusted root.
         let pinned = format!("{base}@{digest}");
-        let peers = Peers::new(tb);
-        let root = empty_trusted_root(work.path());
-        let out = run_stdout(&mut cosign_verify_attestation(&peers, &root, &public, CARD_PREDICATE, &pinned));
+        let peers = &bed.peers;
+        let root = empty_trusted_root(work);
+        let out = run_stdout(&mut cosign_verify_attestation(peers, &root, &public, CARD_PREDICATE, &pinned));
         assert!(!out.trim().is_empty(), "cosign printed the verified attestation");
         // And the CycloneDX statement, as cosign's `--type cyclonedx` reads it.
-        let out = run_stdout(&mut cosign_verify_attestation(&peers, &root, &public, CYCLONEDX_PREDICATE, &pinned));
+        let out = run_stdout(&mut cosign_verify_attestation(peers, &root, &public, CYCLONEDX_PREDICATE, &pinned));
         assert!(!out.trim().is_empty(), "cosign printed the verified CycloneDX attestation");
-        let (_, other) = keygen(work.path(), "other", "p256");
-        run_fail(&mut cosign_verify_attestation(&peers, &root, &other, CARD_PREDICATE, &pinned));
+        let (_, other) = keygen(work, "other", "p256");
+        run_fail(&mut cosign_verify_attestation(peers, &root, &other, CARD_PREDICATE, &pinned));
     }
 }
 
-#[test]
-fn attest_and_show_on_distribution() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Distribution);
-    round_trip(&tb, &registry.reference(REPO), true);
-}
-
-#[test]
-fn attest_and_show_on_a_referrers_api_registry() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Cue);
-    round_trip(&tb, &registry.reference(REPO), true);
-}
-
-#[test]
-fn attest_and_show_in_a_layout() {
-    let tb = require_testbed!();
-    let dir = tempfile::tempdir().unwrap();
-    round_trip(&tb, &format!("oci:{}", dir.path().join("layout").display()), false);
+registry_cases! {
+    attest_and_show: [distribution, cue, layout];
 }
 
 #[test]
 fn missing_mandatory_fields_attach_nothing() {
-    let _tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Distribution);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let tagged = format!("{}:v1", registry.reference(REPO));
+    let bed = bed!(RegistryKind::Distribution);
+    let work = bed.path();
+    let model = write_tiny_model(work, "tiny", 1000);
+    let tagged = format!("{}:v1", bed.repo(REPO));
     push(&tagged, &model);
-    let (key, _) = keygen(work.path(), "k", "p256");
+    let (key, _) = keygen(work, "k", "p256");
     let card = write(
-        work.path(),
+        work,
         "card.yaml",
         "name: tiny\nversion: ''\ndeveloper: 'TODO: who'\ndescription: d\nsecurity:\n  considerations: '  '\n",
     );
@@ -243,15 +227,15 @@ fn missing_mandatory_fields_attach_nothing() {
     }
     assert!(!line.contains("name,") && !line.contains("description"), "present fields are not named: {line}");
     assert!(referrers(&tagged).is_empty(), "nothing attached");
-    let out = run_fail(&mut card_show(&tagged, &work.path().join("k.pub")));
+    let out = run_fail(&mut card_show(&tagged, &work.join("k.pub")));
     assert_untrusted(&out, &["no trusted model card", "no model-card attestation"]);
 
     // An unknown field is refused by name, a YAML mistake by line; nothing attached either.
-    let typo = write(work.path(), "typo.yaml", &format!("{FULL_CARD}\nsecurity.sensitve-data: x\n"));
+    let typo = write(work, "typo.yaml", &format!("{FULL_CARD}\nsecurity.sensitve-data: x\n"));
     let (code, line) = one_line_error(&run_fail(&mut attest(&tagged, &typo, &key)));
     assert_eq!(code, Some(1));
     assert!(line.contains("`security.sensitve-data`"), "{line}");
-    let broken = write(work.path(), "broken.yaml", "name: tiny\nversion: [1\n");
+    let broken = write(work, "broken.yaml", "name: tiny\nversion: [1\n");
     let (_, line) = one_line_error(&run_fail(&mut attest(&tagged, &broken, &key)));
     assert!(line.contains("broken.yaml") && line.contains("line "), "{line}");
     assert!(referrers(&tagged).is_empty(), "nothing attached");
@@ -259,14 +243,14 @@ fn missing_mandatory_fields_attach_nothing() {
 
 #[test]
 fn a_readme_front_matter_is_a_card() {
-    let _tb = require_testbed!();
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let layout = format!("oci:{}:v1", work.path().join("layout").display());
+    let bed = bed!(Place::Layout);
+    let work = bed.path();
+    let model = write_tiny_model(work, "tiny", 1000);
+    let layout = format!("{}:v1", bed.repo(REPO));
     push(&layout, &model);
-    let (key, public) = keygen(work.path(), "k", "ed25519");
+    let (key, public) = keygen(work, "k", "ed25519");
     let readme = write(
-        work.path(),
+        work,
         "README.md",
         "---\nlicense: mit\nlanguage: [en]\ndatasets: [squad]\ntags: [qa]\nbase_model: acme/base\n\
          model-index:\n- name: tiny\n  results:\n  - dataset: {name: SQuAD, type: squad}\n    metrics:\n    - {type: f1, value: 88.5}\n\
@@ -283,7 +267,7 @@ fn a_readme_front_matter_is_a_card() {
     assert_eq!(c["extra"]["huggingface"], serde_json::json!({"tags": ["qa"], "base_model": "acme/base"}));
     assert_eq!(shown["cards"][0]["signer"]["algorithm"], "ed25519");
     // A README without front matter is refused, naming the file.
-    let plain = write(work.path(), "PLAIN.md", "# Tiny\n");
+    let plain = write(work, "PLAIN.md", "# Tiny\n");
     let (code, line) = one_line_error(&run_fail(&mut attest(&layout, &plain, &key)));
     assert_eq!(code, Some(1));
     assert!(line.contains("PLAIN.md") && line.contains("front matter"), "{line}");
@@ -291,12 +275,12 @@ fn a_readme_front_matter_is_a_card() {
 
 #[test]
 fn card_init_drafts_what_attest_refuses_until_filled_in() {
-    let _tb = require_testbed!();
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
+    let bed = bed!(Place::Layout);
+    let work = bed.path();
+    let model = write_tiny_model(work, "tiny", 1000);
     std::fs::write(model.join("README.md"), "---\nlicense: apache-2.0\nlanguage: en\n---\n# Tiny\n\nA tiny model.\n")
         .unwrap();
-    let draft = work.path().join("card.yaml");
+    let draft = work.join("card.yaml");
     let out = run_ok(modelsign().args(["card", "init"]).arg(&model).arg("-o").arg(&draft));
     assert!(stderr_text(&out).contains("to fill in before attest: version, developer, publisher"));
     let text = std::fs::read_to_string(&draft).unwrap();
@@ -311,9 +295,9 @@ fn card_init_drafts_what_attest_refuses_until_filled_in() {
     assert!(line.contains("--force"), "{line}");
 
     // attest refuses the draft as it is, and accepts it once the TODOs are filled in.
-    let layout = format!("oci:{}:v1", work.path().join("layout").display());
+    let layout = format!("{}:v1", bed.repo(REPO));
     push(&layout, &model);
-    let (key, public) = keygen(work.path(), "k", "p256");
+    let (key, public) = keygen(work, "k", "p256");
     let (_, line) = one_line_error(&run_fail(&mut attest(&layout, &draft, &key)));
     assert!(line.contains("version, developer, publisher, security.sensitive-data, security.considerations"), "{line}");
     let filled = text
@@ -333,17 +317,16 @@ fn card_init_drafts_what_attest_refuses_until_filled_in() {
 
 #[test]
 fn a_card_copied_from_another_model_is_not_shown() {
-    let _tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Distribution);
-    let work = tempfile::tempdir().unwrap();
-    let a = write_tiny_model(work.path(), "a", 1000);
-    let b = write_tiny_model(work.path(), "b", 2000);
-    let ref_a = format!("{}:a", registry.reference(REPO));
-    let ref_b = format!("{}:b", registry.reference(REPO));
+    let bed = bed!(RegistryKind::Distribution);
+    let work = bed.path();
+    let a = write_tiny_model(work, "a", 1000);
+    let b = write_tiny_model(work, "b", 2000);
+    let ref_a = format!("{}:a", bed.repo(REPO));
+    let ref_b = format!("{}:b", bed.repo(REPO));
     push(&ref_a, &a);
     push(&ref_b, &b);
-    let (key, public) = keygen(work.path(), "security", "p256");
-    let card = write(work.path(), "card.yaml", FULL_CARD);
+    let (key, public) = keygen(work, "security", "p256");
+    let card = write(work, "card.yaml", FULL_CARD);
     run_ok(&mut attest(&ref_a, &card, &key));
     // The attacker re-points A's card attestations at B (same bundles, new subject).
     block_on(async {
@@ -361,15 +344,14 @@ fn a_card_copied_from_another_model_is_not_shown() {
 
 #[test]
 fn a_card_by_an_untrusted_key_is_not_shown() {
-    let _tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Gcr);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let tagged = format!("{}:v1", registry.reference(REPO));
+    let bed = bed!(RegistryKind::Gcr);
+    let work = bed.path();
+    let model = write_tiny_model(work, "tiny", 1000);
+    let tagged = format!("{}:v1", bed.repo(REPO));
     push(&tagged, &model);
-    let (mallory, _) = keygen(work.path(), "mallory", "p256");
-    let (trusted_key, trusted) = keygen(work.path(), "security", "p256");
-    let card = write(work.path(), "card.yaml", FULL_CARD);
+    let (mallory, _) = keygen(work, "mallory", "p256");
+    let (trusted_key, trusted) = keygen(work, "security", "p256");
+    let card = write(work, "card.yaml", FULL_CARD);
     run_ok(&mut attest(&tagged, &card, &mallory));
     let out = run_fail(&mut card_show(&tagged, &trusted));
     assert_untrusted(&out, &["no trusted model card", "not signed by a trusted signer"]);
@@ -382,13 +364,13 @@ fn a_card_by_an_untrusted_key_is_not_shown() {
 
 #[test]
 fn a_card_alone_does_not_make_a_model_verified() {
-    let _tb = require_testbed!();
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let layout = format!("oci:{}:v1", work.path().join("layout").display());
+    let bed = bed!(Place::Layout);
+    let work = bed.path();
+    let model = write_tiny_model(work, "tiny", 1000);
+    let layout = format!("{}:v1", bed.repo(REPO));
     push(&layout, &model);
-    let (key, public) = keygen(work.path(), "k", "p256");
-    let card = write(work.path(), "card.yaml", FULL_CARD);
+    let (key, public) = keygen(work, "k", "p256");
+    let card = write(work, "card.yaml", FULL_CARD);
     run_ok(&mut attest(&layout, &card, &key));
     let out = run_fail(modelsign().args(["verify", &layout, "--key"]).arg(&public));
     assert_untrusted(&out, &["attestation"]);
@@ -400,15 +382,14 @@ fn a_card_alone_does_not_make_a_model_verified() {
 
 #[test]
 fn a_card_attested_with_a_certificate_names_it() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let layout = format!("oci:{}:v1", work.path().join("layout").display());
+    let bed = bed!(Place::Layout);
+    let (work, peers) = (bed.path(), &bed.peers);
+    let model = write_tiny_model(work, "tiny", 1000);
+    let layout = format!("{}:v1", bed.repo(REPO));
     push(&layout, &model);
-    let chain = make_certificate_chain(&peers, work.path(), "ours");
-    let theirs = make_certificate_chain(&peers, work.path(), "theirs");
-    let card = write(work.path(), "card.yaml", FULL_CARD);
+    let chain = make_certificate_chain(peers, work, "ours");
+    let theirs = make_certificate_chain(peers, work, "theirs");
+    let card = write(work, "card.yaml", FULL_CARD);
     run_ok(
         modelsign()
             .args(["attest", &layout, "--model-card"])
