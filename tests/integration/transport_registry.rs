@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -22,13 +21,6 @@ const COUNTERSIGN: &str = "application/vnd.example.countersign.v1";
 const EPOCH: &str = "1700000000";
 const EPOCH_RFC3339: &str = "2023-11-14T22:13:20Z";
 const WEIGHTS: usize = 300_000;
-
-/// modelsign with the private environment, plain HTTP and no progress bars.
-fn ms(peers: &Peers) -> Command {
-    let mut cmd = peers.modelsign();
-    cmd.args(["--plain-http", "--no-progress"]);
-    cmd
-}
 
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").expect("a sha256 digest")
@@ -76,19 +68,29 @@ fn assert_listed_on_the_wire(reg: &Registry, repo: &str, subject: &str, referrer
 }
 
 /// Pulls everything `reference` names into a fresh folder and checks it holds exactly `files`.
-fn assert_pulls_identical(peers: &Peers, reference: &str, out: &Path, files: &BTreeMap<String, Vec<u8>>) {
-    let report = stdout_json(&run_ok(ms(peers).args(["pull", reference, "--format", "json", "-o"]).arg(out)));
+fn assert_pulls_identical(bed: &Bed, reference: &str, out: &Path, files: &BTreeMap<String, Vec<u8>>) {
+    let report = stdout_json(&run_ok(bed.ms().args(["pull", reference, "--format", "json", "-o"]).arg(out)));
     assert!(report["components"].as_array().unwrap().iter().all(|c| c["downloaded"] == true), "{report}");
     assert_eq!(&files_under(out), files, "{reference}: pulled files differ from the model's");
 }
 
-/// The whole round trip on one registry kind; `other` is the kind the layout copy ends in.
-fn round_trip(kind: RegistryKind, other: RegistryKind) {
-    let tb = crate::support::testbed_or_panic();
-    let reg = Registry::start(kind.clone());
-    let peers = Peers::new(&tb);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", WEIGHTS);
+/// The registry kind a round trip from `kind` ends in, through a layout folder: each kind is
+/// the source once and the destination once.
+fn then_to(kind: &RegistryKind) -> RegistryKind {
+    match kind {
+        RegistryKind::Distribution => RegistryKind::Cue,
+        RegistryKind::Gcr => RegistryKind::Distribution,
+        RegistryKind::Cue => RegistryKind::Gcr,
+        other => panic!("no round trip from {other:?}"),
+    }
+}
+
+/// The whole round trip on one registry kind, then through a layout folder to another kind.
+fn round_trip(kind: RegistryKind) {
+    let other = then_to(&kind);
+    let bed = bed!(kind.clone());
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let model = write_tiny_model(tmp, "tiny", WEIGHTS);
     let files = files_under(&model);
     let total: u64 = files.values().map(|b| b.len() as u64).sum();
     let repo = "models/tiny";
@@ -96,14 +98,14 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
 
     // push
     let push = stdout_json(&run_ok(
-        ms(&peers).env("SOURCE_DATE_EPOCH", EPOCH).args(["push", "--output", "json", &reference]).arg(&model),
+        bed.ms().env("SOURCE_DATE_EPOCH", EPOCH).args(["push", "--output", "json", &reference]).arg(&model),
     ));
     let digest = push["digest"].as_str().unwrap().to_string();
     assert_eq!(push["bytesUploaded"], total, "{kind:?}: {push}");
     assert!(push["components"].as_array().unwrap().iter().all(|c| c["uploaded"] == true), "{push}");
 
     // What the registry holds, read without our client.
-    let (status, manifest_bytes) = raw_manifest(&reg, repo, "v1");
+    let (status, manifest_bytes) = raw_manifest(reg, repo, "v1");
     assert_eq!(status, 200, "{}", reg.log());
     assert_eq!(sha256_digest(&manifest_bytes), digest, "the tag names the digest push printed");
     let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
@@ -116,7 +118,7 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     }
 
     // inspect: components and config
-    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &reference])));
+    let inspect = stdout_json(&run_ok(bed.ms().args(["inspect", "--output", "json", &reference])));
     assert_eq!(inspect["digest"], digest.as_str());
     assert_eq!(inspect["artifactType"], ARTIFACT_TYPE);
     assert_eq!(inspect["configMediaType"], CONFIG_TYPE);
@@ -148,9 +150,9 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     assert_eq!(media_type("extra/notes.txt"), "application/vnd.cncf.model.doc.v1.raw");
 
     // pull one component: exactly that file, byte for byte
-    let out = tmp.path().join("out");
+    let out = tmp.join("out");
     let one = stdout_json(&run_ok(
-        ms(&peers).args(["pull", &reference, "--include", "*.safetensors", "--format", "json", "-o"]).arg(&out),
+        bed.ms().args(["pull", &reference, "--include", "*.safetensors", "--format", "json", "-o"]).arg(&out),
     ));
     assert_eq!(one["digest"], digest.as_str());
     assert_eq!(strings(&one["components"], "path"), ["model.safetensors"], "{one}");
@@ -161,7 +163,7 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     let inode = std::fs::metadata(out.join("model.safetensors")).unwrap().ino();
 
     // pull all into the same folder: the present file is not fetched again
-    let all = stdout_json(&run_ok(ms(&peers).args(["pull", &reference, "--format", "json", "-o"]).arg(&out)));
+    let all = stdout_json(&run_ok(bed.ms().args(["pull", &reference, "--format", "json", "-o"]).arg(&out)));
     let downloaded: BTreeMap<String, bool> = all["components"]
         .as_array()
         .unwrap()
@@ -178,7 +180,7 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     let proxy = FaultProxy::start(reg.addr());
     let via_proxy = format!("{}/{repo}:v1", proxy.addr());
     let again = stdout_json(&run_ok(
-        ms(&peers).env("SOURCE_DATE_EPOCH", EPOCH).args(["push", "--output", "json", &via_proxy]).arg(&model),
+        bed.ms().env("SOURCE_DATE_EPOCH", EPOCH).args(["push", "--output", "json", &via_proxy]).arg(&model),
     ));
     assert_eq!(again["bytesUploaded"], 0, "{again}");
     assert_eq!(again["digest"], digest.as_str(), "same folder, same SOURCE_DATE_EPOCH: same manifest");
@@ -191,29 +193,29 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     );
 
     // attach + discover (and a referrer of the referrer)
-    let review = tmp.path().join("review.txt");
+    let review = tmp.join("review.txt");
     std::fs::write(&review, "reviewed by alice\n").unwrap();
     let att = run_stdout(
-        ms(&peers)
+        bed.ms()
             .args(["attach", &reference, "--artifact-type", REVIEW, "-a", "org.example.reviewer=alice"])
             .arg(&review),
     )
     .trim()
     .to_string();
     assert!(att.starts_with("sha256:") && att.len() == 71, "attach prints the referrer's digest: {att:?}");
-    let countersign = tmp.path().join("countersign.txt");
+    let countersign = tmp.join("countersign.txt");
     std::fs::write(&countersign, "countersigned by bob\n").unwrap();
     let counter = run_stdout(
-        ms(&peers)
+        bed.ms()
             .args(["attach", &format!("{}/{repo}@{att}", reg.addr()), "--artifact-type", COUNTERSIGN])
             .arg(&countersign),
     )
     .trim()
     .to_string();
-    assert_listed_on_the_wire(&reg, repo, &digest, &att);
-    assert_listed_on_the_wire(&reg, repo, &att, &counter);
+    assert_listed_on_the_wire(reg, repo, &digest, &att);
+    assert_listed_on_the_wire(reg, repo, &att, &counter);
 
-    let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &reference])));
+    let tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &reference])));
     assert_eq!(tree["digest"], digest.as_str());
     let referrers = tree["referrers"].clone();
     assert_eq!(referrers.as_array().unwrap().len(), 1, "{tree}");
@@ -222,14 +224,14 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     assert_eq!(referrers[0]["annotations"]["org.example.reviewer"], "alice");
     assert_eq!(referrers[0]["referrers"][0]["digest"], counter.as_str(), "{tree}");
     assert_eq!(referrers[0]["referrers"][0]["artifactType"], COUNTERSIGN);
-    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &reference])));
+    let inspect = stdout_json(&run_ok(bed.ms().args(["inspect", "--output", "json", &reference])));
     assert!(inspect["referrers"].as_u64().unwrap() >= 1, "{inspect}");
 
     // copy to another repository of the same registry (through the proxy, to see the wire):
     // every blob is mounted or already there, none is streamed through the client
     let before_gets = proxy.count("GET", "/blobs/");
     let mirror_repo = "mirror/tiny";
-    let copied = stdout_json(&run_ok(ms(&peers).args([
+    let copied = stdout_json(&run_ok(bed.ms().args([
         "copy",
         "--output",
         "json",
@@ -251,18 +253,18 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
         proxy.requests()
     );
     let mirror = format!("{}/{mirror_repo}:v1", reg.addr());
-    let mirror_tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &mirror])));
+    let mirror_tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &mirror])));
     assert_eq!(mirror_tree["digest"], digest.as_str());
     assert_eq!(mirror_tree["referrers"], referrers, "referrers preserved");
-    assert_listed_on_the_wire(&reg, mirror_repo, &digest, &att);
-    assert_listed_on_the_wire(&reg, mirror_repo, &att, &counter);
-    assert_pulls_identical(&peers, &mirror, &tmp.path().join("out-mirror"), &files);
+    assert_listed_on_the_wire(reg, mirror_repo, &digest, &att);
+    assert_listed_on_the_wire(reg, mirror_repo, &att, &counter);
+    assert_pulls_identical(&bed, &mirror, &tmp.join("out-mirror"), &files);
 
     // registry → oci: layout → another registry kind, referrers kept at each step
-    let layout = tmp.path().join("layout");
+    let layout = tmp.join("layout");
     let layout_ref = format!("oci:{}:v1", layout.display());
-    run_ok(ms(&peers).args(["copy", &reference, &layout_ref]));
-    let layout_tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &layout_ref])));
+    run_ok(bed.ms().args(["copy", &reference, &layout_ref]));
+    let layout_tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &layout_ref])));
     assert_eq!(layout_tree["digest"], digest.as_str());
     assert_eq!(layout_tree["referrers"], referrers, "referrers copied into the layout");
     for blob in [hex(&digest), hex(&att), hex(&counter)] {
@@ -272,56 +274,40 @@ fn round_trip(kind: RegistryKind, other: RegistryKind) {
     let other_reg = Registry::start(other.clone());
     let imported_repo = "imported/tiny";
     let imported = format!("{}/{imported_repo}:v1", other_reg.addr());
-    run_ok(ms(&peers).args(["copy", &layout_ref, &imported]));
-    let imported_tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &imported])));
+    run_ok(bed.ms().args(["copy", &layout_ref, &imported]));
+    let imported_tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &imported])));
     assert_eq!(imported_tree["digest"], digest.as_str(), "{kind:?} → layout → {other:?}");
     assert_eq!(imported_tree["referrers"], referrers, "{kind:?} → layout → {other:?}: referrers kept");
     assert_listed_on_the_wire(&other_reg, imported_repo, &digest, &att);
     assert_listed_on_the_wire(&other_reg, imported_repo, &att, &counter);
     let (status, body) = raw_manifest(&other_reg, imported_repo, "v1");
     assert_eq!((status, sha256_digest(&body)), (200, digest.clone()), "the tag came along");
-    assert_pulls_identical(&peers, &imported, &tmp.path().join("out-imported"), &files);
+    assert_pulls_identical(&bed, &imported, &tmp.join("out-imported"), &files);
 }
 
-#[test]
-fn round_trip_on_distribution_then_layout_then_cue() {
-    let _tb = require_testbed!();
-    round_trip(RegistryKind::Distribution, RegistryKind::Cue);
-}
-
-#[test]
-fn round_trip_on_gcr_then_layout_then_distribution() {
-    let _tb = require_testbed!();
-    round_trip(RegistryKind::Gcr, RegistryKind::Distribution);
-}
-
-#[test]
-fn round_trip_on_cue_then_layout_then_gcr() {
-    let _tb = require_testbed!();
-    round_trip(RegistryKind::Cue, RegistryKind::Gcr);
+registry_cases! {
+    round_trip: [distribution, gcr, cue];
 }
 
 /// Two `modelsign attach` processes at once on distribution: both read-modify-write the
 /// fallback index; neither entry may be lost. Three rounds on the same artifact.
 #[test]
 fn concurrent_attach_processes_keep_both_referrers_on_distribution() {
-    let tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::Distribution);
-    let peers = Peers::new(&tb);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 5_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let model = write_tiny_model(tmp, "tiny", 5_000);
     let repo = "race/tiny";
     let reference = format!("{}/{repo}:v1", reg.addr());
-    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
+    let digest = run_stdout(bed.ms().args(["push", &reference]).arg(&model)).trim().to_string();
 
     let mut all = Vec::new();
     for round in 0..3 {
         let children: Vec<_> = ["left", "right"]
             .iter()
             .map(|side| {
-                let file = tmp.path().join(format!("{side}-{round}.txt"));
+                let file = tmp.join(format!("{side}-{round}.txt"));
                 std::fs::write(&file, format!("{side} {round}\n")).unwrap();
-                let mut cmd = ms(&peers);
+                let mut cmd = bed.ms();
                 cmd.args(["attach", &reference, "--artifact-type", &format!("application/vnd.example.{side}")])
                     .arg(&file);
                 cmd.stdin(std::process::Stdio::null())
@@ -335,13 +321,13 @@ fn concurrent_attach_processes_keep_both_referrers_on_distribution() {
             assert!(out.status.success(), "round {round}: attach failed: {}\n{}", stderr_text(&out), reg.log());
             all.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
         }
-        let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &reference])));
+        let tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &reference])));
         let mut listed = strings(&tree["referrers"], "digest");
         listed.sort();
         let mut want = all.clone();
         want.sort();
         assert_eq!(listed, want, "round {round}: a concurrent writer's referrer was lost");
-        let (status, body) = raw_manifest(&reg, repo, &format!("sha256-{}", hex(&digest)));
+        let (status, body) = raw_manifest(reg, repo, &format!("sha256-{}", hex(&digest)));
         assert_eq!(status, 200);
         let mut in_index = index_digests(&body);
         in_index.sort();
@@ -354,18 +340,16 @@ fn concurrent_attach_processes_keep_both_referrers_on_distribution() {
 /// referrer. discover, inspect and copy work, with the referrers that exist.
 #[test]
 fn a_deleted_referrer_still_in_the_fallback_index_is_skipped() {
-    let tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::Distribution);
-    let peers = Peers::new(&tb);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 5_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let model = write_tiny_model(tmp, "tiny", 5_000);
     let repo = "stale/tiny";
     let reference = format!("{}/{repo}:v1", reg.addr());
-    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
-    let note = tmp.path().join("note.txt");
+    let digest = run_stdout(bed.ms().args(["push", &reference]).arg(&model)).trim().to_string();
+    let note = tmp.join("note.txt");
     std::fs::write(&note, "note\n").unwrap();
     let attach = |artifact_type: &str| {
-        run_stdout(ms(&peers).args(["attach", &reference, "--artifact-type", artifact_type]).arg(&note))
+        run_stdout(bed.ms().args(["attach", &reference, "--artifact-type", artifact_type]).arg(&note))
             .trim()
             .to_string()
     };
@@ -381,21 +365,21 @@ fn a_deleted_referrer_still_in_the_fallback_index_is_skipped() {
             .as_u16()
     });
     assert_eq!(status, 202, "DELETE {gone}: {}", reg.log());
-    let (_, index) = raw_manifest(&reg, repo, &format!("sha256-{}", hex(&digest)));
+    let (_, index) = raw_manifest(reg, repo, &format!("sha256-{}", hex(&digest)));
     assert!(index_digests(&index).contains(&gone), "the fallback index still names the deleted referrer");
 
-    let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &reference])));
+    let tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &reference])));
     assert_eq!(strings(&tree["referrers"], "digest"), std::slice::from_ref(&kept), "{tree}");
-    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &reference])));
+    let inspect = stdout_json(&run_ok(bed.ms().args(["inspect", "--output", "json", &reference])));
     assert_eq!(inspect["referrers"], 1, "{inspect}");
 
     let mirror = format!("{}/stale/mirror:v1", reg.addr());
-    let copied = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &mirror])));
+    let copied = stdout_json(&run_ok(bed.ms().args(["copy", "--output", "json", &reference, &mirror])));
     assert_eq!(copied["referrers"], 1, "{copied}");
-    let layout = format!("oci:{}:v1", tmp.path().join("layout").display());
-    run_ok(ms(&peers).args(["copy", &reference, &layout]));
+    let layout = format!("oci:{}:v1", tmp.join("layout").display());
+    run_ok(bed.ms().args(["copy", &reference, &layout]));
     for copy in [&mirror, &layout] {
-        let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", copy])));
+        let tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", copy])));
         assert_eq!(strings(&tree["referrers"], "digest"), std::slice::from_ref(&kept), "{copy}: {tree}");
     }
 }
@@ -404,21 +388,19 @@ fn a_deleted_referrer_still_in_the_fallback_index_is_skipped() {
 /// model's exact bytes in place, and each component is downloaded by one of them only.
 #[test]
 fn concurrent_pulls_into_one_folder_write_the_right_bytes() {
-    let tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::Distribution);
-    let peers = Peers::new(&tb);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 4_000_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let model = write_tiny_model(tmp, "tiny", 4_000_000);
     std::fs::write(model.join("second.safetensors"), pseudo_random_bytes(2_000_000, 99)).unwrap();
     let files = files_under(&model);
     let reference = format!("{}/shared/tiny:v1", reg.addr());
-    run_ok(ms(&peers).args(["push", &reference]).arg(&model));
+    run_ok(bed.ms().args(["push", &reference]).arg(&model));
 
     for round in 0..3 {
-        let out = tmp.path().join(format!("out-{round}"));
+        let out = tmp.join(format!("out-{round}"));
         let children: Vec<_> = (0..3)
             .map(|_| {
-                let mut cmd = ms(&peers);
+                let mut cmd = bed.ms();
                 cmd.args(["pull", &reference, "--format", "json", "-o"]).arg(&out);
                 cmd.stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::piped())
@@ -445,23 +427,21 @@ fn concurrent_pulls_into_one_folder_write_the_right_bytes() {
 /// mount): every blob streams through, checked, and the referrers come along, once.
 #[test]
 fn copy_between_two_registries_streams_blobs_and_keeps_referrers() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let src = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 100_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (src, tmp) = (bed.registry(), bed.path());
+    let model = write_tiny_model(tmp, "tiny", 100_000);
     let files = files_under(&model);
     let reference = format!("{}/models/tiny:v1", src.addr());
-    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
-    let note = tmp.path().join("note.txt");
+    let digest = run_stdout(bed.ms().args(["push", &reference]).arg(&model)).trim().to_string();
+    let note = tmp.join("note.txt");
     std::fs::write(&note, "reviewed\n").unwrap();
     let att =
-        run_stdout(ms(&peers).args(["attach", &reference, "--artifact-type", REVIEW]).arg(&note)).trim().to_string();
+        run_stdout(bed.ms().args(["attach", &reference, "--artifact-type", REVIEW]).arg(&note)).trim().to_string();
 
     for kind in RegistryKind::anonymous_kinds() {
         let dst = Registry::start(kind.clone());
         let target = format!("{}/copied/tiny:v1", dst.addr());
-        let copied = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &target])));
+        let copied = stdout_json(&run_ok(bed.ms().args(["copy", "--output", "json", &reference, &target])));
         assert_eq!(copied["digest"], digest.as_str());
         assert_eq!((copied["manifests"].as_u64(), copied["referrers"].as_u64()), (Some(2), Some(1)), "{copied}");
         // config + 5 layers + the referrer's empty config and its file, all streamed.
@@ -470,12 +450,12 @@ fn copy_between_two_registries_streams_blobs_and_keeps_referrers() {
         let layer_bytes: u64 = files.values().map(|b| b.len() as u64).sum();
         assert!(copied["bytesCopied"].as_u64().unwrap() > layer_bytes, "{copied}");
         assert_listed_on_the_wire(&dst, "copied/tiny", &digest, &att);
-        assert_pulls_identical(&peers, &target, &tmp.path().join(format!("out-{}", kind.name())), &files);
+        assert_pulls_identical(&bed, &target, &tmp.join(format!("out-{}", kind.name())), &files);
 
         // Again: everything is there already.
-        let again = stdout_json(&run_ok(ms(&peers).args(["copy", "--output", "json", &reference, &target])));
+        let again = stdout_json(&run_ok(bed.ms().args(["copy", "--output", "json", &reference, &target])));
         assert_eq!((again["blobsCopied"].as_u64(), again["blobsSkipped"].as_u64()), (Some(0), Some(8)), "{again}");
-        let tree = stdout_json(&run_ok(ms(&peers).args(["discover", "--output", "json", &target])));
+        let tree = stdout_json(&run_ok(bed.ms().args(["discover", "--output", "json", &target])));
         assert_eq!(
             strings(&tree["referrers"], "digest"),
             std::slice::from_ref(&att),
