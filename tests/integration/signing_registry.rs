@@ -84,22 +84,20 @@ fn model_signing_verify_certificate(peers: &Peers, dir: &Path, root: &Path) {
 /// `sign REF` → cosign accepts the manifest statement, modelsign verifies, and the pulled
 /// folder with its `model.sig` verifies with `model_signing verify key`.
 fn sign_reference_then_every_tool_accepts(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 20_000);
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 20_000);
     let tagged = format!("{}:v1", registry.reference(REPO));
-    let digest = push(&peers, &tagged, &model);
+    let digest = push(peers, &tagged, &model);
     let pinned = format!("{}@{digest}", registry.reference(REPO));
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    let (key, public) = keygen(work, "signer", "p256");
 
     let signed = run_stdout(peers.modelsign().args(["--plain-http", "sign", &tagged, "--key"]).arg(&key));
     assert_eq!(signed.lines().count(), 2, "two referrers (OMS and manifest statements): {signed}");
 
     // cosign: the manifest statement, offline, with an empty trusted root.
-    let trusted_root = empty_trusted_root(work.path());
-    let out = run_stdout(&mut cosign_verify_attestation(&peers, &trusted_root, &public, MANIFEST_PREDICATE, &pinned));
+    let trusted_root = empty_trusted_root(work);
+    let out = run_stdout(&mut cosign_verify_attestation(peers, &trusted_root, &public, MANIFEST_PREDICATE, &pinned));
     let envelope: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     let statement: Value = {
         use base64::Engine as _;
@@ -112,11 +110,11 @@ fn sign_reference_then_every_tool_accepts(kind: RegistryKind) {
     assert_eq!(statement["subject"][0]["name"], registry.reference(REPO), "{statement:#}");
     assert_eq!(statement["predicate"]["oms"]["predicateType"], OMS_PREDICATE);
     // cosign with another key refuses.
-    let (_, other_public) = keygen(work.path(), "other", "p256");
-    run_fail(&mut cosign_verify_attestation(&peers, &trusted_root, &other_public, MANIFEST_PREDICATE, &pinned));
+    let (_, other_public) = keygen(work, "other", "p256");
+    run_fail(&mut cosign_verify_attestation(peers, &trusted_root, &other_public, MANIFEST_PREDICATE, &pinned));
 
     // modelsign: both signatures verified, every component checked.
-    let report = verify_json(&peers, &tagged, &["--key", public.to_str().unwrap()]);
+    let report = verify_json(peers, &tagged, &["--key", public.to_str().unwrap()]);
     assert_eq!(report["digest"], digest.as_str());
     let mut found = outcomes(&report);
     found.sort();
@@ -127,11 +125,11 @@ fn sign_reference_then_every_tool_accepts(kind: RegistryKind) {
     assert_all_components_ok(&report, TINY_FILES.len());
 
     // pull --key: verified first, then the files and model.sig; model_signing agrees.
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     run_ok(peers.modelsign().args(["--plain-http", "pull", &tagged, "-o"]).arg(&pulled).arg("--key").arg(&public));
     same_files(&model, &pulled, &TINY_FILES);
     assert!(pulled.join("model.sig").is_file(), "pull --key writes model.sig");
-    model_signing_verify_key(&peers, &pulled, &public);
+    model_signing_verify_key(peers, &pulled, &public);
     // And our own folder verification reads it too.
     run_ok(peers.modelsign().args(["verify"]).arg(&pulled).arg("--key").arg(&public));
 }
@@ -139,33 +137,29 @@ fn sign_reference_then_every_tool_accepts(kind: RegistryKind) {
 /// Ed25519 (which `model_signing` does not support) still satisfies cosign and modelsign.
 #[test]
 fn ed25519_manifest_signature_verifies_with_cosign() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Gcr);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 1000);
-    let digest = push(&peers, &format!("{}:v1", registry.reference(REPO)), &model);
+    let bed = bed!(RegistryKind::Gcr);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 1000);
+    let digest = push(peers, &format!("{}:v1", registry.reference(REPO)), &model);
     let pinned = format!("{}@{digest}", registry.reference(REPO));
-    let (key, public) = keygen(work.path(), "ed", "ed25519");
+    let (key, public) = keygen(work, "ed", "ed25519");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &pinned, "--key"]).arg(&key));
-    let trusted_root = empty_trusted_root(work.path());
-    run_ok(&mut cosign_verify_attestation(&peers, &trusted_root, &public, MANIFEST_PREDICATE, &pinned));
-    let report = verify_json(&peers, &pinned, &["--key", public.to_str().unwrap()]);
+    let trusted_root = empty_trusted_root(work);
+    run_ok(&mut cosign_verify_attestation(peers, &trusted_root, &public, MANIFEST_PREDICATE, &pinned));
+    let report = verify_json(peers, &pinned, &["--key", public.to_str().unwrap()]);
     assert_all_components_ok(&report, TINY_FILES.len());
 }
 
 /// A certificate chain made with openssl: sign REF with leaf + intermediate, verify with
 /// the root, and the pulled folder verifies with `model_signing verify certificate`.
 fn certificate_chain_round_trip(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 5000);
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 5000);
     let tagged = format!("{}:v1", registry.reference(REPO));
-    push(&peers, &tagged, &model);
-    let chain = make_certificate_chain(&peers, work.path(), "ours");
-    let theirs = make_certificate_chain(&peers, work.path(), "theirs");
+    push(peers, &tagged, &model);
+    let chain = make_certificate_chain(peers, work, "ours");
+    let theirs = make_certificate_chain(peers, work, "theirs");
     run_ok(
         peers
             .modelsign()
@@ -176,7 +170,7 @@ fn certificate_chain_round_trip(kind: RegistryKind) {
             .arg("--certificate-chain")
             .arg(&chain.intermediate),
     );
-    let report = verify_json(&peers, &tagged, &["--certificate-chain", chain.root.to_str().unwrap()]);
+    let report = verify_json(peers, &tagged, &["--certificate-chain", chain.root.to_str().unwrap()]);
     assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 2, "{report:#}");
     assert!(report["signatures"]["checks"][0]["signer"].as_str().unwrap().contains("ours test signer"), "{report:#}");
     assert_all_components_ok(&report, TINY_FILES.len());
@@ -186,7 +180,7 @@ fn certificate_chain_round_trip(kind: RegistryKind) {
         run_fail(peers.modelsign().args(["--plain-http", "verify", &tagged, "--certificate-chain"]).arg(&theirs.root));
     assert_untrusted(&out, &["no signature from a trusted signer"]);
 
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     run_ok(
         peers
             .modelsign()
@@ -196,7 +190,7 @@ fn certificate_chain_round_trip(kind: RegistryKind) {
             .arg(&chain.root),
     );
     same_files(&model, &pulled, &TINY_FILES);
-    model_signing_verify_certificate(&peers, &pulled, &chain.root);
+    model_signing_verify_certificate(peers, &pulled, &chain.root);
 }
 
 /// `cosign attest --new-bundle-format --key` (a statement about the manifest digest with
@@ -204,15 +198,13 @@ fn certificate_chain_round_trip(kind: RegistryKind) {
 /// is shown but verifies nothing on its own, and `pull --key` writes nothing; beside
 /// modelsign's signatures by another key, those verify and the attestation changes nothing.
 fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 3000);
-    let digest = push(&peers, &format!("{}:v1", registry.reference(REPO)), &model);
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 3000);
+    let digest = push(peers, &format!("{}:v1", registry.reference(REPO)), &model);
     let pinned = format!("{}@{digest}", registry.reference(REPO));
-    let (cosign_key, cosign_pub) = cosign_key_pair(&peers, work.path(), "cosign-password");
-    let predicate = work.path().join("review.json");
+    let (cosign_key, cosign_pub) = cosign_key_pair(peers, work, "cosign-password");
+    let predicate = work.join("review.json");
     std::fs::write(&predicate, r#"{"reviewed":true,"by":"integration test"}"#).unwrap();
     run_ok(
         peers
@@ -245,7 +237,7 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
     assert_eq!(report["components"].as_array().unwrap().len(), 0, "no bytes checked: {report:#}");
 
     // Pull trusting only cosign's key: nothing is written.
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     let out = run_fail(
         peers.modelsign().args(["--plain-http", "pull", &pinned, "-o"]).arg(&pulled).arg("--key").arg(&cosign_pub),
     );
@@ -253,14 +245,14 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
     assert!(!pulled.exists());
 
     // modelsign's own signatures beside cosign's attestation: they verify, it is shown.
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    let (key, public) = keygen(work, "signer", "p256");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &pinned, "--key"]).arg(&key));
     let report =
-        verify_json(&peers, &pinned, &["--key", public.to_str().unwrap(), "--key", cosign_pub.to_str().unwrap()]);
+        verify_json(peers, &pinned, &["--key", public.to_str().unwrap(), "--key", cosign_pub.to_str().unwrap()]);
     assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 2, "{report:#}");
     assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "attestation").count(), 1, "{report:#}");
     assert_all_components_ok(&report, TINY_FILES.len());
-    let report = verify_json(&peers, &pinned, &["--key", public.to_str().unwrap()]);
+    let report = verify_json(peers, &pinned, &["--key", public.to_str().unwrap()]);
     assert_eq!(outcomes(&report).iter().filter(|(o, _)| o == "verified").count(), 2, "{report:#}");
     assert_eq!(
         outcomes(&report).iter().filter(|(o, _)| o == "ignored").count(),
@@ -270,9 +262,9 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
     run_ok(peers.modelsign().args(["--plain-http", "pull", &pinned, "-o"]).arg(&pulled).arg("--key").arg(&public));
     same_files(&model, &pulled, &TINY_FILES);
     // And cosign still reads its own attestation next to ours.
-    let trusted_root = empty_trusted_root(work.path());
+    let trusted_root = empty_trusted_root(work);
     run_ok(&mut cosign_verify_attestation(
-        &peers,
+        peers,
         &trusted_root,
         &cosign_pub,
         "https://example.com/review/v1",
@@ -290,11 +282,9 @@ enum FolderSigner {
 /// push` attaches their `model.sig` → `modelsign verify` of the registry artifact passes
 /// with that key or root; the pulled folder's `model.sig` is the same signature.
 fn model_signing_folders_push_and_verify(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let chain = make_certificate_chain(&peers, work.path(), "ms");
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let chain = make_certificate_chain(peers, work, "ms");
     let signers = [
         ("p256", FolderSigner::Key { curve: "P-256" }),
         ("p384", FolderSigner::Key { curve: "P-384" }),
@@ -302,14 +292,14 @@ fn model_signing_folders_push_and_verify(kind: RegistryKind) {
         ("cert", FolderSigner::Certificate),
     ];
     for (name, signer) in signers {
-        let dir = work.path().join(name);
+        let dir = work.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let model = write_tiny_model(&dir, "tiny", 4000 + name.len());
         let sig = model.join("model.sig");
         let is_certificate = matches!(signer, FolderSigner::Certificate);
         let trust: (String, PathBuf) = match signer {
             FolderSigner::Key { curve } => {
-                let (key, public) = openssl_ec_key(&peers, &dir, name, curve);
+                let (key, public) = openssl_ec_key(peers, &dir, name, curve);
                 run_ok(
                     peers
                         .model_signing()
@@ -348,12 +338,12 @@ fn model_signing_folders_push_and_verify(kind: RegistryKind) {
         assert!(!paths.contains(&"model.sig"), "{name}: model.sig is a referrer, not a component: {paths:?}");
         assert!(pushed["signature"]["digest"].is_string(), "{name}: signature attached: {pushed:#}");
 
-        let report = verify_json(&peers, &tagged, &[&trust.0, trust.1.to_str().unwrap()]);
+        let report = verify_json(peers, &tagged, &[&trust.0, trust.1.to_str().unwrap()]);
         assert_eq!(outcomes(&report), [("verified".to_string(), OMS_PREDICATE.to_string())], "{name}: {report:#}");
         assert_all_components_ok(&report, TINY_FILES.len());
         // One component only, too.
         let report =
-            verify_json(&peers, &tagged, &[&trust.0, trust.1.to_str().unwrap(), "--component", "extra/notes.txt"]);
+            verify_json(peers, &tagged, &[&trust.0, trust.1.to_str().unwrap(), "--component", "extra/notes.txt"]);
         assert_all_components_ok(&report, 1);
 
         let pulled = dir.join("pulled");
@@ -368,9 +358,9 @@ fn model_signing_folders_push_and_verify(kind: RegistryKind) {
         same_files(&model, &pulled, &TINY_FILES);
         // model_signing reads the pulled folder (spot checks: each call costs a second).
         if is_certificate {
-            model_signing_verify_certificate(&peers, &pulled, &chain.root);
+            model_signing_verify_certificate(peers, &pulled, &chain.root);
         } else if name == "p384" {
-            model_signing_verify_key(&peers, &pulled, &trust.1);
+            model_signing_verify_key(peers, &pulled, &trust.1);
         }
     }
 }
@@ -378,12 +368,10 @@ fn model_signing_folders_push_and_verify(kind: RegistryKind) {
 /// A `model.sig` that does not match the folder's files is refused by push.
 #[test]
 fn push_refuses_a_model_sig_that_does_not_match() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Gcr);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 3000);
-    let (key, _) = openssl_ec_key(&peers, work.path(), "k", "P-256");
+    let bed = bed!(RegistryKind::Gcr);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 3000);
+    let (key, _) = openssl_ec_key(peers, work, "k", "P-256");
     run_ok(
         peers
             .model_signing()
@@ -410,14 +398,15 @@ fn push_refuses_a_model_sig_that_does_not_match() {
 fn offline_verify_of_a_copied_layout() {
     let tb = require_testbed!();
     let registry = Registry::start(RegistryKind::Distribution);
-    let peers = Peers::new(&tb);
+    let peers = &Peers::new(&tb);
     let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 8000);
+    let work = work.path();
+    let model = write_tiny_model(work, "tiny", 8000);
     let tagged = format!("{}:v1", registry.reference(REPO));
-    let digest = push(&peers, &tagged, &model);
-    let (key, public) = keygen(work.path(), "signer", "p384");
+    let digest = push(peers, &tagged, &model);
+    let (key, public) = keygen(work, "signer", "p384");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &tagged, "--key"]).arg(&key));
-    let layout = work.path().join("layout");
+    let layout = work.join("layout");
     let layout_ref = format!("oci:{}:v1", layout.display());
     run_ok(peers.modelsign().args(["--plain-http", "copy", &tagged, &layout_ref]));
     drop(registry);
@@ -433,22 +422,20 @@ fn offline_verify_of_a_copied_layout() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"), "{}", String::from_utf8_lossy(&out.stderr));
     // The layout pulls into a folder model_signing accepts.
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     run_ok(peers.modelsign().args(["pull", &layout_ref, "-o"]).arg(&pulled).arg("--key").arg(&public));
-    model_signing_verify_key(&peers, &pulled, &public);
+    model_signing_verify_key(peers, &pulled, &public);
 }
 
 /// `verify --component F` downloads F's layer once, plus the small bundle blobs of the
 /// signature referrers, and never any other layer (counted at a pass-through proxy).
 fn one_component_fetches_one_layer(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 200_000);
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 200_000);
     let tagged = format!("{}:v1", registry.reference(REPO));
-    push(&peers, &tagged, &model);
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    push(peers, &tagged, &model);
+    let (key, public) = keygen(work, "signer", "p256");
     let referrers: Vec<String> =
         run_stdout(peers.modelsign().args(["--plain-http", "sign", &tagged, "--key"]).arg(&key))
             .lines()
@@ -458,7 +445,7 @@ fn one_component_fetches_one_layer(kind: RegistryKind) {
     let proxy = FaultProxy::start(registry.addr());
     let through_proxy = format!("{}/{REPO}:v1", proxy.addr());
     let report =
-        verify_json(&peers, &through_proxy, &["--key", public.to_str().unwrap(), "--component", "tokenizer.json"]);
+        verify_json(peers, &through_proxy, &["--key", public.to_str().unwrap(), "--component", "tokenizer.json"]);
     assert_all_components_ok(&report, 1);
     assert_eq!(report["components"][0]["path"], "tokenizer.json");
 
