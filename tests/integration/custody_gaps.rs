@@ -51,24 +51,23 @@ fn write_policy(dir: &Path, require: &str) -> PathBuf {
 
 #[test]
 fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
-    let _tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let m = model(tmp.path());
-    keys(tmp.path(), &["publisher", "security", "vision", "qa"]);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let m = model(tmp);
+    keys(tmp, &["publisher", "security", "vision", "qa"]);
     let reference = format!("{}:v1", reg.reference("custody/gaps"));
     run_ok(ms().arg("push").arg(&reference).arg(&m));
-    run_ok(ms().args(["sign", &reference, "--key"]).arg(tmp.path().join("publisher.key")));
-    run_ok(ms().args(["sign", &reference, "--component", "vision/**", "--key"]).arg(tmp.path().join("vision.key")));
-    std::fs::write(tmp.path().join("card.yaml"), CARD).unwrap();
+    run_ok(ms().args(["sign", &reference, "--key"]).arg(tmp.join("publisher.key")));
+    run_ok(ms().args(["sign", &reference, "--component", "vision/**", "--key"]).arg(tmp.join("vision.key")));
+    std::fs::write(tmp.join("card.yaml"), CARD).unwrap();
     run_ok(
         ms().args(["attest", &reference, "--model-card"])
-            .arg(tmp.path().join("card.yaml"))
+            .arg(tmp.join("card.yaml"))
             .arg("--key")
-            .arg(tmp.path().join("security.key")),
+            .arg(tmp.join("security.key")),
     );
     let policy = write_policy(
-        tmp.path(),
+        tmp,
         "  - signed: [publisher]\n  - components: \"vision/**\"\n    signed: [vision]\n  - components: \"text/**\"\n    signed: {of: [publisher, qa], at-least: 1}\n  - model-card: {signed: [security], fields: [license, security.certificate]}\n",
     );
 
@@ -108,7 +107,7 @@ fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
     // pull --include checks the component rules for what it pulls: vision/ passes and is
     // written alone (no model.sig: not the whole model); once the text rule names a signer
     // who signed nothing, pulling text/ writes nothing, while vision/ still may be pulled.
-    let part = tmp.path().join("part");
+    let part = tmp.join("part");
     let out =
         run_ok(ms().args(["pull", &reference, "--include", "vision/**", "--policy"]).arg(&policy).arg("-o").arg(&part));
     assert!(
@@ -118,10 +117,10 @@ fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
     );
     assert_eq!(files_under(&part).into_keys().collect::<Vec<_>>(), ["vision/encoder.bin"]);
     let strict = write_policy(
-        tmp.path(),
+        tmp,
         "  - signed: [publisher]\n  - components: \"vision/**\"\n    signed: [vision]\n  - components: \"text/**\"\n    signed: [qa]\n",
     );
-    let text_dir = tmp.path().join("text-part");
+    let text_dir = tmp.join("text-part");
     let out = ms()
         .args(["pull", &reference, "--include", "text/**", "--policy"])
         .arg(&strict)
@@ -131,7 +130,7 @@ fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
         .unwrap();
     assert_untrusted(&out, &["component `text/decoder.bin`", "nothing was written"]);
     assert!(!text_dir.exists());
-    let vision_dir = tmp.path().join("vision-part");
+    let vision_dir = tmp.join("vision-part");
     run_ok(
         ms().args(["pull", &reference, "--include", "vision/**", "--policy"]).arg(&strict).arg("-o").arg(&vision_dir),
     );
@@ -143,22 +142,21 @@ fn one_component_under_a_policy_downloads_that_blob_and_no_other() {
 /// policy needing both parties' cards passes.
 #[test]
 fn two_parties_attesting_at_the_same_moment_keep_both_cards_on_distribution() {
-    let _tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let m = model(tmp.path());
-    keys(tmp.path(), &["publisher", "security", "vision", "qa"]);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, tmp) = (bed.registry(), bed.path());
+    let m = model(tmp);
+    keys(tmp, &["publisher", "security", "vision", "qa"]);
     let reference = format!("{}:v1", reg.reference("custody/race"));
     run_ok(ms().arg("push").arg(&reference).arg(&m));
-    std::fs::write(tmp.path().join("card.yaml"), CARD).unwrap();
+    std::fs::write(tmp.join("card.yaml"), CARD).unwrap();
     for round in 0..3 {
         let children: Vec<_> = ["security", "qa"]
             .iter()
             .map(|p| {
                 ms().args(["attest", &reference, "--model-card"])
-                    .arg(tmp.path().join("card.yaml"))
+                    .arg(tmp.join("card.yaml"))
                     .arg("--key")
-                    .arg(tmp.path().join(format!("{p}.key")))
+                    .arg(tmp.join(format!("{p}.key")))
                     .stdout(std::process::Stdio::null())
                     .spawn()
                     .unwrap()
@@ -171,8 +169,8 @@ fn two_parties_attesting_at_the_same_moment_keep_both_cards_on_distribution() {
     let tree: Value =
         serde_json::from_str(&run_stdout(ms().args(["discover", "--output", "json", &reference]))).unwrap();
     assert_eq!(tree["referrers"].as_array().unwrap().len(), 12, "3 rounds × 2 parties × (card + CycloneDX): {tree:#}");
-    run_ok(ms().args(["sign", &reference, "--key"]).arg(tmp.path().join("publisher.key")));
-    let policy = write_policy(tmp.path(), "  - signed: [publisher]\n  - model-card: {signed: [security, qa]}\n");
+    run_ok(ms().args(["sign", &reference, "--key"]).arg(tmp.join("publisher.key")));
+    let policy = write_policy(tmp, "  - signed: [publisher]\n  - model-card: {signed: [security, qa]}\n");
     let out = ms().args(["verify", &reference, "--policy"]).arg(&policy).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
 }

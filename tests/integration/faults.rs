@@ -149,13 +149,11 @@ fn push_crafted_manifest(reg: &Registry, repo: &str, tag: &str, layers: &[(&str,
 
 #[test]
 fn a_manifest_naming_a_traversal_path_writes_nothing() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let work = tmp.join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let absolute = tmp.path().join("absolute.txt");
+    let absolute = tmp.join("absolute.txt");
     let absolute = absolute.to_str().unwrap();
     // (tag, layers as (path, with a filepath annotation), the bad path, why it is bad)
     type Case<'a> = (&'a str, Vec<(&'a str, bool)>, &'a str, &'a str);
@@ -168,11 +166,11 @@ fn a_manifest_naming_a_traversal_path_writes_nothing() {
         ("repeated", vec![("ok.txt", true), ("ok.txt", true)], "ok.txt", "repeats"),
     ];
     for (tag, layers, bad, why) in cases {
-        push_crafted_manifest(&reg, "evil/model", tag, &layers);
+        push_crafted_manifest(reg, "evil/model", tag, &layers);
         let reference = format!("{}/evil/model:{tag}", reg.addr());
         for include in [None, Some("ok.txt")] {
             let out = work.join("out");
-            let mut cmd = ms(&peers);
+            let mut cmd = ms(peers);
             cmd.args(["pull", &reference, "-o"]).arg(&out);
             if let Some(glob) = include {
                 cmd.args(["--include", glob]);
@@ -182,27 +180,25 @@ fn a_manifest_naming_a_traversal_path_writes_nothing() {
             let line = one_error_line(&output);
             assert!(line.contains(bad) && line.contains(why), "{tag}: {line}");
             assert!(left_behind(&out).is_empty(), "{tag} {include:?}: wrote {:?}", left_behind(&out));
-            assert_eq!(left_behind(tmp.path()), Vec::<String>::new(), "{tag}: wrote outside the output folder");
+            assert_eq!(left_behind(tmp), Vec::<String>::new(), "{tag}: wrote outside the output folder");
         }
     }
 }
 
 #[test]
 fn a_blob_that_does_not_match_its_digest_exits_3_and_leaves_no_file() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 400_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 400_000);
     let files = files_under(&model);
     let weights = sha256_digest(&files["model.safetensors"]);
-    run_ok(ms(&peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
+    run_ok(ms(peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
 
     let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::corrupt_blob(&weights)]);
     let reference = format!("{}/models/tiny:v1", proxy.addr());
-    let out = tmp.path().join("out");
+    let out = tmp.join("out");
     for attempt in 0..2 {
-        let output = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+        let output = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
         assert_eq!(output.status.code(), Some(3), "attempt {attempt}: {}", stderr_text(&output));
         let line = one_error_line(&output);
         assert!(
@@ -228,7 +224,7 @@ fn a_blob_that_does_not_match_its_digest_exits_3_and_leaves_no_file() {
 
     // The registry is fine: without the fault the same folder fills in.
     proxy.clear_faults();
-    run_ok(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(files_under(&out), files);
 }
 
@@ -247,26 +243,24 @@ fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<ProxiedRequest> {
 
 #[test]
 fn an_interrupted_download_resumes_with_a_range_request() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 1_500_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 1_500_000);
     let files = files_under(&model);
     let weights = sha256_digest(&files["model.safetensors"]);
-    run_ok(ms(&peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
+    run_ok(ms(peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
 
     // Cut once: the pull either resumes by itself or fails and leaves no final file.
     let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::cut_blob(&weights, 600_000).times(1)]);
     let reference = format!("{}/models/tiny:v1", proxy.addr());
-    let out = tmp.path().join("out");
-    let first = ms(&peers).args(["pull", &reference, "-o"]).arg(&out).output().unwrap();
+    let out = tmp.join("out");
+    let first = ms(peers).args(["pull", &reference, "-o"]).arg(&out).output().unwrap();
     assert_eq!(proxy.faults_applied("cut"), 1);
     if !first.status.success() {
         assert_eq!(first.status.code(), Some(1), "{}", stderr_text(&first));
         one_error_line(&first);
         assert!(!out.join("model.safetensors").exists(), "a cut download was put in place");
-        run_ok(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+        run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     }
     assert_eq!(files_under(&out), files);
     let gets = blob_gets(&proxy, &weights);
@@ -279,20 +273,18 @@ fn an_interrupted_download_resumes_with_a_range_request() {
 
 #[test]
 fn a_pull_that_keeps_being_cut_fails_and_the_next_one_resumes() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 3_000_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 3_000_000);
     let files = files_under(&model);
     let weights = sha256_digest(&files["model.safetensors"]);
-    run_ok(ms(&peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
+    run_ok(ms(peers).args(["push", &format!("{}/models/tiny:v1", reg.addr())]).arg(&model));
 
     // Every GET of the weights is cut after 100 kB: the pull gives up after its attempts.
     let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::cut_blob(&weights, 100_000)]);
     let reference = format!("{}/models/tiny:v1", proxy.addr());
-    let out = tmp.path().join("out");
-    let first = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    let out = tmp.join("out");
+    let first = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(first.status.code(), Some(1), "{}", stderr_text(&first));
     let line = one_error_line(&first);
     assert!(line.contains("model.safetensors"), "names the component: {line}");
@@ -310,7 +302,7 @@ fn a_pull_that_keeps_being_cut_fails_and_the_next_one_resumes() {
 
     // The next pull starts where the partial file ends.
     proxy.clear_faults();
-    run_ok(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(files_under(&out), files, "and leaves no partial file behind");
     let gets = blob_gets(&proxy, &weights);
     assert_eq!(gets.len(), cut + 1, "{gets:?}");
@@ -320,11 +312,9 @@ fn a_pull_that_keeps_being_cut_fails_and_the_next_one_resumes() {
 
 #[test]
 fn uploads_retry_503_and_429_honouring_retry_after() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 200_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 200_000);
     let files = files_under(&model);
     let proxy = FaultProxy::with_faults(
         reg.addr(),
@@ -336,7 +326,7 @@ fn uploads_retry_503_and_429_honouring_retry_after() {
     );
     let started = Instant::now();
     let push =
-        run_ok(ms(&peers).args(["push", "--output", "json", &format!("{}/models/tiny:v1", proxy.addr())]).arg(&model));
+        run_ok(ms(peers).args(["push", "--output", "json", &format!("{}/models/tiny:v1", proxy.addr())]).arg(&model));
     let elapsed = started.elapsed();
     assert_eq!(proxy.faults_applied("status"), 4, "{:?}", proxy.requests());
     // The manifest PUT is one request: only honouring its `Retry-After: 2` takes this long.
@@ -354,15 +344,15 @@ fn uploads_retry_503_and_429_honouring_retry_after() {
     assert_eq!(manifest_puts, [429, 201], "the manifest PUT was retried after the 429");
 
     // Straight from the registry: the tag names what push printed, and the bytes are right.
-    let inspect = stdout_json(&run_ok(ms(&peers).args([
+    let inspect = stdout_json(&run_ok(ms(peers).args([
         "inspect",
         "--output",
         "json",
         &format!("{}/models/tiny:v1", reg.addr()),
     ])));
     assert_eq!(inspect["digest"], digest.as_str());
-    let out = tmp.path().join("out");
-    run_ok(ms(&peers).args(["pull", &format!("{}/models/tiny:v1", reg.addr()), "-o"]).arg(&out));
+    let out = tmp.join("out");
+    run_ok(ms(peers).args(["pull", &format!("{}/models/tiny:v1", reg.addr()), "-o"]).arg(&out));
     assert_eq!(files_under(&out), files);
 }
 
@@ -412,23 +402,21 @@ fn a_closed_stdout_is_no_crash_and_no_false_success() {
 /// component and its digest, exit 1, the component not written.
 #[test]
 fn a_missing_blob_names_the_component() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(tmp.path(), "tiny", 20_000);
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 20_000);
     let files = files_under(&model);
     let weights = sha256_digest(&files["model.safetensors"]);
     let reference = format!("{}/models/tiny:v1", reg.addr());
-    run_ok(ms(&peers).args(["push", &reference]).arg(&model));
+    run_ok(ms(peers).args(["push", &reference]).arg(&model));
     let status = block_on(async {
         let url = format!("{}/v2/models/tiny/blobs/{weights}", reg.url());
         http_client().delete(url).send().await.unwrap().status().as_u16()
     });
     assert_eq!(status, 202, "{}", reg.log());
 
-    let out = tmp.path().join("out");
-    let output = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    let out = tmp.join("out");
+    let output = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     let line = one_error_line(&output);
     assert!(

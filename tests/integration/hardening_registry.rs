@@ -28,9 +28,8 @@ fn push_model(peers: &Peers, reg: &Registry, proxy: &FaultProxy, dir: &Path, rep
 
 #[test]
 fn credentials_never_follow_a_redirect_to_another_host() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::basic(USER, PASSWORD));
+    let bed = bed!(RegistryKind::basic(USER, PASSWORD));
+    let (reg, peers) = (bed.registry(), &bed.peers);
     // Blob storage on another origin that asks for credentials with a token realm on itself.
     let storage = FaultProxy::with_faults(
         reg.addr(),
@@ -48,10 +47,10 @@ fn credentials_never_follow_a_redirect_to_another_host() {
     let tmp = tempfile::tempdir().unwrap();
     peers.docker_login(reg.addr(), USER, PASSWORD);
     peers.docker_login(proxy.addr(), USER, PASSWORD);
-    let reference = push_model(&peers, &reg, &proxy, tmp.path(), "private/tiny");
+    let reference = push_model(peers, reg, &proxy, tmp.path(), "private/tiny");
 
     let out = tmp.path().join("out");
-    let output = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));
+    let output = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     let line = one_error_line(&output);
     assert!(line.contains("never sent to another host") && line.contains(storage.addr()), "{line}");
@@ -281,9 +280,8 @@ fn non_loopback_ip() -> Option<String> {
 
 #[test]
 fn plain_http_names_its_hosts_and_warns_about_clear_text_credentials() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::basic(USER, PASSWORD));
+    let bed = bed!(RegistryKind::basic(USER, PASSWORD));
+    let (reg, peers) = (bed.registry(), &bed.peers);
     let other = Registry::start(RegistryKind::Distribution);
     let tmp = tempfile::tempdir().unwrap();
     let model = write_tiny_model(tmp.path(), "tiny", 10_000);

@@ -86,11 +86,9 @@ fn oras_pulls_what_modelsign_pushed() {
 
 #[test]
 fn modelsign_reads_what_oras_pushed() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let src = tmp.join("src");
     std::fs::create_dir_all(src.join("nested/dir")).unwrap();
     let weights = pseudo_random_bytes(150_000, 42);
     std::fs::write(src.join("w.bin"), &weights).unwrap();
@@ -107,7 +105,7 @@ fn modelsign_reads_what_oras_pushed() {
         "with space.txt",
     ]));
 
-    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &reference])));
+    let inspect = stdout_json(&run_ok(ms(peers).args(["inspect", "--output", "json", &reference])));
     let components: Vec<(String, String, String, u64)> = inspect["components"]
         .as_array()
         .unwrap()
@@ -137,29 +135,27 @@ fn modelsign_reads_what_oras_pushed() {
     assert_eq!(inspect["artifactType"], "application/vnd.unknown.artifact.v1", "{inspect}");
     assert!(inspect.get("config").is_none(), "oras' empty config is not a ModelPack config: {inspect}");
 
-    let one = tmp.path().join("one");
-    run_ok(ms(&peers).args(["pull", &reference, "--include", "nested/**", "-o"]).arg(&one));
+    let one = tmp.join("one");
+    run_ok(ms(peers).args(["pull", &reference, "--include", "nested/**", "-o"]).arg(&one));
     let want_one: BTreeMap<String, Vec<u8>> =
         [("nested/dir/c.txt".to_string(), files["nested/dir/c.txt"].clone())].into_iter().collect();
     assert_eq!(files_under(&one), want_one);
 
-    let all = tmp.path().join("all");
-    run_ok(ms(&peers).args(["pull", &reference, "-o"]).arg(&all));
+    let all = tmp.join("all");
+    run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&all));
     assert_eq!(files_under(&all), files);
 }
 
 #[test]
 fn skopeo_copies_a_modelsign_artifact_into_a_layout_that_modelsign_pulls() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let reg = Registry::start(RegistryKind::Distribution);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = awkward_model(tmp.path());
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = awkward_model(tmp);
     let files = files_under(&model);
     let reference = format!("{}/skopeo/awkward:v1", reg.addr());
-    let digest = run_stdout(ms(&peers).args(["push", &reference]).arg(&model)).trim().to_string();
+    let digest = run_stdout(ms(peers).args(["push", &reference]).arg(&model)).trim().to_string();
 
-    let layout = tmp.path().join("skopeo-layout");
+    let layout = tmp.join("skopeo-layout");
     run_ok(
         peers
             .skopeo()
@@ -167,11 +163,11 @@ fn skopeo_copies_a_modelsign_artifact_into_a_layout_that_modelsign_pulls() {
             .arg(format!("oci:{}:v1", layout.display())),
     );
     let layout_ref = format!("oci:{}:v1", layout.display());
-    let inspect = stdout_json(&run_ok(ms(&peers).args(["inspect", "--output", "json", &layout_ref])));
+    let inspect = stdout_json(&run_ok(ms(peers).args(["inspect", "--output", "json", &layout_ref])));
     assert_eq!(inspect["digest"], digest.as_str(), "skopeo kept the manifest as it was: {inspect}");
 
-    let out = tmp.path().join("out");
-    let report = stdout_json(&run_ok(ms(&peers).args(["pull", &layout_ref, "--format", "json", "-o"]).arg(&out)));
+    let out = tmp.join("out");
+    let report = stdout_json(&run_ok(ms(peers).args(["pull", &layout_ref, "--format", "json", "-o"]).arg(&out)));
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(files_under(&out), files);
 }

@@ -292,16 +292,14 @@ async fn concurrent_referrers_both_land_in_the_fallback_index() {
 
 #[tokio::test]
 async fn basic_auth_good_bad_and_missing_credentials() {
-    let _tb = require_testbed!();
-    let reg = Registry::start(RegistryKind::basic("alice", "wonderland"));
-    let tmp = tempfile::tempdir().unwrap();
+    let bed = bed!(RegistryKind::basic("alice", "wonderland"));
+    let (reg, tmp) = (bed.registry(), bed.path());
 
-    let good =
-        target_with(reg.addr(), "private", docker_config(tmp.path(), reg.addr(), basic_entry("alice", "wonderland")));
+    let good = target_with(reg.addr(), "private", docker_config(tmp, reg.addr(), basic_entry("alice", "wonderland")));
     let desc = push_artifact(&good, "v1", &[b"secret weights"]).await;
     assert_eq!(good.resolve("v1").await.unwrap().digest, desc.digest);
 
-    let bad = target_with(reg.addr(), "private", docker_config(tmp.path(), reg.addr(), basic_entry("alice", "wrong")));
+    let bad = target_with(reg.addr(), "private", docker_config(tmp, reg.addr(), basic_entry("alice", "wrong")));
     let err = bad.push_blob(&blob(b"x"), &BlobSource::Bytes(b"x"), &modelsign::progress::NoProgress).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { status: 401, .. }), "{err}");
     let msg = one_line(&err);
@@ -313,7 +311,7 @@ async fn basic_auth_good_bad_and_missing_credentials() {
     assert!(msg.contains("repository:private:pull") && msg.contains("no credentials"), "{msg}");
 
     // login checks before it stores; logout removes.
-    let cfg = DockerConfig::at(tmp.path().join("login/config.json"));
+    let cfg = DockerConfig::at(tmp.join("login/config.json"));
     let plain = TargetOptions { plain_http: true, ..TargetOptions::default() };
     let err = login_with(&cfg, reg.addr(), "alice", "nope", &plain).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");

@@ -131,14 +131,12 @@ fn flipped_byte_in_a_layer_of_a_layout() {
 
 #[test]
 fn flipped_byte_served_by_the_registry() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Gcr);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 40_000);
+    let bed = bed!(RegistryKind::Gcr);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 40_000);
     let tagged = format!("{}:v1", registry.reference("models/tiny"));
     push_model(&tagged, &model);
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    let (key, public) = keygen(work, "signer", "p256");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &tagged, "--key"]).arg(&key));
     let weights = file_digest(&model.join("model.safetensors")).to_string();
     let proxy = FaultProxy::with_faults(registry.addr(), vec![Fault::corrupt_blob(&weights)]);
@@ -417,15 +415,13 @@ async fn bundle_with_predicate(
 
 /// Model A signed in one repository; its bundles copied as referrers of model B in another.
 fn signature_copied_from_another_model(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
     let alpha = format!("{}:v1", registry.reference("models/alpha"));
     let beta = format!("{}:v1", registry.reference("models/beta"));
-    push_model(&alpha, &write_tiny_model(work.path(), "alpha", 10_000));
-    push_model(&beta, &write_tiny_model(work.path(), "beta", 11_000));
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    push_model(&alpha, &write_tiny_model(work, "alpha", 10_000));
+    push_model(&beta, &write_tiny_model(work, "beta", 11_000));
+    let (key, public) = keygen(work, "signer", "p256");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &alpha, "--key"]).arg(&key));
     runtime().block_on(async {
         let from = open_target(&alpha).await;
@@ -445,7 +441,7 @@ fn signature_copied_from_another_model(kind: RegistryKind) {
     assert!(text.contains("component `model.safetensors` is "), "{text}");
     assert!(text.contains("the statement is about another artifact"), "{text}");
     // pull refuses before writing anything.
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     let out =
         run_fail(peers.modelsign().args(["--plain-http", "pull", &beta, "-o"]).arg(&pulled).arg("--key").arg(&public));
     assert_untrusted(&out, &["does not match the model", "nothing was written"]);
@@ -456,15 +452,13 @@ fn signature_copied_from_another_model(kind: RegistryKind) {
 /// v2, each alone and both together.
 #[test]
 fn signature_copied_from_another_version() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Cue);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 10_000);
+    let bed = bed!(RegistryKind::Cue);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 10_000);
     let v1 = format!("{}:v1", registry.reference("models/tiny"));
     let v2 = format!("{}:v2", registry.reference("models/tiny"));
     push_model(&v1, &model);
-    let (key, public) = keygen(work.path(), "signer", "p256");
+    let (key, public) = keygen(work, "signer", "p256");
     run_ok(peers.modelsign().args(["--plain-http", "sign", &v1, "--key"]).arg(&key));
     std::fs::write(model.join("model.safetensors"), pseudo_random_bytes(10_000, 42)).unwrap();
     push_model(&v2, &model);
@@ -512,23 +506,21 @@ fn copied_trusted_signature_next_to_a_valid_one_fails_closed() {
 
 #[test]
 fn zero_signatures() {
-    let tb = require_testbed!();
-    let registry = Registry::start(RegistryKind::Distribution);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
+    let bed = bed!(RegistryKind::Distribution);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
     let tagged = format!("{}:v1", registry.reference("models/tiny"));
-    push_model(&tagged, &write_tiny_model(work.path(), "tiny", 1000));
-    let (_, public) = keygen(work.path(), "signer", "p256");
+    push_model(&tagged, &write_tiny_model(work, "tiny", 1000));
+    let (_, public) = keygen(work, "signer", "p256");
     let out = run_fail(peers.modelsign().args(["--plain-http", "verify", &tagged, "--key"]).arg(&public));
     assert_untrusted(&out, &["no signature: the model has no signature referrers"]);
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     let out = run_fail(
         peers.modelsign().args(["--plain-http", "pull", &tagged, "-o"]).arg(&pulled).arg("--key").arg(&public),
     );
     assert_untrusted(&out, &["no signature", "nothing was written"]);
     assert!(!pulled.exists() || std::fs::read_dir(&pulled).unwrap().next().is_none());
     // A referrer that is no signature at all (an SBOM) is still no signature.
-    let sbom = work.path().join("sbom.json");
+    let sbom = work.join("sbom.json");
     std::fs::write(&sbom, r#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
     run_ok(
         peers
@@ -603,20 +595,18 @@ fn attach_garbage(peers: &Peers, work: &Path, reference: &str, dangling_blobs: b
 fn garbage_referrers(kind: RegistryKind) {
     // distribution refuses manifests that name missing blobs: no dangling layer there.
     let dangling_blobs = kind != RegistryKind::Distribution;
-    let tb = require_testbed!();
-    let registry = Registry::start(kind);
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
-    let model = write_tiny_model(work.path(), "tiny", 9000);
+    let bed = bed!(kind);
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(work, "tiny", 9000);
     let tagged = format!("{}:v1", registry.reference("models/tiny"));
     push_model(&tagged, &model);
-    let (key, public) = keygen(work.path(), "signer", "p256");
-    let attached = attach_garbage(&peers, work.path(), &tagged, dangling_blobs);
+    let (key, public) = keygen(work, "signer", "p256");
+    let attached = attach_garbage(peers, work, &tagged, dangling_blobs);
 
     // Alone, garbage is no signature.
     let out = run_fail(peers.modelsign().args(["--plain-http", "verify", &tagged, "--key"]).arg(&public));
     assert_untrusted(&out, &[&format!("no signature from a trusted signer ({attached} referrers ignored)")]);
-    let pulled = work.path().join("refused");
+    let pulled = work.join("refused");
     let out = run_fail(
         peers.modelsign().args(["--plain-http", "pull", &tagged, "-o"]).arg(&pulled).arg("--key").arg(&public),
     );
@@ -631,7 +621,7 @@ fn garbage_referrers(kind: RegistryKind) {
     assert_eq!(checks.iter().filter(|c| c["outcome"] == "verified").count(), 2, "{report:#}");
     assert_eq!(checks.iter().filter(|c| c["outcome"] == "ignored").count(), attached, "{report:#}");
     assert_eq!(report["verified"], true);
-    let pulled = work.path().join("pulled");
+    let pulled = work.join("pulled");
     run_ok(peers.modelsign().args(["--plain-http", "pull", &tagged, "-o"]).arg(&pulled).arg("--key").arg(&public));
     assert!(pulled.join("model.sig").is_file());
     run_ok(

@@ -263,13 +263,7 @@ fn cosign_attestation_verifies_with_modelsign(kind: RegistryKind) {
     same_files(&model, &pulled, &TINY_FILES);
     // And cosign still reads its own attestation next to ours.
     let trusted_root = empty_trusted_root(work);
-    run_ok(&mut cosign_verify_attestation(
-        peers,
-        &trusted_root,
-        &cosign_pub,
-        "https://example.com/review/v1",
-        &pinned,
-    ));
+    run_ok(&mut cosign_verify_attestation(peers, &trusted_root, &cosign_pub, "https://example.com/review/v1", &pinned));
 }
 
 /// How `model_signing` signs a folder in a test.

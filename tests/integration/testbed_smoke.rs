@@ -137,27 +137,19 @@ async fn token_registry_and_token_server() {
 
 /// oras pushes a file and pulls it back (and skopeo reads the manifest) on a registry kind.
 fn oras_round_trip(kind: RegistryKind) {
-    let tb = require_testbed!();
-    let registry = Registry::start(kind.clone());
-    let peers = Peers::new(&tb);
-    let work = tempfile::tempdir().unwrap();
+    let bed = bed!(kind.clone());
+    let (registry, peers, work) = (bed.registry(), &bed.peers, bed.path());
     let content = pseudo_random_bytes(100_000, 7);
-    std::fs::write(work.path().join("weights.bin"), &content).unwrap();
+    std::fs::write(work.join("weights.bin"), &content).unwrap();
     let mut creds = Vec::new();
     if let Some((user, password)) = registry.credentials() {
         creds = vec!["-u".to_string(), user.to_string(), "-p".to_string(), password.to_string()];
     }
     let reference = format!("{}:v1", registry.reference("smoke/model"));
     run_ok(
-        peers
-            .oras()
-            .current_dir(work.path())
-            .args(["push", "--plain-http"])
-            .args(&creds)
-            .arg(&reference)
-            .arg("weights.bin"),
+        peers.oras().current_dir(work).args(["push", "--plain-http"]).args(&creds).arg(&reference).arg("weights.bin"),
     );
-    let out = work.path().join("out");
+    let out = work.join("out");
     run_ok(peers.oras().args(["pull", "--plain-http"]).args(&creds).arg(&reference).arg("-o").arg(&out));
     assert_eq!(std::fs::read(out.join("weights.bin")).unwrap(), content, "{kind:?}");
 
@@ -171,19 +163,8 @@ fn oras_round_trip(kind: RegistryKind) {
     assert_eq!(manifest["layers"][0]["digest"].as_str().unwrap(), sha256_digest(&content));
 }
 
-#[test]
-fn oras_round_trip_distribution() {
-    oras_round_trip(RegistryKind::Distribution);
-}
-
-#[test]
-fn oras_round_trip_gcr() {
-    oras_round_trip(RegistryKind::Gcr);
-}
-
-#[test]
-fn oras_round_trip_cue() {
-    oras_round_trip(RegistryKind::Cue);
+registry_cases! {
+    oras_round_trip: [distribution, gcr, cue];
 }
 
 #[test]
