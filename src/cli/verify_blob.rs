@@ -1,13 +1,12 @@
 //! `modelsign verify-blob FILE|sha256:HEX --bundle BUNDLE (--key PUB | --certificate-identity ID
 //! --certificate-oidc-issuer URL) [--trusted-root FILE]`: any Sigstore bundle for any file.
+//! Parses, calls `ops::verify_blob::verify_blob`, prints.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use modelsign::digest::Digest;
-use modelsign::sign::PublicKey;
-use modelsign::sign::keyless::{self, Expected, Subject};
-use serde::Serialize;
+use modelsign::ops::verify_blob;
+use modelsign::sign::keyless::Expected;
 
 use super::output::outln;
 use super::trust::KeylessArgs;
@@ -32,51 +31,8 @@ pub struct VerifyBlobArgs {
     pub output: Format,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    verified: bool,
-    artifact: String,
-    bundle: PathBuf,
-    #[serde(flatten)]
-    details: keyless::SigstoreVerified,
-}
-
-/// `sha256:` followed by 64 hex digits, and not a path on disk (the conformance suite's rule).
-fn as_digest(artifact: &str) -> Option<Digest> {
-    let hex = artifact.strip_prefix("sha256:")?;
-    if hex.len() != 64 || Path::new(artifact).exists() {
-        return None;
-    }
-    Digest::from_hex(hex).ok()
-}
-
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, modelsign::Error> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(|e| modelsign::Error::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(modelsign::Error::LocalFile {
-            path: path.to_path_buf(),
-            reason: format!("larger than {limit} bytes"),
-        });
-    }
-    Ok(bytes)
-}
-
 pub fn run(args: &VerifyBlobArgs) -> CliResult {
-    let key = match &args.key {
-        Some(path) => {
-            let pem = String::from_utf8(read_limited(path, 1 << 20)?).map_err(|_| modelsign::Error::LocalFile {
-                path: path.to_path_buf(),
-                reason: "not a PEM file".into(),
-            })?;
-            Some(PublicKey::from_pem(&pem).map_err(modelsign::Error::from)?)
-        }
-        None => None,
-    };
+    let key = args.key.as_deref().map(verify_blob::read_public_key).transpose()?;
     let identities: Vec<_> = args.keyless.identity()?.into_iter().collect();
     let expected = match &key {
         Some(key) => Expected::Key(key),
@@ -90,24 +46,7 @@ pub fn run(args: &VerifyBlobArgs) -> CliResult {
         None => Expected::Identities(&identities),
     };
     let root = args.keyless.trusted_root()?;
-    let bundle_bytes = read_limited(&args.bundle, modelsign::sign::bundle::MAX_BUNDLE_SIZE as u64)?;
-    let bundle = keyless::parse_bundle(&bundle_bytes)
-        .map_err(|e| modelsign::Error::Verification(format!("{}: {e}", args.bundle.display())))?;
-    let result = match as_digest(&args.artifact) {
-        Some(digest) => keyless::verify(&bundle, Subject::Digest(digest), expected, &root),
-        None => {
-            let path = Path::new(&args.artifact);
-            let mut file = std::fs::File::open(path).map_err(|e| modelsign::Error::io(path, e))?;
-            keyless::verify(&bundle, Subject::Reader(&mut file), expected, &root)
-        }
-    };
-    let details = result.map_err(|e| match e {
-        // What did not verify says so with the bundle's name; reading failures stay failures.
-        modelsign::sign::Error::Io(m) => modelsign::Error::LocalFile { path: args.artifact.clone().into(), reason: m },
-        modelsign::sign::Error::InvalidPolicy(_) | modelsign::sign::Error::TrustedRootUnreadable(_) => e.into(),
-        e => modelsign::Error::Verification(format!("{} (bundle {}): {e}", args.artifact, args.bundle.display())),
-    })?;
-    let report = Report { verified: true, artifact: args.artifact.clone(), bundle: args.bundle.clone(), details };
+    let report = verify_blob::verify_blob(&args.artifact, &args.bundle, expected, &root)?;
     match args.output {
         Format::Json => output::json(&report)?,
         Format::Text => match (&report.details.identity, &report.details.issuer) {

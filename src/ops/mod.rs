@@ -15,3 +15,4 @@ pub mod pull;
 pub mod push;
 pub mod sign;
 pub mod verify;
+pub mod verify_blob;
