@@ -25,11 +25,7 @@ pub async fn run(args: &CopyArgs, global: &Global) -> CliResult {
     let dst_ref = super::parse_reference(&args.destination)?;
     let trust = args.trust.trust()?;
     let src = super::open(&src_ref, global, false).await?;
-    let tag = dst_ref
-        .tag
-        .clone()
-        .or_else(|| src_ref.tag.clone())
-        .or_else(|| src_ref.digest.is_none().then(|| "latest".to_string()));
+    let tag = copy::destination_tag(&src_ref, &dst_ref);
     let report = match &trust {
         None => {
             let dst = super::open(&dst_ref, global, true).await?;

@@ -12,6 +12,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, Manifest};
 use crate::progress::{Progress, Skipped};
+use crate::reference::Reference;
 use crate::store::limits::ReferrerBudget;
 use crate::store::{BlobSource, Target};
 
@@ -114,6 +115,17 @@ struct Copier<'a> {
     /// Caps the referrer manifests fetched in the whole copy.
     budget: Mutex<ReferrerBudget>,
     report: Mutex<CopyReport>,
+}
+
+/// The tag a copy from `source` to `destination` writes: the destination's, else the
+/// source's, else `latest`; none when the source names only a digest and the destination
+/// no tag.
+pub fn destination_tag(source: &Reference, destination: &Reference) -> Option<String> {
+    destination
+        .tag
+        .clone()
+        .or_else(|| source.tag.clone())
+        .or_else(|| source.digest.is_none().then(|| "latest".to_string()))
 }
 
 /// Copies what `selector` names in `src` to `dst` (tagged `tag` there), with every referrer.
@@ -225,6 +237,23 @@ impl Copier<'_> {
         report.blobs_copied += 1;
         report.bytes_copied += desc.size;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_destination_tag_is_the_destinations_then_the_sources_then_latest() {
+        let tag = |src: &str, dst: &str| destination_tag(&src.parse().unwrap(), &dst.parse().unwrap());
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(tag("r.example/m:v1", "s.example/m:v2").as_deref(), Some("v2"));
+        assert_eq!(tag("r.example/m:v1", "s.example/m").as_deref(), Some("v1"));
+        assert_eq!(tag("r.example/m", "s.example/m").as_deref(), Some("latest"));
+        assert_eq!(tag(&format!("r.example/m@{digest}"), "s.example/m"), None);
+        assert_eq!(tag(&format!("r.example/m:v1@{digest}"), "s.example/m").as_deref(), Some("v1"));
+        assert_eq!(tag(&format!("r.example/m@{digest}"), "oci:/tmp/x:v3").as_deref(), Some("v3"));
     }
 }
 
