@@ -42,6 +42,10 @@ pub async fn run(args: &AttestArgs, global: &Global) -> CliResult {
     let card = Card::load(&args.model_card)?;
     let card_name = args.model_card.display().to_string();
     check_mandatory(&card, &card_name)?;
+    // And the target before the signer: an unreachable registry must not cost a Fulcio certificate.
+    let reference = super::parse_reference(&args.reference)?;
+    let target = super::open(&reference, global, false).await?;
+    target.resolve(&reference.selector()).await?;
     let (signer, witness) = trust::any_signer(
         args.key.as_deref(),
         args.certificate.as_deref(),
@@ -50,8 +54,6 @@ pub async fn run(args: &AttestArgs, global: &Global) -> CliResult {
         global,
     )
     .await?;
-    let reference = super::parse_reference(&args.reference)?;
-    let target = super::open(&reference, global, false).await?;
     let report = attest(&target, &reference, card, &card_name, &signer).await?;
     match args.output {
         Format::Json => output::json(&report)?,

@@ -52,21 +52,17 @@ pub struct SignArgs {
 }
 
 pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
-    let (signer, witness) = trust::any_signer(
-        args.key.as_deref(),
-        args.certificate.as_deref(),
-        &args.certificate_chain,
-        &args.keyless,
-        global,
-    )
-    .await?;
+    // The arguments and the target first: a keyless signer costs a Fulcio certificate (and
+    // a key signer a password), which a mistyped flag or an unreachable registry must not.
     if trust::is_local(&args.target) {
         if !args.component.is_empty() {
             return Err(modelsign::Error::InvalidArguments("--component applies to references only".into()).into());
         }
+        let path = PathBuf::from(&args.target);
+        std::fs::metadata(&path).map_err(|e| modelsign::Error::io(&path, e))?;
+        let (signer, witness) = signer(args, global).await?;
         let options =
             ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
-        let path = PathBuf::from(&args.target);
         let cache = args.cache.open();
         let signed = {
             let hashing = global.progress("hash");
@@ -106,6 +102,8 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
     }
     let reference = super::parse_reference(&args.target)?;
     let target = super::open(&reference, global, false).await?;
+    target.resolve(&reference.selector()).await?; // the model is there before a signer is made
+    let (signer, witness) = signer(args, global).await?;
     if !args.component.is_empty() {
         let report = sign::sign_components(&target, &reference.selector(), &args.component, &signer).await?;
         match args.output {
@@ -134,4 +132,13 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The key or keyless signer the flags name.
+async fn signer(
+    args: &SignArgs,
+    global: &Global,
+) -> Result<(modelsign::sign::Signer, Option<std::sync::Arc<modelsign::sigstore::KeylessWitness>>), modelsign::Error> {
+    trust::any_signer(args.key.as_deref(), args.certificate.as_deref(), &args.certificate_chain, &args.keyless, global)
+        .await
 }

@@ -2,11 +2,13 @@
 //! `TimeStampReq` over the SHA-256 of the signature bytes, a `TimeStampResp` back), as a
 //! Sigstore bundle's `timestampVerificationData.rfc3161Timestamps[].signedTimestamp`.
 //!
-//! Only the status is checked here; the token's signature, its certificate chain to the
-//! trusted root's TSA and its message imprint are verified with the whole bundle.
+//! Checked here: the status, and that the token's `TSTInfo` carries this request's nonce
+//! and message imprint (a replayed or mixed-up answer is refused at once). The token's
+//! signature and its certificate chain to the trusted root's TSA are verified with the
+//! whole bundle.
 
 use der::asn1::{Int, ObjectIdentifier, OctetString};
-use der::{Decode as _, Encode as _, Sequence};
+use der::{Decode as _, Encode as _, Sequence, Tagged as _};
 use sha2::Digest as _;
 
 use super::http::{self, Service};
@@ -50,6 +52,48 @@ struct TimeStampResp {
     time_stamp_token: Option<der::Any>,
 }
 
+/// RFC 5652 `ContentInfo` (the token), with its content as is.
+#[derive(Sequence)]
+struct ContentInfo {
+    content_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    content: der::Any,
+}
+
+/// `EncapsulatedContentInfo` of the token's `SignedData`: the DER `TSTInfo`.
+#[derive(Sequence)]
+struct EncapsulatedContentInfo {
+    content_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    content: Option<OctetString>,
+}
+
+/// The nonce and message imprint of a token's `TSTInfo` (RFC 3161 §2.4.2: version, policy,
+/// messageImprint, serialNumber, genTime, then optional accuracy, ordering, nonce, …).
+fn token_nonce_and_imprint(token: &der::Any) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    let info = ContentInfo::from_der(&token.to_der().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("the token is not a CMS ContentInfo: {e}"))?;
+    let signed: Vec<der::Any> =
+        info.content.decode_as().map_err(|e| format!("the token's content is not a SignedData: {e}"))?;
+    let encap: EncapsulatedContentInfo = signed
+        .get(2)
+        .ok_or("the token's SignedData is too short")?
+        .decode_as()
+        .map_err(|e| format!("the token's encapsulated content is malformed: {e}"))?;
+    let tst = encap.content.ok_or("the token carries no TSTInfo")?;
+    let fields: Vec<der::Any> =
+        Vec::from_der(tst.as_bytes()).map_err(|e| format!("the token's TSTInfo is malformed: {e}"))?;
+    let imprint = fields.get(2).ok_or("the token's TSTInfo is too short")?.to_der().map_err(|e| e.to_string())?;
+    let nonce = fields.iter().skip(5).find(|f| f.tag() == der::Tag::Integer).map(|f| f.value().to_vec());
+    Ok((nonce, imprint))
+}
+
+/// An INTEGER's content bytes without leading zeros (for comparing values).
+fn magnitude(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
 /// A DER `TimeStampResp` granting a timestamp over SHA-256(`signature`).
 pub async fn timestamp(client: &reqwest::Client, service: &Service, signature: &[u8]) -> Result<Vec<u8>, Error> {
     let mut nonce = [0u8; 8];
@@ -81,8 +125,23 @@ pub async fn timestamp(client: &reqwest::Client, service: &Service, signature: &
     let parsed = TimeStampResp::from_der(&response.body)
         .map_err(|e| service.error(format!("answered with something that is not a TimeStampResp: {e}")))?;
     // granted (0) or grantedWithMods (1), with a token.
-    if parsed.status.status > 1 || parsed.time_stamp_token.is_none() {
+    let Some(token) = parsed.time_stamp_token.as_ref().filter(|_| parsed.status.status <= 1) else {
         return Err(service.error(format!("refused the timestamp request (PKI status {})", parsed.status.status)));
+    };
+    let (nonce, imprint) = token_nonce_and_imprint(token).map_err(|e| service.error(e))?;
+    match nonce {
+        Some(got) if magnitude(&got) == magnitude(request.nonce.as_bytes()) => {}
+        Some(got) => {
+            return Err(service.error(format!(
+                "answered with a timestamp for another request (nonce {} instead of {}): a replayed or mixed-up answer",
+                hex::encode(magnitude(&got)),
+                hex::encode(magnitude(request.nonce.as_bytes()))
+            )));
+        }
+        None => return Err(service.error("answered with a timestamp without the request's nonce")),
+    }
+    if imprint != request.message_imprint.to_der().map_err(|e| service.error(e.to_string()))? {
+        return Err(service.error("answered with a timestamp over another message imprint"));
     }
     Ok(response.body)
 }

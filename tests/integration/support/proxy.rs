@@ -478,7 +478,11 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, state: Shared) -> s
         |k| matches!(k, FaultKind::Canned { method: m, path_contains, .. } if matches(m, path_contains)),
     ) {
         record(&state, &headers, &method, &path, status, vec!["canned"]);
-        let body = String::from_utf8_lossy(&body).replace("{self}", &own_addr).into_bytes();
+        // `{self}` is replaced in text bodies; binary ones (a DER answer) pass as they are.
+        let body = match String::from_utf8(body) {
+            Ok(text) => text.replace("{self}", &own_addr).into_bytes(),
+            Err(binary) => binary.into_bytes(),
+        };
         let mut head =
             format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), body.len());
         for (k, v) in &extra {
