@@ -33,3 +33,4 @@ mod tls;
 mod transport_layout;
 mod transport_registry;
 mod trust_update;
+mod untrusted_referrers;
