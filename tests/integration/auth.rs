@@ -22,8 +22,18 @@ fn ms(peers: &Peers) -> Command {
     cmd
 }
 
-fn both_kinds() -> [RegistryKind; 2] {
-    [RegistryKind::basic(USER, PASSWORD), RegistryKind::token(USER, PASSWORD)]
+/// What the case lists below run on: distribution with `basic` (htpasswd) or `token` auth
+/// (our token server), both knowing [`USER`] and [`PASSWORD`].
+struct Auth(RegistryKind);
+
+impl CaseKind for Auth {
+    fn named(name: &str) -> Auth {
+        Auth(match name {
+            "basic" => RegistryKind::basic(USER, PASSWORD),
+            "token" => RegistryKind::token(USER, PASSWORD),
+            other => panic!("no auth registry kind is called `{other}`"),
+        })
+    }
 }
 
 /// The registry really wants credentials: an anonymous `GET /v2/` is refused.
@@ -58,89 +68,74 @@ fn assert_refused(output: &std::process::Output, reg: &Registry, scope: &str) ->
     line
 }
 
-#[test]
-fn credentials_from_docker_config() {
-    let tb = require_testbed!();
-    for kind in both_kinds() {
-        let reg = Registry::start(kind.clone());
-        assert_needs_auth(&reg);
-        let peers = Peers::new(&tb);
-        let tmp = tempfile::tempdir().unwrap();
-        let model = write_tiny_model(tmp.path(), "tiny", 50_000);
+fn credentials_from_docker_config(Auth(kind): Auth) {
+    let bed = bed!(kind.clone());
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    assert_needs_auth(reg);
+    let model = write_tiny_model(tmp, "tiny", 50_000);
 
-        // Without credentials: refused, and the message says where it looked.
-        let reference = format!("{}/{REPO}:v1", reg.addr());
-        let line = assert_refused(&run_fail(ms(&peers).args(["push", &reference]).arg(&model)), &reg, REPO);
-        assert!(line.contains("no credentials"), "{line}");
+    // Without credentials: refused, and the message says where it looked.
+    let reference = format!("{}/{REPO}:v1", reg.addr());
+    let line = assert_refused(&run_fail(ms(peers).args(["push", &reference]).arg(&model)), reg, REPO);
+    assert!(line.contains("no credentials"), "{line}");
 
-        peers.docker_login(reg.addr(), USER, PASSWORD);
-        push_and_pull(&peers, &reg, &model, &tmp.path().join("out"));
-        if let Some(ts) = reg.token_server() {
-            assert!(ts.stats()["issued"].as_u64().unwrap() >= 1, "{}", ts.stats());
-        }
+    peers.docker_login(reg.addr(), USER, PASSWORD);
+    push_and_pull(peers, reg, &model, &tmp.join("out"));
+    if let Some(ts) = reg.token_server() {
+        assert!(ts.stats()["issued"].as_u64().unwrap() >= 1, "{}", ts.stats());
     }
 }
 
-#[test]
-fn login_then_push_and_logout_then_push_fails() {
-    let tb = require_testbed!();
-    for kind in both_kinds() {
-        let reg = Registry::start(kind.clone());
-        let peers = Peers::new(&tb);
-        let tmp = tempfile::tempdir().unwrap();
-        let model = write_tiny_model(tmp.path(), "tiny", 20_000);
+fn login_then_push_and_logout_then_push_fails(Auth(kind): Auth) {
+    let bed = bed!(kind.clone());
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 20_000);
 
-        // A wrong password is checked before anything is stored.
-        let bad =
-            run_with_stdin(ms(&peers).args(["login", reg.addr(), "-u", USER, "--password-stdin"]), b"wrong-password\n");
-        assert_eq!(bad.status.code(), Some(1), "{kind:?}: {}", stderr_text(&bad));
-        let line = one_error_line(&bad);
-        assert!(line.contains(reg.addr()) && !line.contains("wrong-password"), "{line}");
-        assert!(docker_config(&peers)["auths"].get(reg.addr()).is_none(), "{kind:?}: stored refused credentials");
+    // A wrong password is checked before anything is stored.
+    let bad =
+        run_with_stdin(ms(peers).args(["login", reg.addr(), "-u", USER, "--password-stdin"]), b"wrong-password\n");
+    assert_eq!(bad.status.code(), Some(1), "{kind:?}: {}", stderr_text(&bad));
+    let line = one_error_line(&bad);
+    assert!(line.contains(reg.addr()) && !line.contains("wrong-password"), "{line}");
+    assert!(docker_config(peers)["auths"].get(reg.addr()).is_none(), "{kind:?}: stored refused credentials");
 
-        let good = run_with_stdin(
-            ms(&peers).args(["login", reg.addr(), "-u", USER, "--password-stdin"]),
-            format!("{PASSWORD}\n").as_bytes(),
-        );
-        assert!(good.status.success(), "{kind:?}: login: {}", stderr_text(&good));
-        assert!(docker_config(&peers)["auths"].get(reg.addr()).is_some(), "{kind:?}: {}", docker_config(&peers));
-        let mode = std::fs::metadata(peers.docker_config_file()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "config.json holds a password");
-        push_and_pull(&peers, &reg, &model, &tmp.path().join("out"));
-        // oras reads what modelsign login wrote (docker's format).
-        let tags = run_stdout(peers.oras().args(["repo", "tags", "--plain-http", &format!("{}/{REPO}", reg.addr())]));
-        assert_eq!(tags.trim(), "v1", "{kind:?}");
+    let good = run_with_stdin(
+        ms(peers).args(["login", reg.addr(), "-u", USER, "--password-stdin"]),
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(good.status.success(), "{kind:?}: login: {}", stderr_text(&good));
+    assert!(docker_config(peers)["auths"].get(reg.addr()).is_some(), "{kind:?}: {}", docker_config(peers));
+    let mode = std::fs::metadata(peers.docker_config_file()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "config.json holds a password");
+    push_and_pull(peers, reg, &model, &tmp.join("out"));
+    // oras reads what modelsign login wrote (docker's format).
+    let tags = run_stdout(peers.oras().args(["repo", "tags", "--plain-http", &format!("{}/{REPO}", reg.addr())]));
+    assert_eq!(tags.trim(), "v1", "{kind:?}");
 
-        run_ok(ms(&peers).args(["logout", reg.addr()]));
-        assert!(docker_config(&peers)["auths"].get(reg.addr()).is_none(), "{kind:?}: {}", docker_config(&peers));
-        let out = run_fail(ms(&peers).args(["push", &format!("{}/{REPO}:v2", reg.addr())]).arg(&model));
-        let line = assert_refused(&out, &reg, &format!("repository:{REPO}:"));
-        assert!(line.contains("no credentials") && line.contains("modelsign login"), "{line}");
-    }
+    run_ok(ms(peers).args(["logout", reg.addr()]));
+    assert!(docker_config(peers)["auths"].get(reg.addr()).is_none(), "{kind:?}: {}", docker_config(peers));
+    let out = run_fail(ms(peers).args(["push", &format!("{}/{REPO}:v2", reg.addr())]).arg(&model));
+    let line = assert_refused(&out, reg, &format!("repository:{REPO}:"));
+    assert!(line.contains("no credentials") && line.contains("modelsign login"), "{line}");
 }
 
-#[test]
-fn a_wrong_password_is_one_line_naming_registry_and_scope() {
-    let tb = require_testbed!();
-    for kind in both_kinds() {
-        let reg = Registry::start(kind.clone());
-        let peers = Peers::new(&tb);
-        let tmp = tempfile::tempdir().unwrap();
-        let model = write_tiny_model(tmp.path(), "tiny", 1_000);
-        peers.docker_login(reg.addr(), USER, PASSWORD);
-        run_ok(ms(&peers).args(["push", &format!("{}/{REPO}:v1", reg.addr())]).arg(&model));
+fn a_wrong_password_is_one_line_naming_registry_and_scope(Auth(kind): Auth) {
+    let bed = bed!(kind.clone());
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let model = write_tiny_model(tmp, "tiny", 1_000);
+    peers.docker_login(reg.addr(), USER, PASSWORD);
+    run_ok(ms(peers).args(["push", &format!("{}/{REPO}:v1", reg.addr())]).arg(&model));
 
-        peers.docker_login(reg.addr(), USER, "wrong-password");
-        let reference = format!("{}/{REPO}:v1", reg.addr());
-        let out_dir = tmp.path().join("out");
-        let pull = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(&out_dir));
-        let line = assert_refused(&pull, &reg, &format!("repository:{REPO}:pull"));
-        assert!(line.contains("refused"), "{line}");
-        assert!(!out_dir.exists(), "a refused pull created its folder");
-        // A push's first request (does the blob exist?) asks for pull.
-        let push = run_fail(ms(&peers).args(["push", &format!("{}/{REPO}:v2", reg.addr())]).arg(&model));
-        assert_refused(&push, &reg, &format!("repository:{REPO}:pull"));
-    }
+    peers.docker_login(reg.addr(), USER, "wrong-password");
+    let reference = format!("{}/{REPO}:v1", reg.addr());
+    let out_dir = tmp.join("out");
+    let pull = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(&out_dir));
+    let line = assert_refused(&pull, reg, &format!("repository:{REPO}:pull"));
+    assert!(line.contains("refused"), "{line}");
+    assert!(!out_dir.exists(), "a refused pull created its folder");
+    // A push's first request (does the blob exist?) asks for pull.
+    let push = run_fail(ms(peers).args(["push", &format!("{}/{REPO}:v2", reg.addr())]).arg(&model));
+    assert_refused(&push, reg, &format!("repository:{REPO}:pull"));
 }
 
 #[test]
@@ -168,53 +163,51 @@ fn an_identity_token_is_exchanged_for_access_tokens() {
     assert!(!line.contains("not-the-refresh-token"), "the token leaked: {line}");
 }
 
-#[test]
-fn a_cred_helper_on_path_supplies_the_credentials() {
-    let tb = require_testbed!();
-    let peers = Peers::new(&tb);
-    let tmp = tempfile::tempdir().unwrap();
-    for kind in both_kinds() {
-        let reg = Registry::start(kind.clone());
-        let bin = tmp.path().join(format!("bin-{}", kind.name()));
-        std::fs::create_dir_all(&bin).unwrap();
-        let asked = tmp.path().join(format!("asked-{}.log", kind.name()));
-        let helper = bin.join("docker-credential-fake");
-        std::fs::write(
-            &helper,
-            format!(
-                "#!/bin/sh\n\
-                 [ \"$1\" = get ] || exit 1\n\
-                 read -r server\n\
-                 echo \"$server\" >> '{}'\n\
-                 printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}\\n' \"$server\"\n",
-                asked.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // Only the helper knows the password: no `auths` entry.
-        std::fs::write(peers.docker_config_file(), json!({ "credHelpers": { reg.addr(): "fake" } }).to_string())
-            .unwrap();
-        let mut path = OsString::from(&bin);
-        path.push(":");
-        path.push(tb.path_env());
+fn a_cred_helper_on_path_supplies_the_credentials(Auth(kind): Auth) {
+    let bed = bed!(kind.clone());
+    let (reg, peers, tmp, tb) = (bed.registry(), &bed.peers, bed.path(), bed.testbed());
+    let bin = tmp.join(format!("bin-{}", kind.name()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let asked = tmp.join(format!("asked-{}.log", kind.name()));
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$1\" = get ] || exit 1\n\
+             read -r server\n\
+             echo \"$server\" >> '{}'\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}\\n' \"$server\"\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Only the helper knows the password: no `auths` entry.
+    std::fs::write(peers.docker_config_file(), json!({ "credHelpers": { reg.addr(): "fake" } }).to_string()).unwrap();
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(tb.path_env());
 
-        let model = write_tiny_model(tmp.path(), &format!("tiny-{}", kind.name()), 10_000);
-        let reference = format!("{}/{REPO}:v1", reg.addr());
-        run_ok(ms(&peers).env("PATH", &path).args(["push", &reference]).arg(&model));
-        let out = tmp.path().join(format!("out-{}", kind.name()));
-        run_ok(ms(&peers).env("PATH", &path).args(["pull", &reference, "-o"]).arg(&out));
-        assert_eq!(files_under(&out), files_under(&model), "{kind:?}");
-        let log = std::fs::read_to_string(&asked).unwrap_or_default();
-        assert!(
-            log.lines().count() >= 1 && log.lines().all(|l| l.contains(reg.addr())),
-            "{kind:?}: helper asked {log:?}"
-        );
+    let model = write_tiny_model(tmp, &format!("tiny-{}", kind.name()), 10_000);
+    let reference = format!("{}/{REPO}:v1", reg.addr());
+    run_ok(ms(peers).env("PATH", &path).args(["push", &reference]).arg(&model));
+    let out = tmp.join(format!("out-{}", kind.name()));
+    run_ok(ms(peers).env("PATH", &path).args(["pull", &reference, "-o"]).arg(&out));
+    assert_eq!(files_under(&out), files_under(&model), "{kind:?}");
+    let log = std::fs::read_to_string(&asked).unwrap_or_default();
+    assert!(log.lines().count() >= 1 && log.lines().all(|l| l.contains(reg.addr())), "{kind:?}: helper asked {log:?}");
 
-        // Without the helper on PATH: a one-line error naming it (a named helper must exist).
-        let out = run_fail(ms(&peers).args(["pull", &reference, "-o"]).arg(tmp.path().join("o-missing")));
-        assert_eq!(out.status.code(), Some(1));
-        let line = one_error_line(&out);
-        assert!(line.contains("docker-credential-fake"), "{kind:?}: {line}");
-    }
+    // Without the helper on PATH: a one-line error naming it (a named helper must exist).
+    let out = run_fail(ms(peers).args(["pull", &reference, "-o"]).arg(tmp.join("o-missing")));
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_error_line(&out);
+    assert!(line.contains("docker-credential-fake"), "{kind:?}: {line}");
+}
+
+registry_cases! {
+    credentials_from_docker_config: [basic, token];
+    login_then_push_and_logout_then_push_fails: [basic, token];
+    a_wrong_password_is_one_line_naming_registry_and_scope: [basic, token];
+    a_cred_helper_on_path_supplies_the_credentials: [basic, token];
 }
