@@ -13,7 +13,7 @@
 #   BENCH_FILES      files of 32 KiB in the many-files model pushed and pulled against oras (2000; 0 skips)
 #   BENCH_RESUME_MIB size of the blob whose upload is cut at 60 % (256; 0 skips), through a cutting
 #                    proxy in front of cue-labs' registry (which reports what it holds) and distribution
-#                    (which cancels an upload cut inside a chunk)
+#                    (which cancels an upload cut inside a PATCH: what went before the cut is lost)
 #   BENCH_BIG        1: also the big-model rows: four files of BENCH_BIG_GIB/4 (16 GiB in all),
 #                    push, pull, sign REF, sign DIR with a warm digest cache, verify one component,
 #                    peak RSS, against oras and model_signing. Needs twice the model on disk plus
@@ -894,7 +894,7 @@ if ((BENCH_RESUME_MIB > 0)); then
     [[ -f "$W/res/resume_$reg" ]] || continue
     read -r sent blob <"$W/res/resume_$reg"
     again=$(awk -v s="$sent" -v b="$blob" 'BEGIN{printf "%.2f", (s-b)/b}')
-    if [[ $reg == cue ]]; then target="≤ 0.50 of the blob again" met=$(le "$again" 0.50); else target="— (distribution cancels a cut upload: whole retry)" met="—"; fi
+    if [[ $reg == cue ]]; then target="≤ 0.50 of the blob again" met=$(le "$again" 0.50); else target="— (distribution 2.8 cancels a session cut inside a PATCH: no client can resume it, whole retry)" met="—"; fi
     row "upload of $BENCH_RESUME_MIB MiB cut at 60 % ($reg)" "$(awk -v s="$sent" 'BEGIN{printf "%.1f MiB sent", s/1048576}')" "—" "$again of the blob sent again" "$target" "$met"
   done
 fi

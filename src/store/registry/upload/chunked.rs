@@ -4,9 +4,12 @@
 //! (a sixteenth of the blob, at least 1 MiB and the registry's `OCI-Chunk-Min-Length`),
 //! then an empty `PUT ?digest=`. After a cut, the next attempt asks the session how much it
 //! holds (`GET <location>` → `Range: 0-N`) and goes on from there; a registry that cannot
-//! say (go-containerregistry answers 400) or that dropped the session (distribution 2.8
-//! cancels an upload cut inside a chunk) gets the whole blob again in a new session. The
-//! registry checks the digest of what it assembled at the `PUT`.
+//! say (go-containerregistry answers 400) or that dropped the session gets the whole blob
+//! again in a new session. Distribution 2.8 drops every session cut inside a `PATCH`: it
+//! keeps the bytes that reached it but not in the offset signed into the session's `_state`,
+//! and the next request on the session (status or chunk alike) finds the two differ and
+//! cancels the upload ("upload resumed at wrong offest"), so smaller chunks would not save
+//! anything there. The registry checks the digest of what it assembled at the `PUT`.
 
 use std::sync::Mutex;
 
