@@ -48,7 +48,8 @@
 #   five-rule policy, with six signatures and attestations by four parties attached: time, and
 #   bytes fetched through the counting proxy (over component + 64 KiB: NOT MET, exit 1).
 # Issue 11 (archive layers): `pull` of a tar+gzip and of a tar layer (unpacked) vs `tar -x` of
-#   the same archive file.
+#   the same archive file: from the registry (over loopback HTTP, the registry's CPU on the
+#   same cores) and from an OCI layout folder (a local blob file, as tar reads one).
 #
 # Method: every command runs under /usr/bin/time (peak RSS, user and system CPU); wall time is
 # taken around it with nanosecond clock reads. The model's files are in the page cache (just
@@ -704,7 +705,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 # (13) Issue 11, archive layers: a tar+gzip layer and a plain tar layer (a BENCH_MIB/2 weight
 # file plus the small files), pushed as CNCF ModelPack weight layers with oras; `modelsign pull`
-# (download, hash, inflate, unpack) vs `tar -x` of the same archive from a local file. The weight
+# (download, hash, inflate, unpack) vs `tar -x` of the same archive from a local file; and the
+# same pull from an OCI layout folder the artifacts were copied into (a local blob file). The weight
 # file is made to compress like real weights (bf16 safetensors shrink by 10-20 % under gzip): the
 # pseudo-random bytes with their top bit cleared (7 bits of entropy per byte), so inflating is
 # real work, not the copying of stored blocks that random bytes would give.
@@ -727,6 +729,10 @@ if [[ "$BENCH_UNPACK" != 0 ]]; then
   (cd "$UNP" && oras push --plain-http --no-tty --artifact-type application/vnd.cncf.model.manifest.v1+json \
     "$UNP_TGZ_REF" weights.tar.gz:application/vnd.cncf.model.weight.v1.tar+gzip) >>"$CMDLOG" 2>&1 || die "oras push of the tar+gzip layer failed"
   UNP_TAR_BYTES="$(stat -c %s "$UNP/weights.tar")" UNP_TGZ_BYTES="$(stat -c %s "$UNP/weights.tar.gz")"
+  # The same two artifacts copied into OCI layout folders: a local blob file, as tar reads one.
+  UNP_TAR_LAYOUT="oci:$UNP/layout-tar:v1" UNP_TGZ_LAYOUT="oci:$UNP/layout-tgz:v1"
+  "$MS" copy --plain-http --no-progress "$UNP_TAR_REF" "$UNP_TAR_LAYOUT" >>"$CMDLOG" 2>&1 || die "copy of the tar layer into a layout folder failed"
+  "$MS" copy --plain-http --no-progress "$UNP_TGZ_REF" "$UNP_TGZ_LAYOUT" >>"$CMDLOG" 2>&1 || die "copy of the tar+gzip layer into a layout folder failed"
   # unpacked DIR: in run 1, every file of the archive is there with the right SHA-256; then removed
   unpacked() {
     local f got
@@ -742,10 +748,12 @@ if [[ "$BENCH_UNPACK" != 0 ]]; then
   t_unpack_tgz_tar() { mkdir -p "$UNP/out-tar" && measure unpack_tgz_tar tar -xzf "$UNP/weights.tar.gz" -C "$UNP/out-tar" && unpacked "$UNP/out-tar"; }
   t_unpack_tar_ms() { measure unpack_tar_ms "$MS" pull --plain-http --no-progress "$UNP_TAR_REF" -o "$UNP/out-ms" && unpacked "$UNP/out-ms"; }
   t_unpack_tar_tar() { mkdir -p "$UNP/out-tar" && measure unpack_tar_tar tar -xf "$UNP/weights.tar" -C "$UNP/out-tar" && unpacked "$UNP/out-tar"; }
+  t_unpack_tgz_ms_layout() { measure unpack_tgz_ms_layout "$MS" pull --no-progress "$UNP_TGZ_LAYOUT" -o "$UNP/out-ms" && unpacked "$UNP/out-ms"; }
+  t_unpack_tar_ms_layout() { measure unpack_tar_ms_layout "$MS" pull --no-progress "$UNP_TAR_LAYOUT" -o "$UNP/out-ms" && unpacked "$UNP/out-ms"; }
   for ((i = 1; i <= BENCH_RUNS; i++)); do
     log "archive run $i/$BENCH_RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))"
-    in_turn t_unpack_tgz_ms t_unpack_tgz_tar
-    in_turn t_unpack_tar_ms t_unpack_tar_tar
+    in_turn t_unpack_tgz_ms t_unpack_tgz_tar t_unpack_tgz_ms_layout
+    in_turn t_unpack_tar_ms t_unpack_tar_tar t_unpack_tar_ms_layout
   done
   rm -rf "$UNP"
 fi
@@ -941,7 +949,10 @@ if [[ "$BENCH_UNPACK" != 0 ]]; then
       label="pull + unpack, tar layer ($(awk -v b="$UNP_TAR_BYTES" 'BEGIN{printf "%.0f MiB", b/1048576}'))" peer="tar -xf of the file"
     fi
     r=$(ratio "$a" "$t")
-    row "$label" "$(secs "$a"), $(max_rss_mb "unpack_${kind}_ms") MB peak" "$peer: $(secs "$t")" "$r" "≤ 1.10× tar -x" "$(le "${r%×}" 1.10)"
+    row "$label, from the registry" "$(secs "$a"), $(max_rss_mb "unpack_${kind}_ms") MB peak" "$peer: $(secs "$t")" "$r" "≤ 1.10× tar -x" "$(le "${r%×}" 1.10)"
+    l=$(median "unpack_${kind}_ms_layout")
+    r=$(ratio "$l" "$t")
+    row "$label, from an OCI layout folder" "$(secs "$l"), $(max_rss_mb "unpack_${kind}_ms_layout") MB peak" "$peer: $(secs "$t")" "$r" "≤ 1.10× tar -x" "$(le "${r%×}" 1.10)"
   done
 fi
 
@@ -951,7 +962,7 @@ ver_oms="$("$TB/venv/bin/python" -c 'import importlib.metadata as m; print(m.ver
 ver_reg="$(docker-registry --version | awk '{print $3}')"
 loads="$(paste -sd' ' "$W/res/load")"
 TIMINGS=(push_ms push_oras push_curl repush_ms repush_oras pull_ms pull_oras pull_curl signdir_ms signdir_oms signdelta_ms push2k_ms push2k_oras pull2k_ms pull2k_oras signref_ms signref4_ms verify_ms verify_peer "${BIG_TIMINGS[@]}")
-TIMINGS+=(custody_verify_ms unpack_tgz_ms unpack_tgz_tar unpack_tar_ms unpack_tar_tar)
+TIMINGS+=(custody_verify_ms unpack_tgz_ms unpack_tgz_tar unpack_tar_ms unpack_tar_tar unpack_tgz_ms_layout unpack_tar_ms_layout)
 other_total="$(for f in "${TIMINGS[@]}"; do if [[ -f "$W/res/$f" ]]; then cat "$W/res/$f"; fi; done | awk '{w += $1; o += $6} END{printf "%.1f CPU-s during %.1f s of timed commands (%.0f%% of the machine)", o, w, 100*o/w/'"$(nproc)"'}')"
 
 {

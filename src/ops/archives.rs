@@ -4,8 +4,10 @@
 //! compressed bytes are hashed as they arrive, its entries checked and written into a
 //! staging folder under `DIR/.modelsign-partial/`, and only once every archive was
 //! accepted and matched its digest are the files renamed into `DIR`. `--include`
-//! patterns select files inside archives too. An interrupted archive layer starts over
-//! on the next pull (its bytes are not kept: the digest is checked on the stream).
+//! patterns select files inside archives too. A download cut mid-layer is resumed within
+//! the pull with a Range request ([`stream`]); a pull that fails or is killed keeps no
+//! bytes of an archive layer, and the next pull removes what a killed one left and starts
+//! that layer over.
 //!
 //! `verify --component PATH` accepts a path inside an archive: the archive layers are
 //! listed (each read whole and checked against its digest; archives whose name is a
@@ -13,21 +15,22 @@
 //! checked.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::ops::components::PARTIAL_DIR;
 use crate::ops::components::{self, Component};
 use crate::progress::Progress;
 use crate::store::Target;
-use crate::unpack::{self, ArchiveFile, Compression, Layer, LayerSource, Limits, Unpacked};
+use crate::unpack::{self, ArchiveFile, Compression, Layer, Limits, Unpacked};
+
+mod stream;
+use stream::stream_into;
 
 /// One archive layer as pulled.
 #[derive(Debug, Clone, Serialize)]
@@ -72,26 +75,22 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 /// Archives unpacked into staging folders, not yet in place.
 pub struct Staged {
     dir: PathBuf,
-    /// Whether the resume folder was used (there were archives to stage).
-    touched: bool,
+    /// This pull's folder of staging folders (none when there were no archives).
+    own: Option<OwnStaging>,
     staged: Vec<(PathBuf, Component, Unpacked)>,
 }
 
 impl Staged {
     /// Renames every staged file into the output folder, archive by archive in manifest
     /// order (a file in two archives: the later one's).
-    pub fn place(self) -> Result<Vec<UnpackedArchive>> {
-        if !self.touched {
+    pub fn place(mut self) -> Result<Vec<UnpackedArchive>> {
+        let Some(own) = self.own.take() else {
             return Ok(Vec::new()); // no archives: the resume folder is the file pulls' business
-        }
+        };
         let mut out = Vec::new();
-        let mut staged = self.staged.into_iter();
-        while let Some((staging, c, unpacked)) = staged.next() {
+        for (staging, c, unpacked) in std::mem::take(&mut self.staged) {
             if let Err(e) = unpack::place(&staging, &self.dir, &unpacked) {
-                let _ = std::fs::remove_dir_all(&staging);
-                for (rest, _, _) in staged {
-                    let _ = std::fs::remove_dir_all(rest);
-                }
+                own.remove(&self.dir);
                 return Err(e);
             }
             out.push(UnpackedArchive {
@@ -102,19 +101,80 @@ impl Staged {
                 files: unpacked.files,
             });
         }
-        remove_resume_folder_if_unused(&self.dir);
+        own.remove(&self.dir);
         Ok(out)
     }
 
     /// Removes every staging folder.
-    pub fn discard(self) {
-        if !self.touched {
-            return;
+    pub fn discard(mut self) {
+        if let Some(own) = self.own.take() {
+            own.remove(&self.dir);
         }
-        for (staging, _, _) in self.staged {
-            let _ = std::fs::remove_dir_all(staging);
+    }
+}
+
+/// `DIR/.modelsign-partial/unpack.<pid>.<random>`: the folder of one pull's staging
+/// folders, locked (`flock`) while the pull lives. A pull that was killed leaves its folder
+/// unlocked, and the next pull into `DIR` with archive layers removes it
+/// ([`OwnStaging::create`]).
+struct OwnStaging {
+    dir: crate::local_fs::Dir,
+    /// The resume folder, share-locked as every pull holds it while it works.
+    resume: crate::local_fs::Dir,
+}
+
+const OWN_PREFIX: &str = "unpack.";
+
+impl OwnStaging {
+    /// Opens the resume folder as file pulls do (private, shared-locked), removes what
+    /// killed pulls left there, then makes and locks this pull's folder.
+    fn create(out: &Path) -> Result<OwnStaging> {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let root = crate::local_fs::Dir::open(out).map_err(|e| Error::io(out, e))?;
+        let resume = crate::ops::pull::open_resume_folder(&root)?;
+        sweep(&resume);
+        // A sweeping pull may remove our folder before we lock it: then another name.
+        for _ in 0..3 {
+            let name = format!("{OWN_PREFIX}{}.{:016x}", std::process::id(), fastrand::u64(..));
+            let (dir, created) = resume.create_dir(&name, 0o700)?;
+            if !created {
+                continue; // a random name taken: another one
+            }
+            dir.lock(true, true).map_err(|e| Error::io(dir.path(), e))?;
+            if dir.is_linked().map_err(|e| Error::io(dir.path(), e))? {
+                return Ok(OwnStaging { dir, resume });
+            }
         }
-        remove_resume_folder_if_unused(&self.dir);
+        Err(Error::io(resume.path(), std::io::Error::other("staging folders removed by another pull as they were made")))
+    }
+
+    /// Where the `i`th archive layer is staged.
+    fn staging(&self, i: usize, c: &Component) -> PathBuf {
+        self.dir.path().join(format!("{i}.{}", c.descriptor.digest.hex()))
+    }
+
+    /// Removes the folder (what is left in it), then the resume folder if no one uses it.
+    fn remove(self, out: &Path) {
+        let _ = std::fs::remove_dir_all(self.dir.path());
+        // The locks go after the folder.
+        drop(self.dir);
+        drop(self.resume);
+        remove_resume_folder_if_unused(out);
+    }
+}
+
+/// Removes the staging folders of pulls that were killed: those no live pull holds locked.
+fn sweep(resume: &crate::local_fs::Dir) {
+    let Ok(entries) = std::fs::read_dir(resume.path()) else { return };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        if !name.starts_with(OWN_PREFIX) {
+            continue;
+        }
+        let Ok(Some(dir)) = resume.open_dir(&name) else { continue };
+        if dir.lock(true, false).unwrap_or(false) {
+            let _ = std::fs::remove_dir_all(resume.child_path(&name));
+        }
     }
 }
 
@@ -146,17 +206,21 @@ pub(crate) async fn stage(
     concurrency: usize,
     progress: &dyn Progress,
 ) -> Result<Staged> {
-    let mut staged = Staged { dir: dir.to_path_buf(), touched: !archives.is_empty(), staged: Vec::new() };
+    let mut staged = Staged { dir: dir.to_path_buf(), own: None, staged: Vec::new() };
     if archives.is_empty() {
         return Ok(staged);
     }
-    std::fs::create_dir_all(dir.join(PARTIAL_DIR)).map_err(|e| Error::io(dir.join(PARTIAL_DIR), e))?;
     let set = if patterns.is_empty() { None } else { Some(glob_set(patterns)?) };
-    let results: Vec<Result<(PathBuf, Component, Unpacked)>> = futures_util::stream::iter(archives.iter().map(|c| {
+    let own = {
+        let dir = dir.to_path_buf();
+        crate::blocking::run("the staging folder", move || OwnStaging::create(&dir)).await?
+    };
+    let stagings: Vec<PathBuf> = archives.iter().enumerate().map(|(i, c)| own.staging(i, c)).collect();
+    staged.own = Some(own);
+    let results: Vec<Result<(PathBuf, Component, Unpacked)>> =
+        futures_util::stream::iter(archives.iter().zip(stagings).map(|(c, staging)| {
         let whole = set.as_ref().is_none_or(|s| s.is_match(&c.path));
         let filter = if whole { None } else { set.clone() };
-        let staging =
-            dir.join(PARTIAL_DIR).join(format!("{}.{}.unpack", c.descriptor.digest.hex(), std::process::id()));
         async move {
             let unpacked = fetch_and_unpack(target, c, &staging, limits, filter, progress).await?;
             Ok((staging, c.clone(), unpacked))
@@ -232,130 +296,6 @@ pub async fn list_archive(
         unpack::list_source(reader, &Layer { desc: &desc, compression, label: &label }, &limits)
     })
     .await
-}
-
-/// Chunks in flight between the network and the unpacking thread.
-const CHUNKS_IN_FLIGHT: usize = 4;
-const CHUNK: usize = 1 << 20;
-
-/// Reads the layer's blob on the runtime, hashing it there, and feeds it to `work` on a
-/// blocking thread through a small bounded channel: hashing overlaps with inflating and
-/// writing, and memory stays at a few MiB whatever the layer. The digest and size go down
-/// the channel last; the reader checks them when the unpacker finishes ([`LayerSource`]).
-async fn stream_into<T: Send + 'static>(
-    target: &Target,
-    c: &Component,
-    progress: &dyn Progress,
-    work: impl FnOnce(ChannelReader) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let d = &c.descriptor;
-    let what = format!("component `{}` from {}", c.path, target.describe());
-    let mut reader = target.fetch_blob(d, 0).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(CHUNKS_IN_FLIGHT);
-    let label = format!("layer {} ({})", d.digest, c.path);
-    let size = d.size;
-    let worker = tokio::task::spawn_blocking(move || {
-        work(ChannelReader { rx, current: Vec::new(), pos: 0, end: None, size, what: label })
-    });
-    progress.start(&d.digest, &c.path, d.size);
-    let mut hasher = Hasher::new();
-    loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut n = 0;
-        let mut failed = None;
-        while n < CHUNK {
-            match reader.read(&mut chunk[n..]).await {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed {
-            let _ = tx.send(Msg::Failed(std::io::Error::other(Error::io(&what, e)))).await;
-            break;
-        }
-        if n == 0 {
-            let _ = tx.send(Msg::End(hasher.clone().finish(), hasher.len())).await;
-            break;
-        }
-        chunk.truncate(n);
-        hasher.update(&chunk);
-        if hasher.len() > d.size {
-            let e = Error::SizeMismatch { what: what.clone(), expected: d.size, actual: hasher.len() };
-            let _ = tx.send(Msg::Failed(std::io::Error::other(e))).await;
-            break;
-        }
-        if tx.send(Msg::Data(chunk)).await.is_err() {
-            break; // the worker stopped (refused the archive); its error is reported below
-        }
-        progress.advance(&d.digest, n as u64);
-    }
-    drop(tx);
-    let result = worker.await.map_err(|e| Error::Internal(format!("{what}: the unpacking thread failed: {e}")))?;
-    progress.finish(&d.digest);
-    result
-}
-
-/// What goes from the network side to the unpacking thread.
-enum Msg {
-    Data(Vec<u8>),
-    /// The blob ended: the digest and size of everything sent.
-    End(Digest, u64),
-    Failed(std::io::Error),
-}
-
-/// A `Read` over chunks sent (and hashed) by the async side.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Msg>,
-    current: Vec<u8>,
-    pos: usize,
-    end: Option<(Digest, u64)>,
-    size: u64,
-    what: String,
-}
-
-impl LayerSource for ChannelReader {
-    fn finish(mut self, expected: &Digest) -> Result<u64> {
-        let mut buf = vec![0u8; 64 << 10];
-        while self.read(&mut buf).map_err(|e| Error::io(&self.what, e))? > 0 {}
-        let Some((actual, len)) = self.end.take() else {
-            return Err(Error::Internal(format!("{}: the download stopped before the end", self.what)));
-        };
-        if len != self.size {
-            return Err(Error::SizeMismatch { what: self.what, expected: self.size, actual: len });
-        }
-        if &actual != expected {
-            return Err(Error::DigestMismatch { what: self.what, expected: expected.clone(), actual });
-        }
-        Ok(len)
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.current.len() {
-            if self.end.is_some() {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Msg::Data(chunk)) => {
-                    self.current = chunk;
-                    self.pos = 0;
-                }
-                Some(Msg::End(digest, len)) => self.end = Some((digest, len)),
-                Some(Msg::Failed(e)) => return Err(e),
-                // The sender went away without an end: a cut transfer, never a clean end.
-                None => return Err(std::io::Error::other(format!("{}: the download stopped", self.what))),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 /// The components `verify --component` names: a component's path, or a path inside an

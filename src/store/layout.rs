@@ -143,15 +143,20 @@ impl Layout {
         Ok((desc.media_type, bytes))
     }
 
-    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
+    /// The blob's file, opened for reading (a regular file, not checked against the digest).
+    pub fn open_blob(&self, desc: &Descriptor) -> Result<fs::File> {
         let path = self.blob_path(&desc.digest);
-        let file = open_regular(&path).map_err(|e| match e.kind() {
+        open_regular(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::NotFound { target: self.describe(), what: format!("blob {}", desc.digest) }
             }
             _ => Error::io(&path, e),
-        })?;
-        let mut file = tokio::fs::File::from_std(file);
+        })
+    }
+
+    pub async fn fetch_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobReader> {
+        let path = self.blob_path(&desc.digest);
+        let mut file = tokio::fs::File::from_std(self.open_blob(desc)?);
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).await.map_err(|e| Error::io(&path, e))?;
         }

@@ -179,6 +179,15 @@ impl Target {
         }
     }
 
+    /// The blob as a local file, when the target is a layout folder (read on a blocking
+    /// thread without the async runtime's hand-offs); `None` for a registry.
+    pub fn local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        match self {
+            Target::Registry(_) => Ok(None),
+            Target::Layout(l) => l.open_blob(desc).map(Some),
+        }
+    }
+
     /// Reads a small blob (config, bundle) whole, checked against its size and digest.
     pub async fn fetch_small_blob(&self, desc: &Descriptor, limit: u64) -> Result<Vec<u8>> {
         if desc.size > limit {

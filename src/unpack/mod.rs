@@ -24,7 +24,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -121,8 +121,8 @@ pub struct Layer<'a> {
 
 impl Layer<'_> {
     /// `source` hashed and counted here.
-    fn hashed<R: Read>(&self, source: R) -> HashingReader<R> {
-        HashingReader::new(source, self.desc.size, &self.what())
+    fn hashed<R: Read>(&self, source: R) -> BufReader<HashingReader<R>> {
+        BufReader::with_capacity(SOURCE_BUF, HashingReader::new(source, self.desc.size, &self.what()))
     }
 
     /// How messages name the layer.
@@ -281,6 +281,8 @@ fn split(path: &Path) -> Result<(&Path, &str)> {
 
 /// Size of each read from an entry and write to its file.
 const WRITE_BUF: usize = 128 << 10;
+/// Buffer in front of a plain `Read` source (hashed as it fills).
+const SOURCE_BUF: usize = 256 << 10;
 
 /// The staging writer.
 struct Writer {

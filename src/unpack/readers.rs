@@ -2,21 +2,30 @@
 //! they arrive (the layer digest is checked on them), the other counts what comes out
 //! of the decompressor and stops a decompression bomb.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
 
 /// A layer's compressed bytes, whose size and digest are checked when they end. The
-/// unpacker reads through one and calls [`LayerSource::finish`] before it reports success.
-pub trait LayerSource: Read {
+/// unpacker reads through one (buffered: the decompressor and the tar reader read from
+/// its buffer in place) and calls [`LayerSource::finish`] before it reports success.
+pub trait LayerSource: BufRead {
     /// Reads what is left and checks the layer's size and digest; returns the size.
     fn finish(self, expected: &Digest) -> Result<u64, Error>;
+
+    /// Why reading the layer failed, if it did: the error to report rather than the one
+    /// the decompressor or the tar reader made of it.
+    fn take_failure(&mut self) -> Option<Error> {
+        None
+    }
 }
 
-impl<R: Read> LayerSource for HashingReader<R> {
+/// Bytes are hashed as they leave the inner reader, so what the buffer still holds is
+/// already counted: dropping it at the end loses nothing.
+impl<R: Read> LayerSource for BufReader<HashingReader<R>> {
     fn finish(self, expected: &Digest) -> Result<u64, Error> {
-        HashingReader::finish(self, expected)
+        HashingReader::finish(self.into_inner(), expected)
     }
 }
 

@@ -3,7 +3,7 @@
 //! sink, and checks the layer's size and digest on the compressed bytes at the end.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read};
+use std::io::Read;
 
 use crate::component_path::unsafe_path_reason;
 use crate::error::{Error, Result};
@@ -34,8 +34,6 @@ enum Seen {
     File,
 }
 
-const BUF: usize = 256 << 10;
-
 /// Reads the whole layer through `sink`. Returns only if every entry was accepted, the
 /// archive ended cleanly and the compressed bytes matched the layer's size and digest.
 pub(super) fn walk<S: LayerSource>(
@@ -47,24 +45,24 @@ pub(super) fn walk<S: LayerSource>(
 ) -> Result<Summary> {
     let what = layer.what();
     let (cap, why) = limits.stream_cap_and_why(layer.desc.size);
-    let (result, hashing) = match layer.compression {
+    // The tar reader reads the source in place when the layer is plain, the decompressor
+    // does when it is not: no buffer between them (each would be one more copy).
+    let (result, mut hashing) = match layer.compression {
         Compression::None => {
-            let mut capped = CappedReader::new(BufReader::with_capacity(BUF, hashing), cap, &what, why);
+            let mut capped = CappedReader::new(hashing, cap, &what, why);
+            let result = read_archive(&mut capped, &what, limits, filter, sink);
+            (result, capped.into_inner())
+        }
+        Compression::Gzip => {
+            let mut capped = CappedReader::new(flate2::bufread::MultiGzDecoder::new(hashing), cap, &what, why);
             let result = read_archive(&mut capped, &what, limits, filter, sink);
             (result, capped.into_inner().into_inner())
         }
-        Compression::Gzip => {
-            let decoder = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(BUF, hashing));
-            let mut capped = CappedReader::new(BufReader::with_capacity(BUF, decoder), cap, &what, why);
-            let result = read_archive(&mut capped, &what, limits, filter, sink);
-            (result, capped.into_inner().into_inner().into_inner().into_inner())
-        }
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, hashing))
-                .map_err(|e| Error::io(&what, e))?;
-            let mut capped = CappedReader::new(BufReader::with_capacity(BUF, decoder), cap, &what, why);
+            let decoder = zstd::stream::read::Decoder::with_buffer(hashing).map_err(|e| Error::io(&what, e))?;
+            let mut capped = CappedReader::new(decoder, cap, &what, why);
             let result = read_archive(&mut capped, &what, limits, filter, sink);
-            (result, capped.into_inner().into_inner().finish().into_inner())
+            (result, capped.into_inner().finish())
         }
     };
     match result {
@@ -78,7 +76,7 @@ pub(super) fn walk<S: LayerSource>(
             hashing.finish(&layer.desc.digest)?;
             Err(e)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(hashing.take_failure().unwrap_or(e)),
     }
 }
 

@@ -2,6 +2,7 @@ mod support;
 
 mod archives;
 mod archives_custody;
+mod archives_resume;
 mod auth;
 mod ca_leaf_chain;
 mod card;

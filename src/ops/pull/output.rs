@@ -235,7 +235,7 @@ fn remove_empty_above(created: &[PathBuf]) {
 
 /// Opens `DIR/.modelsign-partial`, creating it private, and takes a shared lock on it. One
 /// that exists must be a folder (not a symlink) of this user that others cannot write to.
-fn open_resume_folder(root: &Dir) -> Result<Dir> {
+pub(crate) fn open_resume_folder(root: &Dir) -> Result<Dir> {
     loop {
         let (partial, created) = root.create_dir(PARTIAL_DIR, 0o700)?;
         let path = partial.path().to_path_buf();
