@@ -131,7 +131,7 @@ impl OwnStaging {
     fn create(out: &Path) -> Result<OwnStaging> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let root = crate::local_fs::Dir::open(out).map_err(|e| Error::io(out, e))?;
-        let resume = crate::ops::pull::open_resume_folder(&root)?;
+        let resume = components::open_resume_folder(&root)?;
         sweep(&resume);
         // A sweeping pull may remove our folder before we lock it: then another name.
         for _ in 0..3 {
@@ -145,7 +145,10 @@ impl OwnStaging {
                 return Ok(OwnStaging { dir, resume });
             }
         }
-        Err(Error::io(resume.path(), std::io::Error::other("staging folders removed by another pull as they were made")))
+        Err(Error::io(
+            resume.path(),
+            std::io::Error::other("staging folders removed by another pull as they were made"),
+        ))
     }
 
     /// Where the `i`th archive layer is staged.
@@ -219,16 +222,16 @@ pub(crate) async fn stage(
     staged.own = Some(own);
     let results: Vec<Result<(PathBuf, Component, Unpacked)>> =
         futures_util::stream::iter(archives.iter().zip(stagings).map(|(c, staging)| {
-        let whole = set.as_ref().is_none_or(|s| s.is_match(&c.path));
-        let filter = if whole { None } else { set.clone() };
-        async move {
-            let unpacked = fetch_and_unpack(target, c, &staging, limits, filter, progress).await?;
-            Ok((staging, c.clone(), unpacked))
-        }
-    }))
-    .buffered(concurrency.max(1))
-    .collect()
-    .await;
+            let whole = set.as_ref().is_none_or(|s| s.is_match(&c.path));
+            let filter = if whole { None } else { set.clone() };
+            async move {
+                let unpacked = fetch_and_unpack(target, c, &staging, limits, filter, progress).await?;
+                Ok((staging, c.clone(), unpacked))
+            }
+        }))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
     let mut failure = None;
     for r in results {
         match r {

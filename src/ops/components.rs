@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use globset::{Glob, GlobSetBuilder};
 
 use crate::error::{Error, Result};
+use crate::local_fs::{Dir, effective_uid};
 use crate::modelpack::ANNOTATION_FILEPATH;
 use crate::oci::{ANNOTATION_TITLE, Descriptor, Manifest};
 
@@ -108,6 +109,37 @@ pub fn select(components: Vec<Component>, patterns: &[String]) -> Result<Vec<Com
     }
     let set = set.build().map_err(|e| Error::InvalidPattern { what: "", pattern: None, reason: e.to_string() })?;
     Ok(components.into_iter().filter(|c| set.is_match(&c.path)).collect())
+}
+
+/// Opens `DIR/.modelsign-partial`, creating it private, and takes a shared lock on it. One
+/// that exists must be a folder (not a symlink) of this user that others cannot write to.
+pub fn open_resume_folder(root: &Dir) -> Result<Dir> {
+    loop {
+        let (partial, created) = root.create_dir(PARTIAL_DIR, 0o700)?;
+        let path = partial.path().to_path_buf();
+        if !created {
+            let (owner, mode) = partial.owner_and_mode().map_err(|e| Error::io(&path, e))?;
+            let reason = if owner != effective_uid() {
+                Some(format!("is owned by another user (uid {owner})"))
+            } else if mode & 0o022 != 0 {
+                Some(format!("is writable by others (mode {mode:o}); remove it or `chmod go-w` it"))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::UnsafePath {
+                    what: format!("output folder {}", root.path().display()),
+                    path: PARTIAL_DIR.into(),
+                    reason: format!("the resume folder {reason}"),
+                });
+            }
+        }
+        partial.lock(false, true).map_err(|e| Error::io(&path, e))?;
+        // The last pull before us may have removed it between our open and our lock.
+        if partial.is_linked().map_err(|e| Error::io(&path, e))? {
+            return Ok(partial);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,6 @@ use crate::progress::{Progress, Skipped};
 use crate::store::Target;
 
 use super::components::Component;
-pub(crate) use output::open_resume_folder;
 use output::OutputDir;
 use partial::download;
 

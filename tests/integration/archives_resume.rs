@@ -60,7 +60,10 @@ fn range_start(r: &ProxiedRequest) -> Option<u64> {
 
 fn staging_folders(out: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(out.join(".modelsign-partial")) else { return Vec::new() };
-    entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("unpack.")).collect()
+    entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("unpack."))
+        .collect()
 }
 
 #[test]

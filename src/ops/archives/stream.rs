@@ -60,10 +60,10 @@ pub(super) async fn stream_into<T: Send + 'static>(
         // A local file: read on a blocking thread of its own, beside the unpacking one.
         Some(file) => {
             let (size, what) = (d.size, what.clone());
-            let reading = tokio::task::spawn_blocking(move || feed.from_file(file, size, &what));
+            let reading = tokio::task::spawn_blocking(move || feed.read_file(file, size, &what));
             let _ = reading.await;
         }
-        None => feed.from_registry(target, c, &what, progress).await,
+        None => feed.read_registry(target, c, &what, progress).await,
     }
     let result = worker.await.map_err(|e| Error::Internal(format!("{what}: the unpacking thread failed: {e}")))?;
     progress.finish(&d.digest);
@@ -144,7 +144,7 @@ impl Feed {
     }
 
     /// From a layout folder's blob file, on a blocking thread.
-    fn from_file(mut self, mut file: std::fs::File, size: u64, what: &str) {
+    fn read_file(mut self, mut file: std::fs::File, size: u64, what: &str) {
         let mut hasher = Hasher::new();
         loop {
             let Some(mut chunk) = self.pool.blocking_take() else { return };
@@ -181,7 +181,7 @@ impl Feed {
     }
 
     /// From a registry, resuming a cut download with a Range request.
-    async fn from_registry(mut self, target: &Target, c: &Component, what: &str, progress: &dyn Progress) {
+    async fn read_registry(mut self, target: &Target, c: &Component, what: &str, progress: &dyn Progress) {
         let d = &c.descriptor;
         let mut hasher = Hasher::new();
         let mut attempt = 1;

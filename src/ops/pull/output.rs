@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::folder;
-use crate::local_fs::{Dir, effective_uid};
+use crate::local_fs::Dir;
 use crate::oci::Descriptor;
 
-use super::super::components::{Component, PARTIAL_DIR, unsafe_path_reason};
+use super::super::components::{Component, PARTIAL_DIR, open_resume_folder, unsafe_path_reason};
 use super::partial::PartialFile;
 
 /// The longest path the kernel takes (`PATH_MAX` less the final NUL), in bytes.
@@ -229,37 +229,6 @@ fn remove_empty_above(created: &[PathBuf]) {
     for p in created.iter().rev() {
         if std::fs::remove_dir(p).is_err() {
             break;
-        }
-    }
-}
-
-/// Opens `DIR/.modelsign-partial`, creating it private, and takes a shared lock on it. One
-/// that exists must be a folder (not a symlink) of this user that others cannot write to.
-pub(crate) fn open_resume_folder(root: &Dir) -> Result<Dir> {
-    loop {
-        let (partial, created) = root.create_dir(PARTIAL_DIR, 0o700)?;
-        let path = partial.path().to_path_buf();
-        if !created {
-            let (owner, mode) = partial.owner_and_mode().map_err(|e| Error::io(&path, e))?;
-            let reason = if owner != effective_uid() {
-                Some(format!("is owned by another user (uid {owner})"))
-            } else if mode & 0o022 != 0 {
-                Some(format!("is writable by others (mode {mode:o}); remove it or `chmod go-w` it"))
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                return Err(Error::UnsafePath {
-                    what: format!("output folder {}", root.path().display()),
-                    path: PARTIAL_DIR.into(),
-                    reason: format!("the resume folder {reason}"),
-                });
-            }
-        }
-        partial.lock(false, true).map_err(|e| Error::io(&path, e))?;
-        // The last pull before us may have removed it between our open and our lock.
-        if partial.is_linked().map_err(|e| Error::io(&path, e))? {
-            return Ok(partial);
         }
     }
 }
