@@ -106,7 +106,14 @@ impl Staged {
     }
 
     /// Removes every staging folder.
-    pub fn discard(mut self) {
+    pub fn discard(self) {
+        drop(self);
+    }
+}
+
+/// Staged archives dropped unplaced (an early return, a panic) are removed as by `discard`.
+impl Drop for Staged {
+    fn drop(&mut self) {
         if let Some(own) = self.own.take() {
             own.remove(&self.dir);
         }
