@@ -188,7 +188,7 @@ fn walk(
 /// Bytes read at a time when hashing.
 const HASH_BUFFER: usize = 1 << 20;
 
-/// SHA-256 of one file, and the number of bytes read, read in [`HASH_BUFFER`] pieces so
+/// SHA-256 of one file, and the number of bytes read, read in 1 MiB pieces (`HASH_BUFFER`) so
 /// memory does not grow with the file. The file is read, not memory-mapped: a file
 /// truncated while it is hashed then ends early (its length no longer matches, a clear
 /// error for the caller) instead of killing the process with SIGBUS.

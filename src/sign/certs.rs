@@ -12,7 +12,7 @@
 //! Path building and signature checks are `rustls-webpki`'s, with any extended key usage
 //! accepted on the path (OpenSSL's default purpose) and the leaf's usage checked here.
 //! Unlike OpenSSL, webpki refuses a leaf marked as a CA: such chains are built by
-//! [`ca_signer`] instead.
+//! `ca_signer` instead.
 
 mod ca_signer;
 

@@ -14,13 +14,13 @@
 //! - the signature is tried against **every** trusted public key, whatever the bundle's
 //!   key hint says (a hint is never proof; it only improves the error message);
 //! - if the bundle carries a certificate chain and the policy has trusted roots, the
-//!   chain is validated ([`TrustRoots::validate`]) and the leaf's key is tried too;
+//!   chain is validated ([`crate::sign::certs::TrustRoots::validate`]) and the leaf's key is tried too;
 //! - transparency log entries and timestamps are ignored: trust comes only from the
 //!   policy's keys and roots (this is offline verification, as `model_signing verify
 //!   key|certificate` does).
 //!
-//! Submodules: [`json`] the wire shapes (shared by both sides), [`write`] the signer,
-//! [`verify`] the verifier and its trust policy.
+//! Submodules: `json` the wire shapes (shared by both sides), `write` the signer,
+//! `verify` the verifier and its trust policy.
 
 mod json;
 mod verify;

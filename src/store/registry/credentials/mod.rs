@@ -5,7 +5,7 @@
 //! Invariant: a secret never appears in `Debug` output, in an error or in a note; only
 //! where it came from (the file or the helper) does.
 //!
-//! Submodules: [`helper`] runs credential helpers, [`store`] writes `login`/`logout`.
+//! Submodules: `helper` runs credential helpers, `store` writes `login`/`logout`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
