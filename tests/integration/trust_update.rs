@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::support::sigstore_stack::{self, DEFAULT_WORKFLOW, Stack};
 use crate::support::*;
 
 const CASES: &str = "testdata/sigstore-conformance/bundle-verify";
@@ -34,12 +35,17 @@ impl Drop for Repo {
 impl Repo {
     /// `init` with the conformance case's trusted root (and `extra` targets), then serve it.
     fn new(tb: Testbed, extra: &[&Path]) -> Repo {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("tuf");
         let mut init: Vec<PathBuf> = vec![case_root()];
         init.extend(extra.iter().map(|p| p.to_path_buf()));
+        Repo::with_targets(tb, &init)
+    }
+
+    /// `init` with these target files (named by their file names), then serve it.
+    fn with_targets(tb: Testbed, init: &[PathBuf]) -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tuf");
         let mut cmd = script(&tb, &dir);
-        cmd.arg("init").args(&init);
+        cmd.arg("init").args(init);
         ok(cmd.output().unwrap(), "tuf_repo.py init");
         let port_file = tmp.path().join("port");
         let server = script(&tb, &dir)
@@ -340,4 +346,41 @@ fn a_private_repository_needs_its_root_and_plain_http_only_to_loopback() {
     let out = cmd.output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(one_error_line(&out).contains("plain http is allowed only to a loopback address"));
+}
+
+#[test]
+fn keyless_sign_and_verify_use_the_signing_config_and_root_from_tuf() {
+    let tb = require_testbed!();
+    let Some(stack) = sigstore_stack::start(&tb) else { return };
+    // The local Sigstore stack's trusted root and signing config, published through TUF.
+    let repo = Repo::with_targets(tb.clone(), &[stack.trusted_root_path.clone(), stack.signing_config_path.clone()]);
+    let client = repo.client("client");
+    let out = ok(repo.update(&client, true, &["--output", "json"]), "trust update");
+    assert_eq!(stdout_json(&out)["targets"].as_array().map(Vec::len), Some(2));
+
+    let model = write_tiny_model(repo.tmp.path(), "tiny", 1000);
+    let identity = Stack::github_identity(DEFAULT_WORKFLOW);
+    // No --signing-config, no --trusted-root: both come from what `trust update` stored.
+    let mut sign = modelsign_isolated(repo.tmp.path());
+    sign.env("MODELSIGN_TUF_DIR", &client).env_remove("ACTIONS_ID_TOKEN_REQUEST_URL").env_remove("SIGSTORE_ID_TOKEN");
+    sign.arg("sign").arg(&model).args(["--identity-token", &stack.github_token(DEFAULT_WORKFLOW, "sigstore")]);
+    let out = ok(sign.output().unwrap(), "keyless sign with the TUF signing config");
+    assert!(stderr_text(&out).contains(&identity), "{}", stderr_text(&out));
+
+    let verify = |tuf_dir: Option<&Path>| {
+        let mut cmd = modelsign_isolated(repo.tmp.path());
+        if let Some(dir) = tuf_dir {
+            cmd.env("MODELSIGN_TUF_DIR", dir);
+        }
+        cmd.arg("verify").arg(&model).args(["--certificate-identity", &identity]);
+        cmd.args(["--certificate-oidc-issuer", &stack.oidc_issuer]).output().unwrap()
+    };
+    ok(verify(Some(&client)), "verify with the TUF root");
+    let without = verify(None);
+    assert_eq!(
+        without.status.code(),
+        Some(3),
+        "the built-in root must not know the local stack: {}",
+        stderr_text(&without)
+    );
 }
