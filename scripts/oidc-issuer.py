@@ -5,9 +5,10 @@
 
 Prints "listening on http://127.0.0.1:PORT" on stdout when ready; that URL is the issuer (`iss`).
 
-Two issuers share the port: URL (GitHub-Actions-like tokens by default) and URL/email (for
-Fulcio's email-type issuers: tokens default to kind=plain with email = sub). Under URL/email the
-endpoints are the same with that prefix.
+Three issuers share the port: URL (GitHub-Actions-like tokens by default), URL/email (for
+Fulcio's email-type issuers: tokens default to kind=plain with email = sub) and URL/gitlab (for
+Fulcio's gitlab-pipeline issuers: tokens default to kind=gitlab). Under URL/email and URL/gitlab
+the endpoints are the same with that prefix.
 
 Endpoints
   GET /.well-known/openid-configuration   the discovery document (issuer, jwks_uri, ...)
@@ -19,6 +20,10 @@ Endpoints
       job_workflow_ref, repository, ref, sha, workflow, workflow_ref, event_name, run_id,
       run_attempt, runner_environment, repository_owner, ...), derived from job_workflow_ref.
       kind=plain gives iss/sub/aud/iat/nbf/exp (+ email and email_verified when email is given).
+      kind=gitlab gives a token shaped like GitLab CI's `id_tokens` (sub
+      "project_path:GROUP/PROJECT:ref_type:branch:ref:REF", project_path, ci_config_ref_uri,
+      pipeline_source, pipeline_id, job_id, ref, ref_type, namespace_path, sha, runner_id, ...),
+      derived from [&ci_config_ref_uri=gitlab.com/GROUP/PROJECT//.gitlab-ci.yml@refs/heads/REF].
       exp_in may be negative (an expired token); iss overrides the issuer (a token from a
       stranger signed with this key).
 
@@ -122,6 +127,41 @@ def github_claims(q) -> dict:
     }
 
 
+def gitlab_claims(q) -> dict:
+    """Claims shaped like a GitLab CI ID token, derived from ci_config_ref_uri."""
+    uri = q.get("ci_config_ref_uri", "gitlab.com/modelsign-test/models//.gitlab-ci.yml@refs/heads/main")
+    path, _, ref = uri.partition("@")
+    host, _, rest = path.partition("/")
+    project, _, _file = rest.partition("//")
+    if not host or "/" not in project or not ref.startswith(("refs/heads/", "refs/tags/")):
+        raise ValueError("ci_config_ref_uri must look like HOST/GROUP/PROJECT//FILE@refs/heads/REF")
+    ref_type = "branch" if ref.startswith("refs/heads/") else "tag"
+    short_ref = ref.split("/", 2)[2]
+    sha = hashlib.sha1(uri.encode()).hexdigest()
+    return {
+        "sub": f"project_path:{project}:ref_type:{ref_type}:ref:{short_ref}",
+        "namespace_id": "400000004",
+        "namespace_path": project.split("/")[0],
+        "project_id": "500000005",
+        "project_path": project,
+        "project_visibility": "public",
+        "user_id": "600000006",
+        "user_login": "modelsign-bot",
+        "pipeline_id": "700000007",
+        "pipeline_source": q.get("pipeline_source", "push"),
+        "job_id": "800000008",
+        "ref": short_ref,
+        "ref_type": ref_type,
+        "ref_path": ref,
+        "ref_protected": "true",
+        "runner_id": 900000009,
+        "runner_environment": "gitlab-hosted",
+        "sha": sha,
+        "ci_config_ref_uri": uri,
+        "ci_config_sha": sha,
+    }
+
+
 def make_handler(issuer: Issuer):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):
@@ -142,6 +182,8 @@ def make_handler(issuer: Issuer):
             if path.startswith("/email/"):
                 path, iss_url, default_kind = path[len("/email"):], issuer.url + "/email", "plain"
                 q.setdefault("email", q.get("sub", "signer@example.com"))
+            elif path.startswith("/gitlab/"):
+                path, iss_url, default_kind = path[len("/gitlab"):], issuer.url + "/gitlab", "gitlab"
             if path == "/.well-known/openid-configuration":
                 return self.reply(200, issuer.discovery(iss_url))
             if path == "/jwks":
@@ -149,7 +191,13 @@ def make_handler(issuer: Issuer):
             if path == "/token":
                 try:
                     now = int(time.time())
-                    claims = github_claims(q) if q.get("kind", default_kind) == "github" else {"sub": q.get("sub", "test-subject")}
+                    kind = q.get("kind", default_kind)
+                    if kind == "github":
+                        claims = github_claims(q)
+                    elif kind == "gitlab":
+                        claims = gitlab_claims(q)
+                    else:
+                        claims = {"sub": q.get("sub", "test-subject")}
                     if "sub" in q:
                         claims["sub"] = q["sub"]
                     claims.update({

@@ -3,10 +3,11 @@
 //! not there) and run by `sh` with the variables the CI would set, against a registry with a
 //! password and the real local Sigstore stack. GitHub's token comes from a stand-in for the
 //! runner's token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN`); GitLab's is the
-//! `SIGSTORE_ID_TOKEN` variable. A shell function adds only what points the commands at the
+//! `SIGSTORE_ID_TOKEN` variable, a token shaped like GitLab's from the stack's
+//! `gitlab-pipeline` issuer. A shell function adds only what points the commands at the
 //! local instance: `--plain-http`, `--signing-config`/`--trusted-root` (sign, attest),
-//! `--trusted-root` (verify); and the local issuer URL replaces
-//! `https://token.actions.githubusercontent.com`.
+//! `--trusted-root` (verify); and the local issuers' URLs replace
+//! `https://token.actions.githubusercontent.com` and the issuer `https://gitlab.com`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use crate::support::sigstore_stack::{self, Stack};
 use crate::support::*;
 
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const GITLAB_ISSUER: &str = "https://gitlab.com";
 
 /// The GitHub workflow's shell lines, in the order the jobs run them.
 const GITHUB_LOGIN: &str =
@@ -33,6 +35,9 @@ const GITLAB_PUBLISH: [&str; 5] = [
     r#"modelsign attest "$MODEL@$DIGEST" --model-card model/card.yaml"#,
     r#"echo "DIGEST=$DIGEST" >> publish.env"#,
 ];
+
+/// The GitLab pipeline's verify job line.
+const GITLAB_VERIFY: &str = r#"modelsign verify "$MODEL@$DIGEST" --component config.json --certificate-identity "https://gitlab.com/$CI_PROJECT_PATH//.gitlab-ci.yml@refs/heads/main" --certificate-oidc-issuer https://gitlab.com"#;
 
 const CARD: &str = "name: tiny\nversion: \"1.0\"\ndeveloper: Vision team\npublisher: Acme Models\n\
 description: A tiny model for tests.\nsecurity:\n  sensitive-data: none\n  considerations: reviewed\n";
@@ -58,7 +63,11 @@ fn run_line(peers: &Peers, stack: &Stack, dir: &Path, env: &BTreeMap<&str, Strin
     for one in line.lines() {
         assert!(doc.contains(one), "docs/CI.md no longer has the line the test runs:\n{one}");
     }
-    let script = format!("set -e\n{WRAPPER}{}", line.replace(GITHUB_ISSUER, &stack.oidc_issuer));
+    let local = line.replace(GITHUB_ISSUER, &stack.oidc_issuer).replace(
+        &format!("--certificate-oidc-issuer {GITLAB_ISSUER}"),
+        &format!("--certificate-oidc-issuer {}", stack.oidc_gitlab_issuer),
+    );
+    let script = format!("set -e\n{WRAPPER}{local}");
     let mut cmd = peers.command("sh");
     cmd.arg("-c").arg(script).current_dir(dir);
     cmd.env("MS_BIN", env!("CARGO_BIN_EXE_modelsign"))
@@ -144,26 +153,40 @@ fn gitlab_recipe_signs_with_sigstore_id_token() {
     let peers = Peers::new(&tb);
     let work = tempfile::tempdir().unwrap();
     workspace(work.path());
-    let workflow = "acme/models/.gitlab-ci.yml@refs/heads/main";
+    // A token shaped like GitLab's `id_tokens` one, from the stack's gitlab-pipeline issuer.
+    let pipeline = "gitlab.com/acme/models//.gitlab-ci.yml@refs/heads/main";
     let mut env: BTreeMap<&str, String> = BTreeMap::new();
     env.insert("CI_REGISTRY", registry.addr().to_string());
     env.insert("CI_REGISTRY_USER", "gitlab-ci-token".into());
     env.insert("CI_REGISTRY_PASSWORD", "job-token".into());
+    env.insert("CI_PROJECT_PATH", "acme/models".into());
     env.insert("MODEL", format!("{}/acme/models/tiny", registry.addr()));
     env.insert("CI_COMMIT_SHA", "858f4279eb7333d6893b66b7bebab379f09ce75d".into());
-    env.insert("SIGSTORE_ID_TOKEN", stack.github_token(workflow, "sigstore"));
+    env.insert("SIGSTORE_ID_TOKEN", stack.gitlab_token(pipeline, "sigstore"));
     let script = GITLAB_PUBLISH.join("\n");
     run_line(&peers, &stack, work.path(), &env, &script);
     let dotenv = std::fs::read_to_string(work.path().join("publish.env")).unwrap();
     let digest = dotenv.trim().strip_prefix("DIGEST=").expect("DIGEST= in publish.env");
-    let pinned = format!("{}@{digest}", env["MODEL"]);
-    let out = run_ok(
-        peers
-            .modelsign()
-            .args(["--plain-http", "verify", &pinned, "--component", "config.json"])
-            .args(["--certificate-identity", &Stack::github_identity(workflow)])
-            .args(["--certificate-oidc-issuer", &stack.oidc_issuer, "--trusted-root"])
-            .arg(&stack.trusted_root_path),
+    env.insert("DIGEST", digest.to_string());
+
+    // Job `verify-model`: no token; the line as the document has it (issuer pointed at the stack).
+    env.remove("SIGSTORE_ID_TOKEN");
+    let verify_dir = tempfile::tempdir().unwrap();
+    run_line(&peers, &stack, verify_dir.path(), &env, GITLAB_PUBLISH[0]);
+    run_line(&peers, &stack, verify_dir.path(), &env, GITLAB_VERIFY);
+    // Pinned to another project, it fails (exit 3).
+    let mut other = env.clone();
+    other.insert("CI_PROJECT_PATH", "acme/other".into());
+    let script = format!(
+        "set -e\n{WRAPPER}{}",
+        GITLAB_VERIFY.replace(
+            &format!("--certificate-oidc-issuer {GITLAB_ISSUER}"),
+            &format!("--certificate-oidc-issuer {}", stack.oidc_gitlab_issuer)
+        )
     );
-    assert!(out.status.success());
+    let mut cmd = peers.command("sh");
+    cmd.arg("-c").arg(script).current_dir(verify_dir.path()).envs(&other);
+    cmd.env("MS_BIN", env!("CARGO_BIN_EXE_modelsign")).env("MS_TRUSTED_ROOT", &stack.trusted_root_path);
+    let out = run_fail(&mut cmd);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
 }

@@ -19,6 +19,7 @@ mod hardening_registry;
 mod interop;
 mod keyless;
 mod keyless_ci;
+mod keyless_gitlab;
 mod keyless_sign;
 mod keyless_sign_checks;
 mod model_signing_versions;

@@ -61,6 +61,9 @@ pub struct Stack {
     pub oidc_issuer: String,
     /// The email issuer (`iss` of [`Stack::token`]): `{oidc_issuer}/email`, a Fulcio `email` issuer.
     pub oidc_email_issuer: String,
+    /// The GitLab-CI-like issuer (`iss` of [`Stack::gitlab_token`]): `{oidc_issuer}/gitlab`, a
+    /// Fulcio `gitlab-pipeline` issuer.
+    pub oidc_gitlab_issuer: String,
     /// Sigstore trusted root v0.1: Fulcio's CA chain, the CT log's key and log ID, the Rekor key
     /// and log ID, the TSA chain.
     pub trusted_root_path: PathBuf,
@@ -108,6 +111,7 @@ impl Stack {
         let oidc_issuer = oidc.wait_for_line("listening on ", deadline);
         let oidc_addr = oidc_issuer.trim_start_matches("http://").to_string();
         let oidc_email_issuer = format!("{oidc_issuer}/email");
+        let oidc_gitlab_issuer = format!("{oidc_issuer}/gitlab");
         procs.push(oidc);
 
         // 2. Fulcio: ephemeral CA, both issuers trusted, gRPC and HTTP on one port, precertificates
@@ -116,6 +120,7 @@ impl Stack {
         let config = json!({"OIDCIssuers": {
             &oidc_issuer: {"IssuerURL": &oidc_issuer, "ClientID": "sigstore", "Type": "github-workflow"},
             &oidc_email_issuer: {"IssuerURL": &oidc_email_issuer, "ClientID": "sigstore", "Type": "email"},
+            &oidc_gitlab_issuer: {"IssuerURL": &oidc_gitlab_issuer, "ClientID": "sigstore", "Type": "gitlab-pipeline"},
         }});
         std::fs::write(&fulcio_config, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let fulcio_port = free_port().to_string();
@@ -294,6 +299,7 @@ impl Stack {
             tsa_timestamp_url,
             oidc_issuer,
             oidc_email_issuer,
+            oidc_gitlab_issuer,
             trusted_root_path,
             signing_config_path,
             trust_config_path,
@@ -312,6 +318,19 @@ impl Stack {
     /// it as [`Stack::github_identity`]`(job_workflow_ref)`. Valid for 10 minutes.
     pub fn github_token(&self, job_workflow_ref: &str, aud: &str) -> String {
         self.token_with("/token", &[("job_workflow_ref", job_workflow_ref), ("aud", aud)])
+    }
+
+    /// A token shaped like the one GitLab CI gives a job through `id_tokens`, for the pipeline
+    /// definition `ci_config_ref_uri` (`gitlab.com/GROUP/PROJECT//.gitlab-ci.yml@refs/heads/REF`):
+    /// `iss` is [`Stack::oidc_gitlab_issuer`]. Fulcio certifies it as
+    /// [`Stack::gitlab_identity`]`(ci_config_ref_uri)`. Valid for 10 minutes.
+    pub fn gitlab_token(&self, ci_config_ref_uri: &str, aud: &str) -> String {
+        self.token_with("/gitlab/token", &[("ci_config_ref_uri", ci_config_ref_uri), ("aud", aud)])
+    }
+
+    /// The certificate identity (SAN URI) Fulcio gives a GitLab pipeline.
+    pub fn gitlab_identity(ci_config_ref_uri: &str) -> String {
+        format!("https://{ci_config_ref_uri}")
     }
 
     /// A plain token from the email issuer ([`Stack::oidc_email_issuer`]): `sub` and a verified
