@@ -98,7 +98,9 @@ fn magnitude(bytes: &[u8]) -> &[u8] {
 pub async fn timestamp(client: &reqwest::Client, service: &Service, signature: &[u8]) -> Result<Vec<u8>, Error> {
     let mut nonce = [0u8; 8];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| service.error("no randomness for the nonce"))?;
-    nonce[0] &= 0x7f;
+    // First byte 0x40..=0x7f: positive and minimally encoded as an 8-byte DER INTEGER (a
+    // leading zero byte would be non-canonical DER, which the TSA's parser refuses).
+    nonce[0] = (nonce[0] & 0x3f) | 0x40;
     let request = TimeStampReq {
         version: 1,
         message_imprint: MessageImprint {
@@ -144,4 +146,23 @@ pub async fn timestamp(client: &reqwest::Client, service: &Service, signature: &
         return Err(service.error("answered with a timestamp over another message imprint"));
     }
     Ok(response.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_keeps_leading_zero_bytes_so_the_nonce_never_has_one() {
+        // Why `timestamp` sets the nonce's first byte to 0x40..=0x7f: a leading zero byte is
+        // kept by `Int::new` and makes non-canonical DER.
+        let der = Int::new(&[0, 0x12, 3, 4, 5, 6, 7, 8]).unwrap().to_der().unwrap();
+        assert!(Int::from_der(&der).is_err());
+        for first in [0u8, 0x3f, 0x80, 0xff] {
+            let nonce = [(first & 0x3f) | 0x40, 0, 0, 0, 0, 0, 0, 1];
+            let back = Int::from_der(&Int::new(&nonce).unwrap().to_der().unwrap()).unwrap();
+            assert_eq!(back.as_bytes(), nonce);
+        }
+        assert_eq!(magnitude(&[0, 0, 5]), [5]);
+    }
 }
