@@ -403,12 +403,15 @@ own_cpu() {
   OWN_CPU="$(awk '{for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); s += a[1] * 60 + a[2]}} END{printf "%.2f", s}' "$W/times.out")"
 }
 measure() {
-  local name=$1 t0 t1 b0 b1 s0 s1 o0 o1
+  local name=$1 t0 t1 b0 b1 s0 s1 o0 o1 free0
   shift
   sync
   echo "+ [$name] $*" >>"$CMDLOG"
   own_cpu
   b0=$(machine_busy) s0=$(servers_cpu) o0=$OWN_CPU
+  # Free memory before the command: on this VM (free page reporting) a writer that lands in
+  # memory the guest had left free may pay more system time (README, "pull is bimodal").
+  free0=$(awk '/^MemFree:/{printf "%d", $2/1024}' /proc/meminfo)
   t0=$(date +%s%N)
   /usr/bin/time -f '%M %U %S' -o "$W/time.out" "$@" >>"$CMDLOG" 2>&1 || {
     tail -20 "$CMDLOG" >&2
@@ -420,8 +423,8 @@ measure() {
   echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}') $(tail -1 "$W/time.out")" \
     "$(awk -v s0="$s0" -v s1="$s1" 'BEGIN{printf "%.2f", s1-s0}')" \
     "$(awk -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" -v o0="$o0" -v o1="$o1" \
-         'BEGIN{x = (b1-b0) - (s1-s0) - (o1-o0); if (x < 0) x = 0; printf "%.2f", x}')" >>"$W/res/$name"
-  log "  $name: $(tail -1 "$W/res/$name" | awk '{printf "%.3f s, %.1f MB peak RSS, cpu %.2f+%.2f s, registry %.2f s, other %.2f s", $1, $2*1024/1e6, $3, $4, $5, $6}')"
+         'BEGIN{x = (b1-b0) - (s1-s0) - (o1-o0); if (x < 0) x = 0; printf "%.2f", x}')" "$free0" >>"$W/res/$name"
+  log "  $name: $(tail -1 "$W/res/$name" | awk '{printf "%.3f s, %.1f MB peak RSS, cpu %.2f+%.2f s, registry %.2f s, other %.2f s, %d MiB free before", $1, $2*1024/1e6, $3, $4, $5, $6, $7}')"
 }
 median() { sort -n -k1,1 "$W/res/$1" | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 max_rss_mb() { awk 'BEGIN{m=0} $2>m{m=$2} END{printf "%.1f", m*1024/1e6}' "$W/res/$1"; }
@@ -987,7 +990,7 @@ other_total="$(for f in "${TIMINGS[@]}"; do if [[ -f "$W/res/$f" ]]; then cat "$
 {
   cat "$W/table.md"
   echo
-  echo "<details><summary>every run: wall s, peak RSS KiB, user s, system s, registry CPU s, CPU s used by everything else meanwhile</summary>"
+  echo "<details><summary>every run: wall s, peak RSS KiB, user s, system s, registry CPU s, CPU s used by everything else meanwhile, MiB of free memory before</summary>"
   echo
   echo '```'
   for f in "${TIMINGS[@]}"; do
