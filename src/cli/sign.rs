@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use modelsign::folder::ScanOptions;
 use modelsign::ops::sign;
-use modelsign::sign::local;
 
 use super::output::outln;
 use super::{CliResult, Format, Global, output, trust};
@@ -64,32 +63,19 @@ pub async fn run(args: &SignArgs, global: &Global) -> CliResult {
         let options =
             ScanOptions { ignore: args.ignore.clone(), allow_symlinks: args.allow_symlinks, ..ScanOptions::default() };
         let cache = args.cache.open();
-        let signed = {
+        let report = {
             let hashing = global.progress("hash");
             tokio::task::block_in_place(|| {
-                local::sign_folder_cached(
-                    &path,
-                    &signer,
-                    args.signature.as_deref(),
-                    &options,
-                    modelsign::folder::default_threads(),
-                    hashing.get(),
-                    cache.as_deref(),
-                )
+                sign::sign_folder(&path, &signer, args.signature.as_deref(), &options, hashing.get(), cache.as_deref())
             })?
         };
         match args.output {
-            Format::Json => output::json(&serde_json::json!({
-                "signature": signed.signature_path,
-                "files": signed.manifest.resources.len(),
-                "rootDigest": signed.manifest.root_digest,
-                "hashing": signed.hashing,
-            }))?,
+            Format::Json => output::json(&report)?,
             Format::Text => {
                 super::keyless::report(witness.as_ref());
-                eprintln!("{}", super::cache::describe(&signed.hashing));
-                eprintln!("signed {} files", signed.manifest.resources.len());
-                outln!("{}", signed.signature_path.display())?;
+                eprintln!("{}", super::cache::describe(&report.hashing));
+                eprintln!("signed {} files", report.files);
+                outln!("{}", report.signature.display())?;
             }
         }
         return Ok(());

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use modelsign::ops::verify::{self, PolicyReport, SignatureOutcome, SignatureVerdict, VerifyReport};
 use modelsign::reference::Location;
-use modelsign::sign::local;
 
 use super::output::outln;
 use super::{CliError, CliResult, Format, Global, output, trust};
@@ -104,23 +103,18 @@ pub async fn run(args: &VerifyArgs, global: &Global) -> CliResult {
         }
         let policy = trust::policy_with_keyless(&args.trust.key, &args.trust.certificate_chain, &args.trust.keyless)?;
         let path = PathBuf::from(&args.target);
-        let options = local::VerifyOptions { ignore_paths: args.ignore_paths.clone(), ..Default::default() };
-        let result = tokio::task::block_in_place(|| {
-            local::verify_folder_with(
+        let report = tokio::task::block_in_place(|| {
+            verify::verify_folder(
                 &path,
                 args.signature.as_deref(),
                 &policy,
-                &options,
+                &args.ignore_paths,
                 &modelsign::progress::NoProgress,
             )
         })?;
         match args.output {
-            Format::Json => output::json(&serde_json::json!({
-                "verified": true,
-                "files": result.manifest.resources.len(),
-                "rootDigest": result.manifest.root_digest,
-            }))?,
-            Format::Text => outln!("ok       {} files match the signature", result.manifest.resources.len())?,
+            Format::Json => output::json(&report)?,
+            Format::Text => outln!("ok       {} files match the signature", report.files)?,
         }
         return Ok(());
     }

@@ -8,11 +8,17 @@
 //!    checks), which pins the config and annotations too, and names the OMS root digest.
 //!
 //! The exact layout is in `docs/FORMAT.md` ("Signatures").
+//!
+//! `sign PATH` on a local model folder or file is [`sign_folder`]: a detached `model.sig`
+//! written as `model_signing sign` writes it ([`crate::sign::local`]).
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::digest::Digest;
+use crate::digest_cache::{DigestCache, HashSummary};
 use crate::error::Result;
 use crate::folder::ScanOptions;
 use crate::oci::{Annotations, Descriptor, Manifest};
@@ -21,11 +27,11 @@ use crate::ops::components::{self, Component};
 use crate::ops::model::{
     MANIFEST_PREDICATE_TYPE, fetch_model_manifest, oms_matches_components, oms_resources, oms_root_digest,
 };
-use crate::progress::NoProgress;
+use crate::progress::{NoProgress, Progress};
 use crate::reference::{Location, Reference};
 use crate::sign::Signer;
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
-use crate::sign::local::SIGNATURE_FILE;
+use crate::sign::local::{self, SIGNATURE_FILE};
 use crate::sign::oms;
 use crate::sign::statement::{Statement, Subject};
 use crate::store::{BlobSource, Target};
@@ -235,5 +241,42 @@ pub async fn sign_components(
         digest: desc.digest,
         components: signed.into_iter().map(|c| c.path).collect(),
         signature,
+    })
+}
+
+/// What `sign PATH` (a local model folder or file) wrote. The fields are in the JSON
+/// report's key order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderSignReport {
+    /// How many files the signature lists.
+    pub files: usize,
+    /// Which files were read, and which digests came from the digest cache.
+    pub hashing: HashSummary,
+    /// The OMS root digest over the files.
+    pub root_digest: Digest,
+    /// Where the signature was written.
+    pub signature: PathBuf,
+}
+
+/// Signs the local model folder (or file) `path` as `model_signing sign` does, writing the
+/// bundle to `signature` (default `PATH/model.sig`, left out of the signed files) and
+/// taking unchanged files' digests from `cache`. Blocking: it hashes every file (one
+/// thread per core); call it off async runtime threads.
+pub fn sign_folder(
+    path: &Path,
+    signer: &Signer,
+    signature: Option<&Path>,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+    cache: Option<&DigestCache>,
+) -> Result<FolderSignReport> {
+    let threads = crate::folder::default_threads();
+    let signed = local::sign_folder_cached(path, signer, signature, options, threads, progress, cache)?;
+    Ok(FolderSignReport {
+        files: signed.manifest.resources.len(),
+        hashing: signed.hashing,
+        root_digest: signed.manifest.root_digest,
+        signature: signed.signature_path,
     })
 }

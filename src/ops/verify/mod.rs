@@ -7,6 +7,9 @@
 //! are the requested components' bytes streamed and checked ([`content`]) — bytes are
 //! only worth checking against a manifest a trusted signature pins.
 //!
+//! `verify PATH` on a local model folder or file is [`verify_folder`]: its `model.sig`
+//! checked as `model_signing verify` checks it ([`crate::sign::local`]).
+//!
 //! ```no_run
 //! # async fn example() -> modelsign::Result<()> {
 //! use modelsign::ops::verify::{self, Trust};
@@ -27,6 +30,8 @@ pub mod content;
 pub mod rules;
 pub mod signatures;
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 pub use content::{ComponentCheck, verify_components};
@@ -43,7 +48,7 @@ use crate::ops::components::{self, Component};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reference::Reference;
-use crate::sign::TrustPolicy;
+use crate::sign::{TrustPolicy, local};
 use crate::store::Target;
 
 /// What a trust decision trusts.
@@ -171,6 +176,40 @@ pub async fn verify_with_limits(
         signatures: decision.signatures,
         policy: decision.policy,
         components: checks,
+    })
+}
+
+/// What `verify PATH` (a local model folder or file) found; only made when it verified
+/// (a folder that does not match its signature is an `Err`). The fields are in the JSON
+/// report's key order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderVerifyReport {
+    /// How many files the signature lists (all present with the signed digests).
+    pub files: usize,
+    /// The OMS root digest over the files.
+    pub root_digest: Digest,
+    /// Always `true`.
+    pub verified: bool,
+}
+
+/// Verifies the local model folder (or file) `path` against its signature (`signature`,
+/// default `PATH/model.sig`) and `policy`, leaving out `ignore_paths` as `model_signing
+/// verify --ignore-paths` does. Blocking: it hashes every file; call it off async runtime
+/// threads.
+pub fn verify_folder(
+    path: &Path,
+    signature: Option<&Path>,
+    policy: &TrustPolicy,
+    ignore_paths: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<FolderVerifyReport> {
+    let options = local::VerifyOptions { ignore_paths: ignore_paths.to_vec(), ..Default::default() };
+    let result = local::verify_folder_with(path, signature, policy, &options, progress)?;
+    Ok(FolderVerifyReport {
+        files: result.manifest.resources.len(),
+        root_digest: result.manifest.root_digest,
+        verified: true,
     })
 }
 
