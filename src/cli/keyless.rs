@@ -67,17 +67,13 @@ pub async fn signer(args: &KeylessSignArgs, global: &Global) -> Result<(Signer, 
         }
         None => Services::public_good()?,
     };
-    let mut root = match &args.trusted_root {
+    let root = match &args.trusted_root {
         Some(file) => TrustedRoot::from_file(file)?,
         None => super::trust_update::public_good_root()?,
     };
-    if root.ct_log_count() == 0 {
-        // Nothing can verify an SCT against this root: its Fulcio runs no CT log.
-        eprintln!(
-            "note: {} lists no certificate-transparency log: the signatures carry no SCT, and verifiers need --insecure-ignore-sct",
-            root.source()
-        );
-        root = root.ignore_sct();
+    let (root, note) = root.for_signing();
+    if let Some(note) = note {
+        eprintln!("note: {note}");
     }
     let token = token(args, global).await?;
     Ok(keyless_signer(&token, &services, root, global.timeout).await?)

@@ -126,6 +126,21 @@ impl TrustedRoot {
         self
     }
 
+    /// The root a keyless signer checks its own signatures against: when the root lists no
+    /// certificate-transparency log, its Fulcio runs none, so the certificates carry no SCT
+    /// and nothing could verify one; SCTs are then not required ([`Self::ignore_sct`]) and
+    /// the second value is a note for the user saying that verifiers need to ignore them too.
+    pub fn for_signing(self) -> (Self, Option<String>) {
+        if self.ct_logs > 0 {
+            return (self, None);
+        }
+        let note = format!(
+            "{} lists no certificate-transparency log: the signatures carry no SCT, and verifiers need --insecure-ignore-sct",
+            self.source
+        );
+        (self.ignore_sct(), Some(note))
+    }
+
     /// Whether SCTs are required (the default).
     pub fn requires_sct(&self) -> bool {
         !self.ignore_sct
