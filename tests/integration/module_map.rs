@@ -1,5 +1,5 @@
 //! The module map has no import cycles (`scripts/module-cycles.py`; docs/ARCHITECTURE.md,
-//! "Layers"): a module that needs something from a module that needs it back moves the
+//! "Rules that matter"): a module that needs something from a module that needs it back moves the
 //! shared part down instead. And no module grows past ~500 lines.
 
 use std::path::Path;

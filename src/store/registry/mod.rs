@@ -9,6 +9,11 @@
 //!
 //! Invariant: nothing here interprets artifacts or trusts what it reads: the target layer
 //! above checks digests. Nothing here prints; retries are reported through `Progress::note`.
+//!
+//! Why not the `oci-client` crate: it discards response headers (`OCI-Subject`), has no
+//! retry or backoff, no `Link` pagination, no refresh-token exchange, checks no digest on
+//! ranged reads and swallows token errors; this is a thin layer over `reqwest` (which
+//! `oci-client` itself uses).
 
 mod auth;
 mod blobs;
