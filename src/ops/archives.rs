@@ -5,7 +5,7 @@
 //! staging folder under `DIR/.modelsign-partial/`, and only once every archive was
 //! accepted and matched its digest are the files renamed into `DIR`. `--include`
 //! patterns select files inside archives too. A download cut mid-layer is resumed within
-//! the pull with a Range request ([`stream`]); a pull that fails or is killed keeps no
+//! the pull with a Range request (`stream`); a pull that fails or is killed keeps no
 //! bytes of an archive layer, and the next pull removes what a killed one left and starts
 //! that layer over.
 //!

@@ -3,9 +3,9 @@
 //! `DIR/.modelsign-partial/`; only a file that matched is renamed into place. A pull cut
 //! short keeps its partial file and the next pull resumes it with a Range request.
 //!
-//! Three steps with their own modules: [`output`] checks the paths and opens the output
-//! and resume folders (descriptors only, no symlink followed), [`partial`] downloads and
-//! checks a blob into its locked partial file, and [`output::OutputDir::place`] renames
+//! Three steps with their own modules: `output` checks the paths and opens the output
+//! and resume folders (descriptors only, no symlink followed), `partial` downloads and
+//! checks a blob into its locked partial file, and `output::OutputDir::place` renames
 //! the checked file into place.
 
 mod output;

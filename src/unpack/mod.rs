@@ -12,7 +12,7 @@
 //!
 //! Entries are written into a staging folder that this module creates (it must not
 //! exist) inside a folder the caller checked; files are created with `O_EXCL` and
-//! `O_NOFOLLOW`, reached one folder at a time from open handles ([`fsat`]). Only when the
+//! `O_NOFOLLOW`, reached one folder at a time from open handles (`fsat`). Only when the
 //! whole archive was accepted *and* the layer's size and digest matched does [`place`]
 //! rename the files into the output folder. Any failure removes the staging folder, so a
 //! refused archive leaves nothing behind.
