@@ -410,7 +410,7 @@ measure() {
   own_cpu
   b0=$(machine_busy) s0=$(servers_cpu) o0=$OWN_CPU
   # Free memory before the command: on this VM (free page reporting) a writer that lands in
-  # memory the guest had left free may pay more system time (README, "pull is bimodal").
+  # memory the guest had left free may pay more system time (README, "pull was bimodal").
   free0=$(awk '/^MemFree:/{printf "%d", $2/1024}' /proc/meminfo)
   t0=$(date +%s%N)
   /usr/bin/time -f '%M %U %S' -o "$W/time.out" "$@" >>"$CMDLOG" 2>&1 || {
