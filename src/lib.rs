@@ -53,6 +53,7 @@ pub mod error;
 pub mod folder;
 pub mod local_fs;
 pub mod modelpack;
+pub(crate) mod net;
 pub mod oci;
 pub mod ops;
 pub mod policy;

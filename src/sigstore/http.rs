@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Url};
 
+use crate::net::{ReadFailure, read_capped, request_cause};
 use crate::sign::Error;
 
 /// Largest response read from a Sigstore service: a certificate chain, a log entry with
@@ -123,33 +124,14 @@ pub async fn send(
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     let mut response =
-        request.send().await.map_err(|e| service.error(format!("cannot reach it: {}", root_cause(&e))))?;
+        request.send().await.map_err(|e| service.error(format!("cannot reach it: {}", request_cause(&e))))?;
     let status = response.status().as_u16();
     let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if response.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
-        return Err(service.error(format!("its response is larger than {MAX_RESPONSE} bytes")));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| service.error(format!("reading its response: {}", root_cause(&e))))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE {
-            return Err(service.error(format!("its response is larger than {MAX_RESPONSE} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_capped(&mut response, MAX_RESPONSE as u64).await.map_err(|failure| match failure {
+        ReadFailure::TooLarge => service.error(format!("its response is larger than {MAX_RESPONSE} bytes")),
+        ReadFailure::Transport(cause) => service.error(format!("reading its response: {cause}")),
+    })?;
     Ok(Response { status, content_type, body })
-}
-
-fn root_cause(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::Fail;
+use crate::net::{ReadFailure, read_capped, request_cause};
 
 /// Where a repository lives and how it is reached.
 pub struct Remote {
@@ -57,7 +58,7 @@ impl Remote {
     /// GETs `path`, reading at most `cap` bytes: a longer body is an error.
     pub async fn get(&self, path: &str, cap: u64) -> Result<Fetched, Fail> {
         let url = self.url(path).map_err(Fail::Refused)?;
-        let net = |e: reqwest::Error| Fail::Unavailable(format!("cannot fetch {path}: {}", cause(&e)));
+        let net = |e: reqwest::Error| Fail::Unavailable(format!("cannot fetch {path}: {}", request_cause(&e)));
         let mut response = self.client.get(url).send().await.map_err(net)?;
         let status = response.status().as_u16();
         if status == 404 || status == 403 {
@@ -66,18 +67,11 @@ impl Remote {
         if status != 200 {
             return Err(Fail::Unavailable(format!("fetching {path}: HTTP {status}")));
         }
-        if response.content_length().is_some_and(|n| n > cap) {
-            return Err(Fail::Refused(format!("{path} is larger than its limit of {cap} bytes")));
+        match read_capped(&mut response, cap).await {
+            Ok(body) => Ok(Fetched::Body(body)),
+            Err(ReadFailure::TooLarge) => Err(Fail::Refused(format!("{path} is larger than its limit of {cap} bytes"))),
+            Err(ReadFailure::Transport(cause)) => Err(Fail::Unavailable(format!("reading {path}: {cause}"))),
         }
-        let mut body = Vec::new();
-        let net = |e: reqwest::Error| Fail::Unavailable(format!("reading {path}: {}", cause(&e)));
-        while let Some(chunk) = response.chunk().await.map_err(net)? {
-            if (body.len() + chunk.len()) as u64 > cap {
-                return Err(Fail::Refused(format!("{path} is larger than its limit of {cap} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Fetched::Body(body))
     }
 
     /// GETs a file that must exist.
@@ -93,15 +87,4 @@ fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn cause(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use super::retry::{Failure, parse_retry_after};
 use crate::error::Error;
+pub(crate) use crate::net::root_cause;
+use crate::net::{one_line, shorten};
 
 /// Longest error body read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -71,21 +73,6 @@ impl ErrorBody {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// Reads (at most [`MAX_ERROR_BODY`] of) an error response's body.
 pub(crate) async fn read_error_body(mut resp: Response) -> ErrorBody {
     // A registry that stalls its error body must not hold the error up: what arrived within
@@ -131,21 +118,6 @@ pub(crate) async fn status_failure(registry: &str, operation: &str, resp: Respon
     let after = retry_after(resp.headers());
     let error = status_error(registry, operation, resp).await;
     if transient { Failure::Transient { error, retry_after: after } } else { Failure::Fatal(error) }
-}
-
-/// The innermost cause of an error, which is what a person can act on
-/// ("Connection refused (os error 111)" rather than "error sending request").
-pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause: &(dyn std::error::Error + 'static) = err;
-    let mut last_useful = err.to_string();
-    while let Some(next) = cause.source() {
-        cause = next;
-        let text = cause.to_string();
-        if !text.is_empty() {
-            last_useful = text;
-        }
-    }
-    shorten(&one_line(&last_useful), MAX_ERROR_TEXT)
 }
 
 /// Classifies a transport error. Connection failures on first contact (refused, DNS,
