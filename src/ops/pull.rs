@@ -159,10 +159,11 @@ async fn pull_group(
     }
     let Some(first) = missing.first() else { return Ok(out) };
     let mut partial = partial::lock(output.partial_dir(), &desc.digest.hex(), &first.path, progress).await?;
-    // Another pull into this folder may have put them in place while we waited.
+    // Another pull into this folder may have put them in place since we looked: while we
+    // waited for the lock, or wholly between our look and our taking it.
     let mut still_missing = Vec::new();
     for c in missing {
-        if partial.waited() && up_to_date(output, c).await? {
+        if up_to_date(output, c).await? {
             progress.skip(&desc.digest, &c.path, desc.size, Skipped::UpToDate);
             out.push(present(c));
         } else {

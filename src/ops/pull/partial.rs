@@ -28,8 +28,6 @@ pub(super) struct PartialFile<'a> {
     /// Kept after a failure so that the next pull resumes it (a download, not a copy).
     resumable: bool,
     placed: bool,
-    /// Whether another pull held it first (and may have put the file in place meanwhile).
-    waited: bool,
 }
 
 impl PartialFile<'_> {
@@ -44,11 +42,6 @@ impl PartialFile<'_> {
 
     pub(super) fn placed(&mut self) {
         self.placed = true;
-    }
-
-    /// Whether another pull held the file before this one got it.
-    pub(super) fn waited(&self) -> bool {
-        self.waited
     }
 
     /// A private copy of this (checked) file, for a second component with the same bytes.
@@ -66,7 +59,6 @@ impl PartialFile<'_> {
             name,
             resumable: false,
             placed: false,
-            waited: false,
         };
         let (source_path, copy_path) = (self.dir.child_path(&self.name), self.dir.child_path(&copy.name));
         let mut source = self.file.try_clone().map_err(|e| Error::io(&source_path, e))?;
@@ -120,14 +112,7 @@ pub(super) async fn lock<'a>(
             }
         }
         if dir.holds(name, &file) {
-            return Ok(PartialFile {
-                dir,
-                name: name.to_string(),
-                file,
-                resumable: true,
-                placed: false,
-                waited: noted,
-            });
+            return Ok(PartialFile { dir, name: name.to_string(), file, resumable: true, placed: false });
         }
     }
 }
