@@ -368,8 +368,25 @@ impl Stack {
     }
 }
 
-/// A port that was free a moment ago (the servers that need one named up front get it).
+/// A port that was free a moment ago (the servers that need one named up front get it),
+/// picked at random **below the kernel's ephemeral range**: ports from `bind(:0)` and from
+/// outgoing connections (the other tests' registries and clients) come from that range and
+/// could take a port named here before its server binds it ("address already in use").
 fn free_port() -> u16 {
+    use std::hash::BuildHasher;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let start = low.saturating_sub(12_000).max(1024);
+    let span = u64::from(low.saturating_sub(start).max(1));
+    let random = std::collections::hash_map::RandomState::new();
+    for i in 0..500u64 {
+        let port = start + (random.hash_one(i) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 
