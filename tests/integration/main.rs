@@ -25,6 +25,7 @@ mod keyless_sign_checks;
 mod model_signing_versions;
 mod module_map;
 mod pkcs11;
+mod pull_direct;
 mod registry_access;
 mod registry_target;
 mod sign_interop;
