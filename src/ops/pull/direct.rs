@@ -72,11 +72,12 @@ impl Writer {
     /// Writes all of `bytes` at `at`: the aligned part directly, the rest through the page
     /// cache. A direct write the file system refuses turns direct writing off for good.
     pub(super) fn write_all_at(&mut self, mut bytes: &[u8], mut at: u64) -> io::Result<()> {
-        let aligned = if self.direct && at % ALIGN as u64 == 0 && (bytes.as_ptr() as usize) % ALIGN == 0 {
-            bytes.len() / ALIGN * ALIGN
-        } else {
-            0
-        };
+        let aligned =
+            if self.direct && at.is_multiple_of(ALIGN as u64) && (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+                bytes.len() / ALIGN * ALIGN
+            } else {
+                0
+            };
         if aligned > 0 {
             self.set_direct(true)?;
             match self.file.write_all_at(&bytes[..aligned], at) {
