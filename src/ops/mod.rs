@@ -14,5 +14,6 @@ pub mod model;
 pub mod pull;
 pub mod push;
 pub mod sign;
+pub mod slots;
 pub mod verify;
 pub mod verify_blob;

@@ -106,12 +106,16 @@ async fn pull_components(
         by_digest.entry(c.descriptor.digest.clone()).or_default().push(c);
     }
     let output_ref = &output;
-    let results: Vec<Vec<PulledComponent>> = futures_util::stream::iter(
-        by_digest.into_values().map(|group| async move { pull_group(target, output_ref, &group, progress).await }),
-    )
-    .buffer_unordered(concurrency.max(1))
-    .try_collect()
-    .await?;
+    let slots = crate::ops::slots::Slots::new(concurrency);
+    let slots = &slots;
+    let results: Vec<Vec<PulledComponent>> =
+        futures_util::stream::iter(by_digest.into_values().map(|group| async move {
+            let _slot = slots.take(group[0].descriptor.size).await;
+            pull_group(target, output_ref, &group, progress).await
+        }))
+        .buffer_unordered(slots.most())
+        .try_collect()
+        .await?;
     output.succeeded();
     // The last reference: its drop removes the resume folder when unused.
     drop(output);

@@ -242,8 +242,11 @@ async fn upload(
         Ok::<(), Error>(())
     };
     // Unordered: one slow blob does not hold back the others' slots (thousands of small files).
+    let slots = crate::ops::slots::Slots::new(concurrency);
+    let slots = &slots;
     let push_layers =
         futures_util::stream::iter(packed.layers.iter().enumerate().map(|(i, (desc, path))| async move {
+            let _slot = slots.take(desc.size).await;
             let label = desc.annotations.get(ANNOTATION_TITLE).map(String::as_str).unwrap_or("");
             if target.blob_exists(desc).await? {
                 progress.skip(&desc.digest, label, desc.size, Skipped::Exists);
@@ -252,7 +255,7 @@ async fn upload(
             target.push_blob(desc, &BlobSource::File(path), progress).await?;
             Ok((i, true))
         }))
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(slots.most())
         .try_collect::<Vec<(usize, bool)>>();
     let ((), done) = tokio::try_join!(push_config, push_layers)?;
     let mut uploaded = vec![false; packed.layers.len()];
