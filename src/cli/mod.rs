@@ -94,7 +94,8 @@ pub struct Global {
     /// Draw no progress bars (they are never drawn when stderr is not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// Blobs transferred at once.
+    /// Blobs transferred at once (a blob of at most 1 MiB counts as a quarter: thousands of
+    /// small files keep 4×N requests in flight).
     #[arg(long, global = true, default_value_t = 4, value_name = "N")]
     pub concurrency: usize,
 }
