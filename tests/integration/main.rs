@@ -13,6 +13,7 @@ mod delta;
 mod delta_report;
 mod faults;
 mod fuzz_parsers;
+mod hardening_credentials;
 mod hardening_local;
 mod hardening_pull;
 mod hardening_registry;

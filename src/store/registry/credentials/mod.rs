@@ -3,7 +3,9 @@
 //! `credsStore` (`docker-credential-<name> get`), and the `login`/`logout` the CLI offers.
 //!
 //! Invariant: a secret never appears in `Debug` output, in an error or in a note; only
-//! where it came from (the file or the helper) does.
+//! where it came from (the file or the helper) does. The file is read as keys are
+//! (`local_fs::read_capped_with`): a regular file only, opened without blocking (a FIFO is
+//! refused, never waited on), at most [`MAX_CONFIG_FILE`] bytes actually read.
 //!
 //! Submodules: `helper` runs credential helpers, `store` writes `login`/`logout`.
 
@@ -23,6 +25,9 @@ mod store;
 
 /// The key docker uses for Docker Hub.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// No docker `config.json` is larger: real ones, with dozens of registries, hold a few KiB.
+pub const MAX_CONFIG_FILE: u64 = 4 << 20;
 
 /// A secret for one registry.
 #[derive(Clone)]
@@ -167,15 +172,25 @@ impl DockerConfig {
         &self.path
     }
 
-    fn read(&self) -> Result<Option<ConfigFile>> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&self.path, e)),
+    /// The file's bytes; `Ok(None)` when it is missing or blank. Read like a key: a regular
+    /// file only (a FIFO or device is refused without blocking on it), and no more than
+    /// [`MAX_CONFIG_FILE`] bytes actually read (whatever `stat` says).
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
+        let too_large = || Error::RefusedFile {
+            what: "docker config".into(),
+            path: self.path.clone(),
+            reason: format!("larger than {} MiB, more than any docker config holds", MAX_CONFIG_FILE >> 20),
         };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None);
+        match crate::local_fs::read_capped_with(&self.path, MAX_CONFIG_FILE, "docker config", too_large) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    fn read(&self) -> Result<Option<ConfigFile>> {
+        let Some(bytes) = self.read_bytes()? else { return Ok(None) };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::Credentials(format!("{}: not a valid docker config: {e}", self.path.display())))

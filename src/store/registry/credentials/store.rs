@@ -51,12 +51,10 @@ impl DockerConfig {
     }
 
     fn read_raw(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        match std::fs::read(&self.path) {
-            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Default::default()),
-            Ok(b) => serde_json::from_slice(&b)
+        match self.read_bytes()? {
+            None => Ok(Default::default()),
+            Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| Error::Credentials(format!("{}: not a valid docker config: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(Error::io(&self.path, e)),
         }
     }
 
