@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -138,6 +139,8 @@ pub struct DockerConfig {
     path: PathBuf,
     /// A `PATH` to look helpers up in instead of the process's own (tests).
     helper_path: Option<OsString>,
+    /// How long a credential helper may take to answer.
+    helper_timeout: Duration,
 }
 
 impl DockerConfig {
@@ -159,12 +162,18 @@ impl DockerConfig {
 
     /// The config file at `path`.
     pub fn at(path: impl Into<PathBuf>) -> Self {
-        DockerConfig { path: path.into(), helper_path: None }
+        DockerConfig { path: path.into(), helper_path: None, helper_timeout: helper::TIMEOUT }
     }
 
     /// Looks credential helpers up in `path` (a `PATH`-style list) instead of `$PATH`.
     pub fn with_helper_path(mut self, path: impl Into<OsString>) -> Self {
         self.helper_path = Some(path.into());
+        self
+    }
+
+    /// Gives a credential helper `timeout` to answer instead of two minutes.
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> Self {
+        self.helper_timeout = timeout;
         self
     }
 
