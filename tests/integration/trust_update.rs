@@ -384,3 +384,79 @@ fn keyless_sign_and_verify_use_the_signing_config_and_root_from_tuf() {
         stderr_text(&without)
     );
 }
+
+/// Symlinks planted in the client folder, each pointing to a file or folder outside it: at
+/// `metadata/root.json` (to the root that was stored there: valid trust, were it followed),
+/// at the `metadata` folder itself, and at the stored trusted root target (to a file that
+/// is not one). The repository has a new root by then, so an update that wrote through a
+/// link would change its victim. Trust is never read through one, nothing is written
+/// through one; the victims stay byte for byte as they were.
+#[test]
+fn symlinks_planted_in_the_tuf_folder_are_neither_read_nor_written_through() {
+    use std::os::unix::fs::symlink;
+    let tb = require_testbed!();
+    let repo = Repo::new(tb, &[]);
+    let client = repo.client("client");
+    ok(repo.update(&client, true, &[]), "the good update");
+    repo.edit(&["rotate-root"]);
+    let outside = repo.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let home = repo.tmp.path();
+
+    // metadata/root.json: `trust update` refuses it in one line (exit 1) and leaves it,
+    // and keyless verify does not take the stored trust from it (built-in root: exit 3).
+    let root = client.join("metadata/root.json");
+    let victim = outside.join("root.json");
+    std::fs::rename(&root, &victim).unwrap();
+    let victim_bytes = std::fs::read(&victim).unwrap();
+    symlink(&victim, &root).unwrap();
+    let out = repo.update(&client, false, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
+    let line = one_error_line(&out);
+    assert!(line.contains(&root.display().to_string()) && line.contains("is a symlink"), "{line}");
+    assert!(std::fs::symlink_metadata(&root).unwrap().is_symlink(), "the link was replaced or removed");
+    let verify = verify_case(home, Some(&client), &[]);
+    assert_eq!(verify.status.code(), Some(3), "trust was read through the link: {}", stderr_text(&verify));
+    assert!(stderr_text(&verify).contains("unusable"), "{}", stderr_text(&verify));
+    assert_eq!(std::fs::read(&victim).unwrap(), victim_bytes);
+    std::fs::remove_file(&root).unwrap();
+    std::fs::copy(&victim, &root).unwrap();
+    ok(verify_case(home, Some(&client), &[]), "verify-blob with the root put back");
+
+    // The metadata folder: refused the same way, the folder it points to left alone.
+    let metadata = client.join("metadata");
+    let victim_dir = outside.join("metadata");
+    std::fs::rename(&metadata, &victim_dir).unwrap();
+    let victim_files = files_under(&victim_dir);
+    symlink(&victim_dir, &metadata).unwrap();
+    let out = repo.update(&client, false, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
+    let line = one_error_line(&out);
+    assert!(line.contains(&metadata.display().to_string()) && line.contains("is a symlink"), "{line}");
+    assert_eq!(files_under(&victim_dir), victim_files);
+    std::fs::remove_file(&metadata).unwrap();
+    std::fs::rename(&victim_dir, &metadata).unwrap();
+
+    // The stored trusted root target: verify does not read it through the link; the next
+    // update replaces the link itself with the file (written through a temporary file and
+    // a rename), and the file it pointed to keeps its bytes.
+    let victim_bytes = b"not a trusted root: a file of someone else's\n";
+    let target = std::fs::read_dir(client.join("targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".trusted_root.json"))
+        .expect("a stored trusted root");
+    let target_bytes = std::fs::read(&target).unwrap();
+    let victim = outside.join("trusted_root.json");
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&victim, victim_bytes).unwrap();
+    symlink(&victim, &target).unwrap();
+    let verify = verify_case(home, Some(&client), &[]);
+    assert_eq!(verify.status.code(), Some(3), "trust was read through the link: {}", stderr_text(&verify));
+    assert!(stderr_text(&verify).contains("is a symlink"), "{}", stderr_text(&verify));
+    ok(repo.update(&client, false, &[]), "update over a symlinked target");
+    assert!(std::fs::symlink_metadata(&target).unwrap().is_file(), "the link is still there");
+    assert_eq!(std::fs::read(&target).unwrap(), target_bytes);
+    assert_eq!(std::fs::read(&victim).unwrap(), victim_bytes);
+    ok(verify_case(home, Some(&client), &[]), "verify-blob after the update");
+}
