@@ -2,6 +2,11 @@
 //! auth, token auth through scripts/token-server.py, or HTTPS with a test CA made by openssl),
 //! go-containerregistry's registry and cue-labs' ociserver (both with the referrers API).
 //! Killed on drop.
+//!
+//! Ports: each server here (the registries and the token server) binds `127.0.0.1:0` itself
+//! and its log says which port it got ([`parse_listening`]). No port is picked beforehand,
+//! so none can be taken by another socket between a pick and the bind: the race
+//! `sigstore_stack::free_port` works around for servers that must be told their port.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
