@@ -49,6 +49,7 @@ pub mod card;
 pub mod component_path;
 pub mod digest;
 pub mod digest_cache;
+pub(crate) mod direct_write;
 pub mod error;
 pub mod folder;
 pub mod local_fs;

@@ -8,7 +8,6 @@
 //! checks a blob into its locked partial file, and `output::OutputDir::place` renames
 //! the checked file into place.
 
-mod direct;
 mod output;
 mod partial;
 

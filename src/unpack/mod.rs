@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::direct_write::{Buffer, DIRECT_FROM, Writer as DirectWriter};
 use crate::error::{Error, Result};
 use crate::oci::Descriptor;
 
@@ -211,7 +212,7 @@ pub fn unpack_source_to_staging<S: LayerSource>(
     parent_dir.mkdir(name).map_err(|e| Error::io(staging, e))?;
     let result = (|| {
         let root = parent_dir.child(name).map_err(|e| Error::io(staging, e))?;
-        let mut writer = Writer { root, out: Unpacked::default(), buf: vec![0u8; WRITE_BUF] };
+        let mut writer = Writer { root, out: Unpacked::default(), buf: vec![0u8; WRITE_BUF], direct_buf: None };
         let summary = walk(source, layer, limits, filter, &mut writer)?;
         writer.out.entries = summary.entries;
         writer.out.uncompressed = summary.stream_bytes;
@@ -284,11 +285,16 @@ const WRITE_BUF: usize = 128 << 10;
 /// Buffer in front of a plain `Read` source (hashed as it fills).
 const SOURCE_BUF: usize = 256 << 10;
 
+/// Each read from a large entry (written directly) fills this much before it is written.
+const DIRECT_BUF: usize = 1 << 20;
+
 /// The staging writer.
 struct Writer {
     root: Dir,
     out: Unpacked,
     buf: Vec<u8>,
+    /// For entries of [`DIRECT_FROM`] bytes and more, made at the first one.
+    direct_buf: Option<Buffer>,
 }
 
 impl Sink for Writer {
@@ -305,13 +311,35 @@ impl Sink for Writer {
         let dir = self.root.descend(parent, true).map_err(|e| Error::io(&dest, e))?;
         let mut file = dir.create_file(name, executable).map_err(|e| Error::io(&dest, e))?;
         let mut written = 0u64;
-        loop {
-            let n = data.read(&mut self.buf).map_err(|e| Error::io(&dest, e))?;
-            if n == 0 {
-                break;
+        if size >= DIRECT_FROM {
+            // Whole buffers, so that every write but the last is aligned.
+            let buf = self.direct_buf.get_or_insert_with(|| Buffer::new(DIRECT_BUF));
+            let mut out = DirectWriter::new(file, true);
+            loop {
+                let space = buf.space();
+                let mut filled = 0;
+                while filled < space.len() {
+                    match data.read(&mut space[filled..]).map_err(|e| Error::io(&dest, e))? {
+                        0 => break,
+                        n => filled += n,
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                out.write_all_at(buf.bytes(), written).map_err(|e| Error::io(&dest, e))?;
+                written += filled as u64;
             }
-            file.write_all(&self.buf[..n]).map_err(|e| Error::io(&dest, e))?;
-            written += n as u64;
+        } else {
+            loop {
+                let n = data.read(&mut self.buf).map_err(|e| Error::io(&dest, e))?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&self.buf[..n]).map_err(|e| Error::io(&dest, e))?;
+                written += n as u64;
+            }
         }
         if written != size {
             return Err(Error::SizeMismatch {

@@ -130,6 +130,30 @@ fn unpacks_plain_gzip_and_zstd() {
     }
 }
 
+/// An entry of [`DIRECT_FROM`] bytes and more goes through the direct writer: whole aligned
+/// buffers directly, its unaligned tail through the page cache; the bytes are the same from
+/// plain tar and from gzip (whose reader hands out short reads).
+#[test]
+fn a_large_entry_is_written_directly_and_whole() {
+    let len = DIRECT_FROM as usize + 4097;
+    let big: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect();
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "small.json", b"{}");
+    file(&mut b, "big.safetensors", &big);
+    let tar = finish(b);
+    for (blob, c) in [(tar.clone(), Compression::None), (gzip(&tar), Compression::Gzip)] {
+        let s = Scene::new();
+        let u = s.run(&blob, c, &Limits::default()).unwrap();
+        assert_eq!(u.files.len(), 2, "{c:?}");
+        if crate::direct_write::tests::direct_supported() {
+            let cached = crate::direct_write::tests::resident(&s.out().join("big.safetensors"));
+            assert!(cached <= 64 << 10, "{c:?}: {cached} bytes of the large entry are in the page cache");
+        }
+        assert!(std::fs::read(s.out().join("big.safetensors")).unwrap() == big, "{c:?}: the large entry differs");
+        assert_eq!(std::fs::read(s.out().join("small.json")).unwrap(), b"{}");
+    }
+}
+
 #[test]
 fn lists_without_writing_and_checks_the_digest() {
     let tar = good_archive();

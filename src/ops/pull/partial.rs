@@ -18,7 +18,7 @@ use crate::oci::Descriptor;
 use crate::progress::Progress;
 use crate::store::Target;
 
-use super::direct::{ALIGN, Buffer, Writer};
+use crate::direct_write::{ALIGN, Buffer, DIRECT_FROM, Writer};
 
 const ATTEMPTS: u32 = 4;
 
@@ -227,14 +227,13 @@ fn is_transient(e: &Error) -> bool {
 const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the network and the writer, per download.
 const CHUNKS_IN_FLIGHT: usize = 2;
-/// Blobs at least this large are written past the page cache where possible.
-const DIRECT_FROM: u64 = 16 << 20;
 
 /// One attempt: writes from `hasher.len()` to the end of the blob.
 ///
-/// The network is read on the async runtime; writing and hashing happen on a blocking
-/// thread fed through a small bounded channel, so the two overlap and memory stays at a
-/// few MiB per download. On any error the hasher still matches the bytes in the file.
+/// The network is read on the async runtime into a few aligned buffers that go round: a
+/// blocking thread writes each (directly, for a large blob), a second one then hashes it, so
+/// reading, writing and hashing overlap and memory stays at a few MiB per download. On any
+/// error the hasher still matches the bytes in the file.
 async fn transfer(
     target: &Target,
     desc: &Descriptor,
@@ -280,13 +279,13 @@ async fn transfer(
         }
         Ok::<(), Error>(())
     });
-    let mut hasher_moved = std::mem::take(hasher);
+    let mut written = std::mem::take(hasher);
     let hashing = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = hash_rx.blocking_recv() {
-            hasher_moved.update(chunk.bytes());
+            written.update(chunk.bytes());
             let _ = free_tx.blocking_send(chunk);
         }
-        hasher_moved
+        written
     });
     let mut received = offset;
     let read_result: Result<()> = async {

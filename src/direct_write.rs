@@ -1,4 +1,5 @@
-//! Writing a large download past the page cache (`O_DIRECT`) where the file system allows it.
+//! Writing a large file past the page cache (`O_DIRECT`) where the file system allows it:
+//! downloads of large blobs and large entries unpacked from archive layers.
 //!
 //! A pull hashes every byte from its own buffer as it arrives, so nothing needs the bytes in
 //! the page cache afterwards; sending tens of GB through it only evicts what others cached.
@@ -14,45 +15,47 @@ use std::os::unix::fs::FileExt;
 
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 
+/// Files at least this large are written directly where possible.
+pub(crate) const DIRECT_FROM: u64 = 16 << 20;
 /// Alignment of a direct write's buffer address, file offset and length (a multiple of
 /// every common logical block size).
-pub(super) const ALIGN: usize = 4096;
+pub(crate) const ALIGN: usize = 4096;
 /// Size of each buffered `write`: with a large page cache, 1 MiB writes cost 2-3x the
 /// kernel time of 32 KiB ones here (measured: 1.6-2.5 s vs 0.7-0.8 s per GiB).
 const WRITE_PIECE: usize = 32 << 10;
 
 /// A buffer whose bytes start at an [`ALIGN`]-aligned address.
-pub(super) struct Buffer {
+pub(crate) struct Buffer {
     raw: Vec<u8>,
     start: usize,
     len: usize,
 }
 
 impl Buffer {
-    pub(super) fn new(capacity: usize) -> Buffer {
+    pub(crate) fn new(capacity: usize) -> Buffer {
         let raw = vec![0u8; capacity + ALIGN];
         let start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
         Buffer { raw, start, len: capacity }
     }
 
     /// The whole buffer, to be filled; [`Buffer::truncate`] then says how much was.
-    pub(super) fn space(&mut self) -> &mut [u8] {
+    pub(crate) fn space(&mut self) -> &mut [u8] {
         let capacity = self.raw.len() - ALIGN;
         self.len = capacity;
         &mut self.raw[self.start..self.start + capacity]
     }
 
-    pub(super) fn truncate(&mut self, len: usize) {
+    pub(crate) fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
 
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.raw[self.start..self.start + self.len]
     }
 }
 
 /// Writes one file at explicit offsets, directly where the writes allow it.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     file: File,
     /// Direct writes were asked for and the file system has not refused one.
     direct: bool,
@@ -63,7 +66,7 @@ pub(super) struct Writer {
 impl Writer {
     /// `direct`: try `O_DIRECT` (set on the open file, so on its duplicates too, and cleared
     /// again for every unaligned write and when the writer is dropped).
-    pub(super) fn new(file: File, direct: bool) -> Writer {
+    pub(crate) fn new(file: File, direct: bool) -> Writer {
         let mut writer = Writer { file, direct, flag_set: false };
         writer.direct = direct && writer.set_direct(true).is_ok();
         writer
@@ -71,7 +74,7 @@ impl Writer {
 
     /// Writes all of `bytes` at `at`: the aligned part directly, the rest through the page
     /// cache. A direct write the file system refuses turns direct writing off for good.
-    pub(super) fn write_all_at(&mut self, mut bytes: &[u8], mut at: u64) -> io::Result<()> {
+    pub(crate) fn write_all_at(&mut self, mut bytes: &[u8], mut at: u64) -> io::Result<()> {
         let aligned =
             if self.direct && at.is_multiple_of(ALIGN as u64) && (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
                 bytes.len() / ALIGN * ALIGN
@@ -103,7 +106,7 @@ impl Writer {
 
     /// Whether aligned writes still go past the page cache.
     #[cfg(test)]
-    pub(super) fn is_direct(&self) -> bool {
+    pub(crate) fn is_direct(&self) -> bool {
         self.direct
     }
 
@@ -124,7 +127,7 @@ impl Drop for Writer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
 
@@ -154,8 +157,18 @@ mod tests {
         (all, want, was_direct)
     }
 
+    /// Bytes of `file` in the page cache, as `fincore` reads them from the kernel.
+    pub(crate) fn resident(file: &std::path::Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--raw", "--output", "RES"])
+            .arg(file)
+            .output()
+            .expect("fincore (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("fincore said {out:?}: {e}"))
+    }
+
     /// Whether the file system under the temporary folder takes `O_DIRECT` at all.
-    fn direct_supported() -> bool {
+    pub(crate) fn direct_supported() -> bool {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::OpenOptions::new()
