@@ -249,3 +249,23 @@ async fn redirected_downloads_do_not_carry_credentials_to_another_host() {
     }
     assert!(storage_seen[1].to_ascii_lowercase().contains("range: bytes=2-4"), "{storage_seen:?}");
 }
+
+/// A tagged manifest goes up in one PUT, at the tag: the registry checks its layers once,
+/// and the manifest is still there by digest.
+#[tokio::test]
+async fn a_tagged_manifest_is_put_once_and_found_by_digest() {
+    let _tb = require_testbed!();
+    let reg = Registry::start(RegistryKind::Distribution);
+    let proxy = FaultProxy::start(reg.addr());
+    let t = target(proxy.addr(), "once");
+    let pushed = push_artifact(&t, "v1", &[b"one layer".as_slice()]).await;
+    let puts: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(puts, vec!["/v2/once/manifests/v1".to_string()]);
+    let by_digest = t.resolve(&pushed.digest.to_string()).await.expect("found by digest");
+    assert_eq!(by_digest.digest, pushed.digest);
+}
