@@ -17,14 +17,6 @@ fn ms(peers: &Peers) -> Command {
     cmd
 }
 
-/// A loopback address nothing listens on.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
-    addr
-}
-
 /// The files a pull left under `dir` (hidden bookkeeping included).
 fn left_behind(dir: &Path) -> Vec<String> {
     files_under(dir).into_keys().collect()
@@ -36,7 +28,8 @@ fn unreachable_registry_is_one_line_naming_it() {
     let peers = Peers::new(&tb);
     let tmp = tempfile::tempdir().unwrap();
     let model = write_tiny_model(tmp.path(), "tiny", 1_000);
-    let addr = closed_port();
+    let closed = closed_port();
+    let addr = closed.addr.clone();
     let reference = format!("{addr}/models/tiny:v1");
     let out = tmp.path().join("out");
     let layout = format!("oci:{}:v1", tmp.path().join("layout").display());

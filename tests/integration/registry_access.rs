@@ -177,8 +177,8 @@ async fn interrupted_download_resumes_with_a_range() {
 #[tokio::test]
 async fn unreachable_registry_fails_fast_in_one_line() {
     // No test bed needed: nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
+    let closed = closed_port();
+    let addr = closed.addr.clone();
     let t = target(&addr, "gone");
     let started = Instant::now();
     let err = t.resolve("v1").await.unwrap_err();
