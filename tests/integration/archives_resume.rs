@@ -46,18 +46,6 @@ fn archive_model(reg: &Registry) -> (String, String, BTreeMap<String, Vec<u8>>) 
     (format!("{}/archives/resume:v1", reg.addr()), digest, files)
 }
 
-fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<ProxiedRequest> {
-    proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{digest}")))
-        .collect()
-}
-
-fn range_start(r: &ProxiedRequest) -> Option<u64> {
-    r.header("Range")?.strip_prefix("bytes=")?.split('-').next()?.parse().ok()
-}
-
 fn staging_folders(out: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(out.join(".modelsign-partial")) else { return Vec::new() };
     entries
@@ -80,10 +68,10 @@ fn an_archive_layer_cut_mid_stream_is_resumed_with_a_range_request() {
     assert_eq!(proxy.faults_applied("cut"), 1);
     assert!(stderr_text(&o).contains("resuming at byte 1500000"), "{}", stderr_text(&o));
     assert_eq!(files_under(&out), files, "the unpacked files differ after a resumed download");
-    let gets = blob_gets(&proxy, &digest);
+    let gets = proxy.blob_gets(&digest);
     assert_eq!(gets.len(), 2, "{gets:?}");
-    assert_eq!(range_start(&gets[0]), None, "the first GET asks for the whole layer: {:?}", gets[0]);
-    assert_eq!(range_start(&gets[1]), Some(1_500_000), "the second GET resumes where the cut was: {:?}", gets[1]);
+    assert_eq!(gets[0].range_start(), None, "the first GET asks for the whole layer: {:?}", gets[0]);
+    assert_eq!(gets[1].range_start(), Some(1_500_000), "the second GET resumes where the cut was: {:?}", gets[1]);
     assert_eq!(gets[1].status, 206, "{:?}", gets[1]);
     let report = stdout_json(&o);
     assert_eq!(report["archives"][0]["files"].as_array().map(Vec::len), Some(2), "{report}");
@@ -145,7 +133,7 @@ fn a_pull_killed_mid_archive_is_cleaned_up_by_the_next_one() {
     let left = staging_folders(&out);
     assert_eq!(left.len(), 1, "the killed pull's staging folder: {left:?}");
     assert!(files_under(&out).keys().all(|p| p.starts_with(".modelsign-partial/")), "{:?}", files_under(&out).keys());
-    assert!(!blob_gets(&proxy, &digest).is_empty());
+    assert!(!proxy.blob_gets(&digest).is_empty());
 
     proxy.clear_faults();
     run_ok(ms(&peers).args(["pull", &reference, "-o"]).arg(&out));

@@ -222,17 +222,6 @@ fn a_blob_that_does_not_match_its_digest_exits_3_and_leaves_no_file() {
 }
 
 /// `bytes=N-…` of a request's `Range`: N.
-fn range_start(r: &ProxiedRequest) -> Option<u64> {
-    r.header("Range")?.strip_prefix("bytes=")?.split('-').next()?.parse().ok()
-}
-
-fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<ProxiedRequest> {
-    proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{digest}")))
-        .collect()
-}
 
 #[test]
 fn an_interrupted_download_resumes_with_a_range_request() {
@@ -256,10 +245,10 @@ fn an_interrupted_download_resumes_with_a_range_request() {
         run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     }
     assert_eq!(files_under(&out), files);
-    let gets = blob_gets(&proxy, &weights);
+    let gets = proxy.blob_gets(&weights);
     assert_eq!(gets.len(), 2, "{gets:?}");
-    assert_eq!(range_start(&gets[0]), None, "the first GET asks for the whole blob: {:?}", gets[0]);
-    let resumed_at = range_start(&gets[1]).unwrap_or_else(|| panic!("the second GET has no Range: {:?}", gets[1]));
+    assert_eq!(gets[0].range_start(), None, "the first GET asks for the whole blob: {:?}", gets[0]);
+    let resumed_at = gets[1].range_start().unwrap_or_else(|| panic!("the second GET has no Range: {:?}", gets[1]));
     assert!(resumed_at > 0 && resumed_at <= 600_000, "resumed at {resumed_at}");
     assert_eq!(gets[1].status, 206, "{:?}", gets[1]);
 }
@@ -290,16 +279,16 @@ fn a_pull_that_keeps_being_cut_fails_and_the_next_one_resumes() {
         files["model.safetensors"][..kept as usize],
         "the kept bytes are right"
     );
-    let cut = blob_gets(&proxy, &weights).len();
-    assert!(cut >= 2, "retried within the first pull: {:?}", blob_gets(&proxy, &weights));
+    let cut = proxy.blob_gets(&weights).len();
+    assert!(cut >= 2, "retried within the first pull: {:?}", proxy.blob_gets(&weights));
 
     // The next pull starts where the partial file ends.
     proxy.clear_faults();
     run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
     assert_eq!(files_under(&out), files, "and leaves no partial file behind");
-    let gets = blob_gets(&proxy, &weights);
+    let gets = proxy.blob_gets(&weights);
     assert_eq!(gets.len(), cut + 1, "{gets:?}");
-    assert_eq!(range_start(gets.last().unwrap()), Some(kept), "{:?}", gets.last());
+    assert_eq!(gets.last().unwrap().range_start(), Some(kept), "{:?}", gets.last());
     assert_eq!(gets.last().unwrap().status, 206);
 }
 

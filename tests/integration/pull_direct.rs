@@ -37,18 +37,6 @@ fn resident(file: &Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("fincore said {:?}: {e}", out.stdout))
 }
 
-fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<ProxiedRequest> {
-    proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{digest}")))
-        .collect()
-}
-
-fn range_start(r: &ProxiedRequest) -> Option<u64> {
-    r.header("Range")?.strip_prefix("bytes=")?.split('-').next()?.parse().ok()
-}
-
 /// The pulled weights are right; where direct writes work, at most the `read` bytes (a
 /// resumed file's kept bytes, hashed again), the first resumed chunk and the tail (about
 /// 1 MiB) are in the page cache. Checked before anything else reads the file.
@@ -63,22 +51,29 @@ fn assert_pulled_past_the_page_cache(out: &Path, tmp: &Path, read: u64, weights:
     assert!(std::fs::read(&pulled).unwrap() == weights, "the pulled weights differ");
 }
 
+/// Pushes a model whose weights are [`WEIGHTS`] bytes as `models/big:v1`; returns its files
+/// and the weights' digest.
+fn push_big_model(bed: &Bed) -> (std::collections::BTreeMap<String, Vec<u8>>, String) {
+    let model = write_tiny_model(bed.path(), "big", WEIGHTS);
+    let files = files_under(&model);
+    let weights = sha256_digest(&files["model.safetensors"]);
+    run_ok(ms(&bed.peers).args(["push", &format!("{}/models/big:v1", bed.registry().addr())]).arg(&model));
+    (files, weights)
+}
+
 #[test]
 fn a_big_component_cut_at_an_unaligned_offset_resumes_and_is_written_directly() {
     let bed = bed!(RegistryKind::Distribution);
     let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
-    let model = write_tiny_model(tmp, "big", WEIGHTS);
-    let files = files_under(&model);
-    let weights = sha256_digest(&files["model.safetensors"]);
-    run_ok(ms(peers).args(["push", &format!("{}/models/big:v1", reg.addr())]).arg(&model));
+    let (files, weights) = push_big_model(&bed);
 
     let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::cut_blob(&weights, CUT).times(1)]);
     let out = tmp.join("out");
     run_ok(ms(peers).args(["pull", &format!("{}/models/big:v1", proxy.addr()), "-o"]).arg(&out));
     assert_eq!(proxy.faults_applied("cut"), 1);
-    let gets = blob_gets(&proxy, &weights);
+    let gets = proxy.blob_gets(&weights);
     assert_eq!(gets.len(), 2, "{gets:?}");
-    let resumed_at = range_start(&gets[1]).unwrap_or_else(|| panic!("the second GET has no Range: {:?}", gets[1]));
+    let resumed_at = gets[1].range_start().unwrap_or_else(|| panic!("the second GET has no Range: {:?}", gets[1]));
     assert!(resumed_at > 0 && resumed_at <= CUT, "resumed at {resumed_at}");
     assert_pulled_past_the_page_cache(&out, tmp, 0, &files["model.safetensors"]);
     assert_eq!(files_under(&out), files);
@@ -88,10 +83,7 @@ fn a_big_component_cut_at_an_unaligned_offset_resumes_and_is_written_directly() 
 fn a_partial_file_of_unaligned_length_is_resumed_by_the_next_pull() {
     let bed = bed!(RegistryKind::Distribution);
     let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
-    let model = write_tiny_model(tmp, "big", WEIGHTS);
-    let files = files_under(&model);
-    let weights = sha256_digest(&files["model.safetensors"]);
-    run_ok(ms(peers).args(["push", &format!("{}/models/big:v1", reg.addr())]).arg(&model));
+    let (files, weights) = push_big_model(&bed);
 
     // Every GET is cut: the first pull gives up and keeps what arrived.
     let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::cut_blob(&weights, EVERY_CUT)]);
@@ -104,7 +96,7 @@ fn a_partial_file_of_unaligned_length_is_resumed_by_the_next_pull() {
 
     proxy.clear_faults();
     run_ok(ms(peers).args(["pull", &reference, "-o"]).arg(&out));
-    assert_eq!(range_start(blob_gets(&proxy, &weights).last().unwrap()), Some(kept));
+    assert_eq!(proxy.blob_gets(&weights).last().unwrap().range_start(), Some(kept));
     assert_pulled_past_the_page_cache(&out, tmp, kept, &files["model.safetensors"]);
     assert_eq!(files_under(&out), files, "and leaves no partial file behind");
 }

@@ -200,6 +200,11 @@ impl ProxiedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// Where a `Range: bytes=N-…` request starts; `None` without one.
+    pub fn range_start(&self) -> Option<u64> {
+        self.header("Range")?.strip_prefix("bytes=")?.split('-').next()?.parse().ok()
+    }
 }
 
 #[derive(Default)]
@@ -325,6 +330,12 @@ impl FaultProxy {
     /// Every request seen so far, in the order their answers began.
     pub fn requests(&self) -> Vec<ProxiedRequest> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The GETs of the blob `digest` (whole or ranged), in order.
+    pub fn blob_gets(&self, digest: &str) -> Vec<ProxiedRequest> {
+        let suffix = format!("/blobs/{digest}");
+        self.requests().into_iter().filter(|r| r.method == "GET" && r.path.ends_with(&suffix)).collect()
     }
 
     /// How many requests with `method` had a path containing `path_contains`.
