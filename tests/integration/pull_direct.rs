@@ -1,7 +1,8 @@
 //! A big component is written past the page cache (`O_DIRECT`) where the file system allows
 //! it, including after a cut at an offset no block boundary falls on: the bytes are right,
 //! the download resumes where it was cut, and the pulled file is (mostly) not in the page
-//! cache, which `fincore` reads the way the kernel keeps it.
+//! cache, which `fincore` reads the way the kernel keeps it. Wrong bytes from the registry,
+//! written directly, are refused and not kept.
 
 use std::path::Path;
 use std::process::Command;
@@ -99,4 +100,22 @@ fn a_partial_file_of_unaligned_length_is_resumed_by_the_next_pull() {
     assert_eq!(proxy.blob_gets(&weights).last().unwrap().range_start(), Some(kept));
     assert_pulled_past_the_page_cache(&out, tmp, kept, &files["model.safetensors"]);
     assert_eq!(files_under(&out), files, "and leaves no partial file behind");
+}
+
+#[test]
+fn a_big_component_with_wrong_bytes_is_refused_and_nothing_of_it_stays() {
+    let bed = bed!(RegistryKind::Distribution);
+    let (reg, peers, tmp) = (bed.registry(), &bed.peers, bed.path());
+    let (_, weights) = push_big_model(&bed);
+
+    // The registry flips bytes of the weights: written directly, then found wrong.
+    let proxy = FaultProxy::with_faults(reg.addr(), vec![Fault::corrupt_blob(&weights)]);
+    let out = tmp.join("out");
+    let output = run_fail(ms(peers).args(["pull", &format!("{}/models/big:v1", proxy.addr()), "-o"]).arg(&out));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_text(&output));
+    let line = one_error_line(&output);
+    assert!(line.contains("model.safetensors") && line.contains("digest mismatch"), "{line}");
+    assert!(!out.join("model.safetensors").exists(), "the bad file was put in place");
+    let bad = out.join(".modelsign-partial").join(weights.trim_start_matches("sha256:"));
+    assert!(!bad.exists(), "the bad bytes were kept for a resume");
 }
